@@ -1,0 +1,243 @@
+// The app: task registry, config resolution, broker and result backend, sending tasks.
+
+import { randomUUID } from 'node:crypto';
+import { findConfigFile, loadConfigFile, optionsFromEnv, resolveConfig, type AsynxOptions, type ResolvedConfig } from '../config.js';
+import { BrokerUnavailableError, NotRegistered, UsageError } from '../errors.js';
+import { buildTaskMessage, defaultOrigin, type SendOptions } from '../protocol/codec.js';
+import type { Signature } from '../protocol/message.js';
+import type { ResultBackend } from '../results/backend.js';
+import { errorBody, stateBody, successBody } from '../results/body.js';
+import { createResultBackend } from '../results/factory.js';
+import { MemoryResultBackend } from '../results/memory.js';
+import { createTransport } from '../transports/factory.js';
+import type { Transport } from '../transports/transport.js';
+import { registerHttpTask, type HttpDispatcher } from '../tasks/http.js';
+import type { TaskContext } from './context.js';
+import { executeTask, type TaskDefinition } from './execute.js';
+import { AsyncResult } from './result.js';
+import { Task } from './task.js';
+import { resolveTaskOptions, type TaskOptions } from './task-options.js';
+
+/** Constructor options: app options plus where to look for a config file. */
+export interface AppOptions extends AsynxOptions {
+  /** Config file path, or `false` to read none. @defaultValue `asynx.config.{mjs,js,json}` in `cwd`, or env ASYNX_CONFIG */
+  configFile?: string | false;
+  /** Directory for relative paths and the config file lookup. @defaultValue process.cwd() */
+  cwd?: string;
+}
+
+interface Connections {
+  transport: Transport | null;
+  backend: ResultBackend;
+}
+
+/**
+ * An asynx application: define tasks on it, send them, follow their results.
+ * Config precedence: constructor object < config file < `ASYNX_*` env < {@link Asynx.configure} overrides.
+ */
+export class Asynx {
+  private readonly tasks = new Map<string, TaskDefinition>();
+  private readonly base: AppOptions;
+  private overrides: AsynxOptions = {};
+  private configPromise: Promise<ResolvedConfig> | null = null;
+  private connPromise: Promise<Connections> | null = null;
+  private readonly declared = new Set<string>();
+  private readonly origin = defaultOrigin();
+  /** Built-in HTTP dispatch: call a URL from a worker, later, with retries. */
+  readonly http: HttpDispatcher;
+
+  constructor(options: AppOptions = {}) {
+    this.base = { ...options };
+    this.http = registerHttpTask(this);
+  }
+
+  /** Adds overrides that win over every other source (the CLI's flags). Only before the app connects. */
+  configure(overrides: AsynxOptions): void {
+    if (this.connPromise) throw new UsageError('asynx.app.alreadyConnected', 'configure() must be called before the app sends or connects');
+    this.overrides = { ...this.overrides, ...overrides };
+    this.configPromise = null;
+  }
+
+  /** Resolves the config (object, file, env, overrides) without connecting. */
+  config(): Promise<ResolvedConfig> {
+    if (!this.configPromise) {
+      this.configPromise = (async () => {
+        const { configFile, cwd, ...obj } = this.base;
+        const dir = cwd ?? process.cwd();
+        let fileOpts: AsynxOptions = {};
+        if (configFile !== false) {
+          const path = findConfigFile(dir, configFile ?? (process.env.ASYNX_CONFIG || undefined));
+          if (path) fileOpts = await loadConfigFile(path);
+        }
+        return resolveConfig(obj, fileOpts, optionsFromEnv(), this.overrides);
+      })();
+      this.configPromise.catch(() => {
+        this.configPromise = null;
+      });
+    }
+    return this.configPromise;
+  }
+
+  /** The working directory for relative paths. */
+  get cwd(): string {
+    return this.base.cwd ?? process.cwd();
+  }
+
+  /**
+   * Registers a task. The handler's `this` is the {@link TaskContext} (or use `currentTask()`).
+   * Keyword arguments, when a call has any, arrive as one trailing object argument.
+   */
+  task<A extends unknown[], R>(name: string, handler: (this: TaskContext, ...args: A) => R | Promise<R>, options: TaskOptions = {}): Task<A, Awaited<R>> {
+    if (typeof name !== 'string' || name === '') throw new UsageError('asynx.task.badName', 'app.task(name, handler): name must be a non-empty string');
+    if (typeof handler !== 'function') throw new UsageError('asynx.task.badHandler', `app.task('${name}', handler): handler must be a function`);
+    if (this.tasks.has(name)) throw new UsageError('asynx.task.duplicate', `Task '${name}' is registered twice: give each task a unique name`, { task: name });
+    const def: TaskDefinition = { name, handler: handler as unknown as TaskDefinition['handler'], options: resolveTaskOptions(name, options) };
+    this.tasks.set(name, def);
+    return new Task<A, Awaited<R>>(this, def);
+  }
+
+  /** A registered task definition, or undefined. */
+  getTask(name: string): TaskDefinition | undefined {
+    return this.tasks.get(name);
+  }
+
+  /** Names of all registered tasks, sorted. */
+  taskNames(): string[] {
+    return [...this.tasks.keys()].sort();
+  }
+
+  /** Sends a task by name (it may be defined in another service, in JS or Python). */
+  sendTask<R = unknown>(name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: Omit<SendOptions, 'replyTo'> = {}): Promise<AsyncResult<R>> {
+    return this.send<R>(name, args, kwargs, options);
+  }
+
+  /** A result handle for a task id known only as a string. */
+  AsyncResult<R = unknown>(id: string): AsyncResult<R> {
+    return new AsyncResult<R>(id, () => this.backend());
+  }
+
+  /** A signature by task name, for link / linkError / chain. */
+  signature(task: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}, immutable = false): Signature {
+    return { task, args, kwargs, options, subtask_type: null, immutable };
+  }
+
+  /** Connects to the broker and the result backend (bounded by connectTimeout). */
+  async connect(): Promise<void> {
+    await this.connections();
+  }
+
+  private connections(): Promise<Connections> {
+    if (!this.connPromise) {
+      this.connPromise = (async () => {
+        const config = await this.config();
+        if (config.eager) return { transport: null, backend: new MemoryResultBackend() };
+        const transport = await createTransport(config, this.cwd);
+        const backend = await createResultBackend(config, this.cwd);
+        await withTimeout(Promise.all([transport.connect(), backend.connect()]), config.connectTimeoutMs, () =>
+          new BrokerUnavailableError(`Could not connect to the broker ${redact(config.brokerUrl)} within ${config.connectTimeoutMs} ms: is it running? (set ASYNX_BROKER_URL or --broker)`),
+        );
+        return { transport, backend };
+      })();
+      this.connPromise.catch(() => {
+        this.connPromise = null;
+      });
+    }
+    return this.connPromise;
+  }
+
+  /** The connected transport (throws in eager mode, which has none). */
+  async transport(): Promise<Transport> {
+    const c = await this.connections();
+    if (!c.transport) throw new UsageError('asynx.app.eager', 'This app runs in eager mode and has no broker');
+    return c.transport;
+  }
+
+  /** The connected result backend. */
+  async backend(): Promise<ResultBackend> {
+    return (await this.connections()).backend;
+  }
+
+  /** @internal Publishes (or, in eager mode, runs) one task call. */
+  async send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: Omit<SendOptions, 'replyTo'>): Promise<AsyncResult<R>> {
+    if (!Array.isArray(args)) throw new UsageError('asynx.call.badArgs', `Task '${name}': args must be an array, got ${typeof args}`, { task: name });
+    if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs)) throw new UsageError('asynx.call.badKwargs', `Task '${name}': kwargs must be an object`, { task: name });
+    const config = await this.config();
+    const def = this.tasks.get(name);
+    const merged: SendOptions = {
+      queue: def?.options.queue ?? undefined,
+      priority: def?.options.priority || undefined,
+      ignoreResult: def?.options.ignoreResult || undefined,
+      ...stripUndefined(opts),
+    };
+    const { connectTimeoutMs, publishTimeoutMs } = config;
+    const conns = await this.connections();
+    if (config.eager) return this.runEager<R>(name, args, kwargs, merged, conns.backend);
+    const { queue, message } = buildTaskMessage(name, args, kwargs, {
+      ...merged,
+      replyTo: conns.backend.replyTo,
+      defaultQueue: config.defaultQueue,
+      origin: this.origin,
+    });
+    const transport = conns.transport!;
+    if (!this.declared.has(queue)) {
+      await withTimeout(transport.declareQueue(queue), connectTimeoutMs, () => new BrokerUnavailableError(`Declaring queue '${queue}' timed out after ${connectTimeoutMs} ms`));
+      this.declared.add(queue);
+    }
+    await transport.publish(queue, message, { timeoutMs: publishTimeoutMs });
+    return new AsyncResult<R>(message.headers.id, () => this.backend());
+  }
+
+  private async runEager<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: SendOptions, backend: ResultBackend): Promise<AsyncResult<R>> {
+    const def = this.tasks.get(name);
+    const id = opts.taskId ?? randomUUID();
+    const target = { taskId: id, taskName: name };
+    if (!def) {
+      throw new NotRegistered(name, { taskId: id });
+    }
+    for (let retries = opts.retries ?? 0; ; retries++) {
+      const outcome = await executeTask(def, { id, name, args, kwargs, retries, rootId: opts.rootId ?? id, parentId: opts.parentId ?? null, hostname: 'eager', softTimeLimit: opts.softTimeLimit ?? null }, {
+        updateState: (state, meta) => backend.store(target, stateBody(id, state, meta)),
+      });
+      if (outcome.kind === 'retry') {
+        await backend.store(target, errorBody(id, 'RETRY', outcome.error));
+        continue;
+      }
+      await backend.store(target, outcome.kind === 'success' ? successBody(id, outcome.value) : errorBody(id, 'FAILURE', outcome.error));
+      return new AsyncResult<R>(id, () => this.backend());
+    }
+  }
+
+  /** Closes broker and backend connections. Idempotent. */
+  async close(): Promise<void> {
+    const p = this.connPromise;
+    this.connPromise = null;
+    this.declared.clear();
+    if (!p) return;
+    const c = await p.catch(() => null);
+    if (!c) return;
+    await Promise.allSettled([c.transport?.close(), c.backend.close()]);
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+/** Hides the password in a URL for messages. */
+export function redact(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]+@/, '$1****@');
+}
+
+async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(onTimeout()), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

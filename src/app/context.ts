@@ -1,0 +1,52 @@
+// TaskContext: what a running task can see and do (id, retries, AbortSignal, retry(), updateState()).
+
+import { AsyncLocalStorage } from 'node:async_hooks';
+
+/** Options of `ctx.retry()`. */
+export interface RetryOptions {
+  /** Seconds before the next attempt. @defaultValue the task's backoff, else its `defaultRetryDelay` */
+  countdown?: number;
+  /** The error that caused the retry; it becomes the FAILURE result once retries run out. */
+  error?: unknown;
+  /** Overrides the task's `maxRetries` for this decision. */
+  maxRetries?: number;
+}
+
+/** Given to a task handler as `this`, and returned by {@link currentTask} inside it. */
+export interface TaskContext {
+  /** Task id. */
+  readonly id: string;
+  /** Registered task name. */
+  readonly name: string;
+  /** Retries done before this attempt (0 on the first). */
+  readonly retries: number;
+  readonly args: readonly unknown[];
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  /** Aborted when the soft time limit fires or the worker shuts down cold: stop work when it fires. */
+  readonly signal: AbortSignal;
+  readonly rootId: string;
+  readonly parentId: string | null;
+  /** Node name of the worker running the task (`eager` in eager mode). */
+  readonly hostname: string;
+  /**
+   * Schedules another attempt and ends this one: `throw ctx.retry({ countdown: 5, error })`.
+   * Once retries run out it throws `error` (or MaxRetriesExceededError) instead, so the task fails.
+   */
+  retry(opts?: RetryOptions): never;
+  /** Stores a custom state (e.g. `PROGRESS`) with metadata, visible to `AsyncResult.state()`/`info()`. */
+  updateState(state: string, meta?: unknown): Promise<void>;
+}
+
+const storage = new AsyncLocalStorage<TaskContext>();
+
+/** Runs `fn` with `ctx` as the current task context. */
+export function runWithContext<T>(ctx: TaskContext, fn: () => T): T {
+  return storage.run(ctx, fn);
+}
+
+/** The context of the task running now (for arrow-function handlers), or throws outside a task. */
+export function currentTask(): TaskContext {
+  const ctx = storage.getStore();
+  if (!ctx) throw new Error('currentTask() was called outside a running task: call it from inside a task handler');
+  return ctx;
+}

@@ -1,0 +1,176 @@
+// `asynx worker`: flags → options → Worker; --detach spawns the real worker in its own session.
+
+import { spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Command } from 'commander';
+import type { AsynxOptions } from '../config.js';
+import { AsynxError, ExitCode, UsageError } from '../errors.js';
+import { LogFile } from '../process/logfile.js';
+import { expandWorkerTemplate, splitNodeName } from '../process/placeholders.js';
+import { installSignals } from '../worker/shutdown.js';
+import { loadApp, resolveAppModule } from '../worker/load-app.js';
+import { Logger, parseLogLevel } from '../worker/logger.js';
+import { Worker } from '../worker/worker.js';
+import { wantColor } from './output.js';
+
+/** Raw flags of `asynx worker`. */
+export interface WorkerFlags {
+  app?: string;
+  hostname?: string;
+  concurrency?: string;
+  queues?: string;
+  loglevel?: string;
+  logfile?: string;
+  pidfile?: string;
+  detach?: boolean;
+  broker?: string;
+  resultBackend?: string;
+  config?: string;
+  maxTasksPerChild?: string;
+  maxMemoryPerChild?: string;
+  logfileMaxSize?: string;
+  logfileKeep?: string;
+  color?: boolean;
+}
+
+function posInt(value: string | undefined, flag: string, dflt: number | null): number | null {
+  if (value === undefined) return dflt;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1) throw new UsageError('asynx.cli.badNumber', `${flag} must be a whole number ≥ 1, got '${value}'`, { option: flag, value });
+  return n;
+}
+
+function nonNegInt(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError('asynx.cli.badNumber', `${flag} must be a whole number ≥ 0, got '${value}'`, { option: flag, value });
+  return n;
+}
+
+/** Registers `asynx worker` on the program. */
+export function registerWorkerCommand(program: Command, run: (fn: () => Promise<number>) => void): void {
+  program
+    .command('worker')
+    .description('Start a worker node: consume tasks from the broker and run them in a pool of child processes')
+    .requiredOption('-A, --app <module>', 'module (path or package) whose default or `app` export is the Asynx app')
+    .option('-n, --hostname <name>', 'node name, name@host (%h = host name, %n, %d)', 'asynx@%h')
+    .option('-c, --concurrency <n>', 'pool child processes', '2')
+    .option('-Q, --queues <list>', 'comma-separated queues to consume (default: the app\'s default queue)')
+    .option('-l, --loglevel <level>', 'debug | info | warning | error | critical', 'info')
+    .option('-f, --logfile <path>', 'log file (%n %h %d %p %i %I expanded; %I gives each pool child its own file)')
+    .option('--pidfile <path>', 'pidfile to write (removed on exit; a live one for this node refuses the start)')
+    .option('--detach', 'run in the background in its own session (use with --logfile and --pidfile)')
+    .option('-b, --broker <url>', 'broker URL, overrides ASYNX_BROKER_URL and the config file')
+    .option('--result-backend <url>', 'result backend URL (sqlite://…, rpc://, none)')
+    .option('--config <path>', 'config file (default: asynx.config.{mjs,js,json} in the working directory)')
+    .option('--max-tasks-per-child <n>', 'replace a pool child after it ran this many tasks')
+    .option('--max-memory-per-child <KiB>', 'replace a pool child whose RSS exceeds this after a task')
+    .option('--logfile-max-size <bytes>', 'rotate the log file at this size (0 = never)')
+    .option('--logfile-keep <n>', 'rotated log files to keep', '5')
+    .option('--no-color', 'no colour in log lines')
+    .addHelpText(
+      'after',
+      `
+Signals (main process): TERM warm shutdown · INT warm, then cold · QUIT cold · HUP restart the pool
+(when detached; same pid) · USR1 log running tasks · USR2 reopen the log file.
+
+Examples:
+  $ asynx worker -A ./tasks.mjs -c 4
+  $ asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug
+  $ asynx worker -A ./tasks.mjs --detach --pidfile ./.asynx/run/%n.pid --logfile ./.asynx/log/%n%I.log
+  $ asynx worker -A ./tasks.mjs -b amqp://guest:guest@127.0.0.1:5672//
+
+Exit codes: 0 stopped cleanly · 1 cold shutdown or failure · 64 bad usage · 69 broker unavailable ·
+70 the app module failed to load · 73 a live pidfile for this node exists.`,
+    )
+    .action((flags: WorkerFlags) => run(() => runWorker(flags)));
+}
+
+/** Runs the worker; resolves to the exit code. */
+export async function runWorker(flags: WorkerFlags, cwd = process.cwd()): Promise<number> {
+  const level = parseLogLevel(flags.loglevel ?? 'info');
+  const concurrency = posInt(flags.concurrency, '--concurrency', 2)!;
+  const maxTasks = posInt(flags.maxTasksPerChild, '--max-tasks-per-child', null);
+  const maxMem = posInt(flags.maxMemoryPerChild, '--max-memory-per-child', null);
+  const maxSize = nonNegInt(flags.logfileMaxSize, '--logfile-max-size');
+  const keep = nonNegInt(flags.logfileKeep, '--logfile-keep');
+  const nodeName = splitNodeName(flags.hostname ?? 'asynx@%h').full;
+  const queues = (flags.queues ?? '').split(',').map((q) => q.trim()).filter(Boolean);
+  const pidfile = flags.pidfile ? resolve(cwd, expandWorkerTemplate(flags.pidfile, nodeName)) : null;
+  const logfile = flags.logfile ? resolve(cwd, expandWorkerTemplate(flags.logfile, nodeName)) : null;
+  if (!flags.app) throw new UsageError('asynx.cli.noApp', 'asynx worker needs -A/--app <module>');
+  const appUrl = resolveAppModule(flags.app, cwd);
+
+  if (flags.detach) return detach(logfile, cwd);
+
+  const logger = new Logger({
+    level,
+    file: logfile ? new LogFile(logfile, { maxSize, keep }) : null,
+    color: flags.color !== false && wantColor(process.stderr),
+  });
+  const overrides: AsynxOptions = {};
+  const childEnv: NodeJS.ProcessEnv = {};
+  if (flags.broker) {
+    overrides.brokerUrl = flags.broker;
+    childEnv.ASYNX_BROKER_URL = flags.broker;
+  }
+  if (flags.resultBackend) {
+    overrides.resultBackend = flags.resultBackend;
+    childEnv.ASYNX_RESULT_BACKEND = flags.resultBackend;
+  }
+  if (flags.config) childEnv.ASYNX_CONFIG = resolve(cwd, flags.config);
+  let worker: Worker | null = null;
+  try {
+    if (flags.config) process.env.ASYNX_CONFIG = resolve(cwd, flags.config);
+    const app = await loadApp(appUrl);
+    app.configure(overrides);
+    worker = new Worker(app, {
+      nodeName,
+      concurrency,
+      queues,
+      appUrl,
+      logger,
+      pidfile,
+      maxTasksPerChild: maxTasks,
+      maxMemoryPerChildKb: maxMem,
+      childLogfile: flags.logfile ? (i) => resolve(cwd, expandWorkerTemplate(flags.logfile!, nodeName, i)) : null,
+      childEnv,
+    } as ConstructorParameters<typeof Worker>[1]);
+    const uninstall = installSignals(worker, logger, { hupRestarts: process.env.ASYNX_DETACHED === '1' || !process.stdout.isTTY });
+    await worker.start();
+    await worker.done;
+    uninstall();
+    logger.close();
+    return worker.wasCold ? ExitCode.failure : ExitCode.ok;
+  } catch (err) {
+    logger.error(`${nodeName}: ${(err as Error).message}`);
+    logger.close();
+    throw err;
+  }
+}
+
+/** Spawns this same command without --detach in a new session, output to the log file, and returns 0. */
+function detach(logfile: string | null, cwd: string): number {
+  let fd: number | 'ignore' = 'ignore';
+  if (logfile) {
+    try {
+      mkdirSync(dirname(logfile), { recursive: true });
+      fd = openSync(logfile, 'a');
+    } catch (err) {
+      throw new AsynxError('asynx.worker.logfileUnwritable', `Cannot open the log file ${logfile}: ${(err as Error).message}; pass a writable --logfile`, { exitCode: 73, facts: { path: logfile } });
+    }
+  }
+  const bin = fileURLToPath(new URL('../../bin/asynx', import.meta.url));
+  const args = process.argv.slice(2).filter((a) => a !== '--detach');
+  const child = spawn(process.execPath, [bin, ...args], {
+    cwd,
+    detached: true,
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ASYNX_DETACHED: '1' },
+  });
+  if (typeof fd === 'number') closeSync(fd);
+  child.unref();
+  return ExitCode.ok;
+}

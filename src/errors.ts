@@ -1,0 +1,159 @@
+// One error model for asynx: a base class with a stable code, an exit code, a cause and typed facts.
+
+/** CLI exit codes (BSD sysexits where one fits). */
+export const ExitCode = {
+  ok: 0,
+  failure: 1,
+  usage: 64,
+  dataErr: 65,
+  unavailable: 69,
+  software: 70,
+} as const;
+
+/** Facts an error may carry, for logs and for callers that branch on them. */
+export interface ErrorFacts {
+  taskId?: string;
+  task?: string;
+  node?: string;
+  pid?: number;
+  signal?: string;
+  timedOut?: boolean;
+  path?: string;
+  option?: string;
+  value?: unknown;
+  [key: string]: unknown;
+}
+
+/** Base class of every error asynx throws on purpose. */
+export class AsynxError extends Error {
+  /** Stable dotted code, e.g. `asynx.broker.unavailable`. */
+  readonly code: string;
+  /** Exit code the CLI uses when this error ends a command. */
+  readonly exitCode: number;
+  /** Facts about what failed. */
+  readonly facts: ErrorFacts;
+
+  constructor(code: string, message: string, opts: { exitCode?: number; cause?: unknown; facts?: ErrorFacts } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'AsynxError';
+    this.code = code;
+    this.exitCode = opts.exitCode ?? ExitCode.failure;
+    this.facts = opts.facts ?? {};
+  }
+}
+
+/** Bad input from a user: a flag, an option value, a config file. Exit code 64. */
+export class UsageError extends AsynxError {
+  constructor(code: string, message: string, facts: ErrorFacts = {}) {
+    super(code, message, { exitCode: ExitCode.usage, facts });
+    this.name = 'UsageError';
+  }
+}
+
+/** The broker or result backend cannot be reached in time. Exit code 69. */
+export class BrokerUnavailableError extends AsynxError {
+  constructor(message: string, opts: { cause?: unknown; facts?: ErrorFacts } = {}) {
+    super('asynx.broker.unavailable', message, { exitCode: ExitCode.unavailable, ...opts });
+    this.name = 'BrokerUnavailableError';
+  }
+}
+
+/** A message that does not follow Celery protocol v2 (or is not JSON). */
+export class ProtocolError extends AsynxError {
+  constructor(code: string, message: string, facts: ErrorFacts = {}) {
+    super(code, message, { exitCode: ExitCode.dataErr, facts });
+    this.name = 'ProtocolError';
+  }
+}
+
+/** The worker received a task name it has not registered (Celery's NotRegistered). */
+export class NotRegistered extends AsynxError {
+  constructor(task: string, facts: ErrorFacts = {}) {
+    super('asynx.task.notRegistered', `Task '${task}' is not registered in this worker's app: define it with app.task('${task}', ...) in the module given to -A`, { facts: { task, ...facts } });
+    this.name = 'NotRegistered';
+  }
+}
+
+/** Thrown by `ctx.retry()`: tells the worker to schedule the task again. */
+export class Retry extends AsynxError {
+  readonly countdownMs: number;
+  readonly reason?: unknown;
+  constructor(countdownMs: number, reason?: unknown, facts: ErrorFacts = {}) {
+    super('asynx.task.retry', `Retry in ${(countdownMs / 1000).toFixed(3)}s${reason instanceof Error ? `: ${reason.message}` : ''}`, { facts });
+    this.name = 'Retry';
+    this.countdownMs = countdownMs;
+    this.reason = reason;
+  }
+}
+
+/** A task ran out of retries. */
+export class MaxRetriesExceededError extends AsynxError {
+  constructor(task: string, taskId: string, maxRetries: number) {
+    super('asynx.task.maxRetries', `Can't retry ${task}[${taskId}]: max retries (${maxRetries}) exceeded`, { facts: { task, taskId } });
+    this.name = 'MaxRetriesExceededError';
+  }
+}
+
+/** The hard time limit killed the task's pool child. */
+export class TimeLimitExceeded extends AsynxError {
+  constructor(seconds: number, facts: ErrorFacts = {}) {
+    super('asynx.task.timeLimit', `TimeLimitExceeded(${seconds})`, { facts: { timedOut: true, ...facts } });
+    this.name = 'TimeLimitExceeded';
+  }
+}
+
+/** The soft time limit fired: the task's AbortSignal was aborted and the task failed. */
+export class SoftTimeLimitExceeded extends AsynxError {
+  constructor(seconds: number, facts: ErrorFacts = {}) {
+    super('asynx.task.softTimeLimit', `SoftTimeLimitExceeded(${seconds})`, { facts: { timedOut: true, ...facts } });
+    this.name = 'SoftTimeLimitExceeded';
+  }
+}
+
+/** The pool child running a task died (killed, crashed, out of memory). */
+export class WorkerLostError extends AsynxError {
+  constructor(detail: string, facts: ErrorFacts = {}) {
+    super('asynx.worker.lost', `Worker exited prematurely: ${detail}`, { facts });
+    this.name = 'WorkerLostError';
+  }
+}
+
+/** `AsyncResult.get()` did not see a ready state in time. */
+export class TimeoutError extends AsynxError {
+  constructor(message: string, facts: ErrorFacts = {}) {
+    super('asynx.result.timeout', message, { facts: { timedOut: true, ...facts } });
+    this.name = 'TimeoutError';
+  }
+}
+
+/** The task was revoked (or expired before it ran). */
+export class TaskRevokedError extends AsynxError {
+  constructor(message: string, facts: ErrorFacts = {}) {
+    super('asynx.task.revoked', message, { facts });
+    this.name = 'TaskRevokedError';
+  }
+}
+
+/**
+ * An error re-created from a stored result: `name` is the remote exception type
+ * (Python's `exc_type`), `remoteTraceback` the worker's traceback.
+ */
+export class RemoteTaskError extends Error {
+  readonly excType: string;
+  readonly excModule: string;
+  readonly remoteTraceback: string | null;
+  readonly excArgs: unknown[];
+  constructor(excType: string, message: string, excModule: string, remoteTraceback: string | null, excArgs: unknown[] = [message]) {
+    super(message);
+    this.name = excType;
+    this.excType = excType;
+    this.excModule = excModule;
+    this.remoteTraceback = remoteTraceback;
+    this.excArgs = excArgs;
+  }
+}
+
+/** True for errors thrown by asynx on purpose. */
+export function isAsynxError(err: unknown): err is AsynxError {
+  return err instanceof AsynxError;
+}

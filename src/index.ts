@@ -1,0 +1,56 @@
+/**
+ * asynx: Celery for Node.js. Define tasks, send them to a broker (embedded SQLite by default, or
+ * RabbitMQ), run them in prefork worker nodes, and follow their results. Messages are Celery
+ * protocol v2, so Python Celery clients and workers interoperate.
+ *
+ * @example
+ * ```ts
+ * // tasks.mjs — run a worker with: npx asynx worker -A ./tasks.mjs -c 4
+ * import { Asynx } from 'asynx';
+ * export const app = new Asynx({ brokerUrl: 'sqlite://./.asynx/asynx.db' });
+ * export const add = app.task('tasks.add', (a: number, b: number) => a + b);
+ * export default app;
+ *
+ * // elsewhere, e.g. in a web request handler:
+ * const result = await add.applyAsync({ args: [2, 3], countdown: 10 });
+ * console.log(await result.get({ timeout: 30_000 })); // 5
+ * ```
+ *
+ * @packageDocumentation
+ */
+
+export { Asynx, type AppOptions } from './app/app.js';
+export { Task, type CallOptions } from './app/task.js';
+export { AsyncResult, type GetOptions } from './app/result.js';
+export { currentTask, type TaskContext, type RetryOptions } from './app/context.js';
+export type { TaskOptions, ErrorMatcher } from './app/task-options.js';
+export type { AsynxOptions, ResolvedConfig } from './config.js';
+export type { SendOptions } from './protocol/codec.js';
+export type { TaskState, Signature, ResultBody } from './protocol/message.js';
+export {
+  AsynxError,
+  UsageError,
+  BrokerUnavailableError,
+  ProtocolError,
+  NotRegistered,
+  Retry,
+  MaxRetriesExceededError,
+  TimeLimitExceeded,
+  SoftTimeLimitExceeded,
+  WorkerLostError,
+  TimeoutError,
+  TaskRevokedError,
+  RemoteTaskError,
+  ExitCode,
+  isAsynxError,
+} from './errors.js';
+export {
+  HTTP_TASK_NAME,
+  HttpRetryableError,
+  HttpClientError,
+  HttpHostNotAllowedError,
+  type HttpDispatcher,
+  type HttpRequestSpec,
+  type HttpResponseResult,
+  type DispatchOptions,
+} from './tasks/http.js';

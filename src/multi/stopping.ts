@@ -1,0 +1,138 @@
+// Signalling nodes and waiting for them to exit: stop, stopwait (timeout, kill-after), kill (spec §9.2–9.4).
+
+import { setTimeout as sleep } from 'node:timers/promises';
+import { childPidsOf, readProcStat } from '../process/proc.js';
+import { readStatus } from '../process/status-file.js';
+import type { MultiEvents, NodePid } from './events.js';
+import type { MultiNode } from './nodes.js';
+import { cleanupAfterExit, probeNode, removeStaleFiles, stillRunning, type ProcessRef } from './probe.js';
+
+/** A running node about to be signalled or waited for. */
+export interface Target {
+  node: MultiNode;
+  ref: ProcessRef;
+}
+
+/** Per-node outcome of finding the live nodes. */
+export type FindOutcome = { node: MultiNode; target: Target | null; problem?: string };
+
+const POLL_MS = 100;
+const TICK_MS = 500;
+
+function nodePid(t: Target): NodePid {
+  return { node: t.node.name.full, pid: t.ref.pid };
+}
+
+/**
+ * Finds the live nodes in node order. A node without a live pid is reported down; a stale pidfile is removed
+ * (when `mayClean`) and reported, never signalled.
+ */
+export function findRunning(nodes: readonly MultiNode[], events: MultiEvents, mayClean: boolean): FindOutcome[] {
+  return nodes.map((node) => {
+    const seen = probeNode(node);
+    if (seen.kind === 'alive') return { node, target: { node, ref: { pid: seen.record.pid, startTime: seen.record.startTime } } };
+    if (seen.kind === 'stale') {
+      const removed = mayClean && removeStaleFiles(node, seen.record);
+      events.emit('node:stale', { node: node.name.full, pidfile: node.pidfile, pid: seen.record?.pid ?? null, reason: seen.reason, removed });
+    }
+    events.emit('node:down', { node: node.name.full });
+    return { node, target: null, ...(seen.kind === 'invalid' ? { problem: seen.reason } : {}) };
+  });
+}
+
+/** Sends a signal to a node's main pid only (pool children decide nothing), after checking it is still that process. */
+export function signalTarget(t: Target, signal: NodeJS.Signals, events: MultiEvents): boolean {
+  if (!stillRunning(t.ref)) {
+    events.emit('node:signal:failed', { ...nodePid(t), signal, message: 'No such process' });
+    events.emit('node:down', { node: t.node.name.full });
+    return false;
+  }
+  try {
+    process.kill(t.ref.pid, signal);
+    events.emit('node:signal', { ...nodePid(t), signal });
+    return true;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    events.emit('node:signal:failed', { ...nodePid(t), signal, message: code === 'ESRCH' ? 'No such process' : code === 'EPERM' ? 'Operation not permitted' : (err as Error).message });
+    if (code === 'ESRCH') events.emit('node:down', { node: t.node.name.full });
+    return false;
+  }
+}
+
+/** The node's pool children: processes whose parent is the main pid (status file as a fallback off Linux). */
+function poolChildren(t: Target): number[] {
+  const fromProc = childPidsOf(t.ref.pid);
+  if (fromProc.length > 0) return fromProc;
+  const status = readStatus(t.node.statusFile);
+  return status?.pid === t.ref.pid ? status.childPids.filter((pid) => readProcStat(pid)?.ppid === t.ref.pid) : [];
+}
+
+/** SIGKILL to the main pid and its pool children (found before the main dies, while they are still its children). */
+export function killTarget(t: Target): void {
+  if (!stillRunning(t.ref)) return;
+  const children = poolChildren(t);
+  for (const pid of [t.ref.pid, ...children]) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Options of {@link waitForExit}. */
+export interface WaitOptions {
+  /** Give up after this long and report the nodes still alive. null waits as long as it takes (Celery). */
+  timeoutMs: number | null;
+  /** Send KILL to nodes still alive after this long. */
+  killAfterMs: number | null;
+  /** Called as each node exits (after its leftover files are cleaned), e.g. to start it again. */
+  onGone?: (t: Target) => Promise<void> | void;
+}
+
+/**
+ * Waits for every target's main process to exit, cleaning the files a crashed node leaves. Returns the targets
+ * still alive when the timeout ran out (empty when all are gone). With only `killAfterMs`, waits at most 10 s more
+ * after the KILL.
+ */
+export async function waitForExit(targets: readonly Target[], events: MultiEvents, opts: WaitOptions): Promise<Target[]> {
+  const started = Date.now();
+  let remaining = [...targets];
+  let escalated = false;
+  let lastTick = started;
+  const hardLimit = opts.timeoutMs ?? (opts.killAfterMs !== null ? opts.killAfterMs + 10_000 : null);
+  const pending: Array<Promise<void>> = [];
+  if (remaining.length > 0) events.emit('wait:begin', { nodes: remaining.map(nodePid) });
+  while (remaining.length > 0) {
+    const gone = remaining.filter((t) => !stillRunning(t.ref));
+    if (gone.length > 0) {
+      remaining = remaining.filter((t) => !gone.includes(t));
+      for (const t of gone) {
+        cleanupAfterExit(t.node, t.ref);
+        events.emit('node:gone', nodePid(t));
+        if (opts.onGone !== undefined) pending.push(Promise.resolve(opts.onGone(t)));
+      }
+      if (remaining.length > 0) events.emit('wait:begin', { nodes: remaining.map(nodePid) });
+      continue;
+    }
+    const elapsed = Date.now() - started;
+    if (!escalated && opts.killAfterMs !== null && elapsed >= opts.killAfterMs) {
+      escalated = true;
+      for (const t of remaining) {
+        events.emit('node:escalate', { ...nodePid(t), afterMs: opts.killAfterMs });
+        killTarget(t);
+      }
+    }
+    if (hardLimit !== null && elapsed >= hardLimit) {
+      events.emit('wait:timeout', { nodes: remaining.map(nodePid), afterMs: hardLimit });
+      break;
+    }
+    if (Date.now() - lastTick >= TICK_MS) {
+      lastTick = Date.now();
+      events.emit('wait:tick', { remaining: remaining.length });
+    }
+    await sleep(POLL_MS);
+  }
+  await Promise.all(pending);
+  return remaining;
+}

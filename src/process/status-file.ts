@@ -1,0 +1,77 @@
+// A node's live status (state, pool, counters), written by the worker next to its pidfile, read by `multi`.
+
+import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+
+/** The worker lifecycle, as shown by `multi status` (style guide §7). */
+export type NodeState = 'starting' | 'running' | 'draining' | 'stopping' | 'stopped' | 'failed';
+
+/** One snapshot of a node, rewritten by the worker on every state change and about every 2 s. */
+export interface NodeStatus {
+  node: string;
+  pid: number;
+  state: NodeState;
+  concurrency: number;
+  childPids: number[];
+  /** Tasks finished since the worker started. */
+  processed: number;
+  /** Tasks running now. */
+  active: number;
+  queues: string[];
+  /** Broker URL with any password removed. */
+  broker: string;
+  /** ms since the epoch. */
+  startedAt: number;
+  updatedAt: number;
+  /** Why the worker failed (state `failed`). */
+  error?: string;
+}
+
+const STATES: ReadonlySet<string> = new Set(['starting', 'running', 'draining', 'stopping', 'stopped', 'failed']);
+
+/** Where the status of the node whose pidfile is at `pidfilePath` lives. */
+export function statusPathFor(pidfilePath: string): string {
+  return `${pidfilePath}.status.json`;
+}
+
+/** Writes the status atomically (temp file + rename), so a reader never sees half a file. Sync. */
+export function writeStatus(path: string, status: NodeStatus): void {
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(status)}\n`, { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+/** Reads a status file; null when missing or not a status. */
+export function readStatus(path: string): NodeStatus | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof parsed !== 'object' || parsed === null) return null;
+  const s = parsed as Partial<NodeStatus>;
+  if (typeof s.pid !== 'number' || typeof s.state !== 'string' || !STATES.has(s.state) || typeof s.node !== 'string') return null;
+  return {
+    node: s.node,
+    pid: s.pid,
+    state: s.state,
+    concurrency: typeof s.concurrency === 'number' ? s.concurrency : 0,
+    childPids: Array.isArray(s.childPids) ? s.childPids.filter((p): p is number => typeof p === 'number') : [],
+    processed: typeof s.processed === 'number' ? s.processed : 0,
+    active: typeof s.active === 'number' ? s.active : 0,
+    queues: Array.isArray(s.queues) ? s.queues.filter((q): q is string => typeof q === 'string') : [],
+    broker: typeof s.broker === 'string' ? s.broker : '',
+    startedAt: typeof s.startedAt === 'number' ? s.startedAt : 0,
+    updatedAt: typeof s.updatedAt === 'number' ? s.updatedAt : 0,
+    ...(typeof s.error === 'string' ? { error: s.error } : {}),
+  };
+}
+
+/** Removes a status file; missing is fine. */
+export function removeStatus(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+}

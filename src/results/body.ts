@@ -1,0 +1,17 @@
+// Builds result bodies (Celery's rpc/backend form) for each state.
+
+import type { EncodedError } from '../app/execute.js';
+import type { ResultBody } from '../protocol/message.js';
+
+export function successBody(taskId: string, value: unknown): ResultBody {
+  return { task_id: taskId, status: 'SUCCESS', result: value, traceback: null, children: [] };
+}
+
+export function errorBody(taskId: string, status: 'FAILURE' | 'RETRY' | 'REVOKED', error: EncodedError): ResultBody {
+  const { traceback, ...exc } = error;
+  return { task_id: taskId, status, result: exc, traceback, children: [] };
+}
+
+export function stateBody(taskId: string, status: string, meta: unknown): ResultBody {
+  return { task_id: taskId, status, result: meta ?? null, traceback: null, children: [] };
+}

@@ -1,0 +1,143 @@
+// Result backend on the embedded SQLite file: a results table with expiry, polled by waiters.
+
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BrokerUnavailableError, TimeoutError } from '../errors.js';
+import { READY_STATES, type ResultBody } from '../protocol/message.js';
+import { openDb, type Db } from '../transports/sqlite-db.js';
+import type { ResultBackend, ResultTarget } from './backend.js';
+
+interface ResultRow {
+  task_id: string;
+  status: string;
+  result: string | null;
+  traceback: string | null;
+  name: string | null;
+  children: string | null;
+  date_done: number;
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
+}
+
+/** Stores results in `results` next to the embedded broker's tables. */
+export class SqliteResultBackend implements ResultBackend {
+  readonly kind = 'sqlite';
+  readonly replyTo = randomUUID();
+  private db: Db | null = null;
+  private stmts: {
+    upsert: import('better-sqlite3').Statement;
+    get: import('better-sqlite3').Statement;
+    del: import('better-sqlite3').Statement;
+    expire: import('better-sqlite3').Statement;
+  } | null = null;
+
+  constructor(
+    readonly path: string,
+    private readonly opts: { expiresMs: number; maxPollMs?: number; writeTimeoutMs?: number },
+  ) {}
+
+  async connect(): Promise<void> {
+    if (this.db) return;
+    this.db = openDb(this.path, 250);
+    this.stmts = {
+      // A ready state is final: a late STARTED/RETRY never overwrites SUCCESS/FAILURE/REVOKED.
+      upsert: this.db.prepare(`INSERT INTO results (task_id, status, result, traceback, name, children, date_done, expires_at)
+        VALUES (@task_id, @status, @result, @traceback, @name, @children, @date_done, @expires_at)
+        ON CONFLICT(task_id) DO UPDATE SET status = excluded.status, result = excluded.result, traceback = excluded.traceback,
+          name = COALESCE(excluded.name, results.name), children = excluded.children, date_done = excluded.date_done, expires_at = excluded.expires_at
+        WHERE results.status NOT IN ('SUCCESS', 'FAILURE', 'REVOKED') OR excluded.status IN ('SUCCESS', 'FAILURE', 'REVOKED')`),
+      get: this.db.prepare('SELECT task_id, status, result, traceback, name, children, date_done FROM results WHERE task_id = ?'),
+      del: this.db.prepare('DELETE FROM results WHERE task_id = ?'),
+      expire: this.db.prepare('DELETE FROM results WHERE expires_at < ?'),
+    };
+  }
+
+  private get s() {
+    if (!this.stmts) throw new BrokerUnavailableError('SQLite result backend is not connected: call connect() first');
+    return this.stmts;
+  }
+
+  private async retry<T>(what: string, fn: () => T): Promise<T> {
+    const timeout = this.opts.writeTimeoutMs ?? 30_000;
+    const deadline = Date.now() + timeout;
+    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
+      try {
+        return fn();
+      } catch (err) {
+        if (!isBusy(err) || Date.now() >= deadline) {
+          throw new BrokerUnavailableError(`SQLite result ${what} failed for ${this.path}: ${(err as Error).message}`, { cause: err, facts: { path: this.path } });
+        }
+        await sleep(delay);
+      }
+    }
+  }
+
+  async store(target: ResultTarget, body: ResultBody): Promise<void> {
+    await this.connect();
+    const now = Date.now();
+    await this.retry('store', () =>
+      this.s.upsert.run({
+        task_id: target.taskId,
+        status: body.status,
+        result: JSON.stringify(body.result ?? null),
+        traceback: body.traceback,
+        name: target.taskName ?? body.name ?? null,
+        children: JSON.stringify(body.children ?? []),
+        date_done: now,
+        expires_at: now + this.opts.expiresMs,
+      }),
+    );
+  }
+
+  async get(taskId: string): Promise<ResultBody | null> {
+    await this.connect();
+    const row = await this.retry('read', () => this.s.get.get(taskId) as ResultRow | undefined);
+    if (!row) return null;
+    return {
+      task_id: row.task_id,
+      status: row.status,
+      result: row.result === null ? null : (JSON.parse(row.result) as unknown),
+      traceback: row.traceback,
+      children: row.children ? (JSON.parse(row.children) as unknown[]) : [],
+      date_done: new Date(row.date_done).toISOString(),
+      name: row.name,
+    };
+  }
+
+  async wait(taskId: string, timeoutMs: number, onState?: (body: ResultBody) => void): Promise<ResultBody> {
+    const deadline = Date.now() + timeoutMs;
+    let delay = 1;
+    let lastStatus: string | null = null;
+    for (;;) {
+      const body = await this.get(taskId);
+      if (body && body.status !== lastStatus) {
+        lastStatus = body.status;
+        onState?.(body);
+      }
+      if (body && READY_STATES.has(body.status)) return body;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new TimeoutError(`The result of task ${taskId} was not ready within ${timeoutMs} ms (state ${lastStatus ?? 'PENDING'}): is a worker consuming its queue?`, { taskId });
+      await sleep(Math.min(delay, left));
+      delay = Math.min(delay * 2, this.opts.maxPollMs ?? 25);
+    }
+  }
+
+  async forget(taskId: string): Promise<void> {
+    await this.connect();
+    await this.retry('forget', () => this.s.del.run(taskId));
+  }
+
+  async cleanup(): Promise<number> {
+    await this.connect();
+    return this.retry('cleanup', () => this.s.expire.run(Date.now()).changes);
+  }
+
+  async close(): Promise<void> {
+    this.db?.close();
+    this.db = null;
+    this.stmts = null;
+  }
+}

@@ -1,0 +1,222 @@
+// A self-healing AMQP connection: bounded connects, reconnect with backoff and jitter, open/lost hooks.
+
+import amqplib from 'amqplib';
+import type { ChannelModel } from 'amqplib';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BrokerUnavailableError } from '../errors.js';
+
+/** Options of {@link AmqpConnection}. */
+export interface AmqpConnectionOptions {
+  /** Bound on one connect attempt (TCP + AMQP handshake), ms. */
+  connectTimeoutMs: number;
+  /** First reconnect delay, ms. @defaultValue 100 */
+  minBackoffMs?: number;
+  /** Longest reconnect delay, ms. @defaultValue 5000 */
+  maxBackoffMs?: number;
+  /** Shown to the broker (`rabbitmqctl list_connections client_properties`). @defaultValue 'asynx' */
+  connectionName?: string;
+}
+
+/** Runs after each (re)connect, before waiters get the connection; a throw drops the connection and retries. */
+export type OpenHook = (conn: ChannelModel, generation: number) => Promise<void>;
+
+/** `amqp://user:***@host:port/vhost`: a URL safe to put in messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/^(amqps?:\/\/[^:@/]*):[^@/]*@/, '$1:***@');
+}
+
+/** Delay before reconnect attempt `n` (0-based): exponential, capped, with "equal jitter". */
+export function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
+  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20));
+  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+}
+
+interface Waiter {
+  resolve: (conn: ChannelModel) => void;
+  reject: (err: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+/**
+ * One AMQP connection that comes back by itself. It reconnects while someone needs it
+ * (a waiter, or a holder such as a running consumer) and stays idle otherwise, so a
+ * client whose broker is gone does not keep the process alive.
+ */
+export class AmqpConnection {
+  /** Increases on every successful connect; lets users tell stale channels apart. */
+  generation = 0;
+  private conn: ChannelModel | null = null;
+  private loop: Promise<void> | null = null;
+  private readonly waiters = new Set<Waiter>();
+  private holders = 0;
+  private closed = false;
+  private lastError: unknown = null;
+  private readonly openHooks: OpenHook[] = [];
+  private readonly lostHooks: Array<(generation: number) => void> = [];
+  private wakeBackoff: AbortController | null = null;
+  private readonly minBackoffMs: number;
+  private readonly maxBackoffMs: number;
+
+  constructor(
+    readonly url: string,
+    private readonly opts: AmqpConnectionOptions,
+  ) {
+    this.minBackoffMs = opts.minBackoffMs ?? 100;
+    this.maxBackoffMs = opts.maxBackoffMs ?? 5_000;
+  }
+
+  /** Registers a hook that runs after every (re)connect. */
+  onOpen(hook: OpenHook): void {
+    this.openHooks.push(hook);
+  }
+
+  /** Registers a hook that runs when an open connection is lost. */
+  onLost(hook: (generation: number) => void): void {
+    this.lostHooks.push(hook);
+  }
+
+  /** The open connection, if any, without waiting. */
+  get current(): ChannelModel | null {
+    return this.conn;
+  }
+
+  /** Keeps reconnecting while held (a consumer holds it); returns the release function. */
+  hold(): () => void {
+    this.holders++;
+    this.kick();
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holders--;
+    };
+  }
+
+  /** The open connection, waiting (bounded by `deadline`, epoch ms) for a (re)connect. */
+  async get(deadline: number, what = 'connect'): Promise<ChannelModel> {
+    if (this.closed) throw new BrokerUnavailableError(`Cannot ${what}: the AMQP connection to ${redactUrl(this.url)} was closed by this process`);
+    if (this.conn) return this.conn;
+    return new Promise<ChannelModel>((resolve, reject) => {
+      const waiter: Waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.waiters.delete(waiter);
+          reject(this.unavailable(what, deadline));
+        }, Math.max(0, deadline - Date.now())),
+      };
+      this.waiters.add(waiter);
+      this.kick();
+    });
+  }
+
+  /** The error for "no connection in time", with the last connect failure as cause. */
+  unavailable(what: string, deadline: number, waitedMs?: number): BrokerUnavailableError {
+    const last = this.lastError instanceof Error ? ` (last error: ${this.lastError.message})` : '';
+    const ms = waitedMs ?? Math.max(0, deadline - Date.now());
+    return new BrokerUnavailableError(
+      `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is not reachable${ms ? ` within ${ms} ms` : ''}${last}. Check that the broker is running and the URL, user and vhost are right (ASYNX_BROKER_URL), or raise the timeout`,
+      { cause: this.lastError ?? undefined, facts: { timedOut: true, value: redactUrl(this.url) } },
+    );
+  }
+
+  private wanted(): boolean {
+    return !this.closed && (this.waiters.size > 0 || this.holders > 0);
+  }
+
+  private kick(): void {
+    if (this.conn || this.loop || !this.wanted()) return;
+    this.loop = this.reconnectLoop().finally(() => {
+      this.loop = null;
+    });
+  }
+
+  private async reconnectLoop(): Promise<void> {
+    for (let attempt = 0; this.wanted(); attempt++) {
+      if (attempt > 0) {
+        this.wakeBackoff = new AbortController();
+        await sleep(backoffDelay(attempt - 1, this.minBackoffMs, this.maxBackoffMs), undefined, { signal: this.wakeBackoff.signal }).catch(() => undefined);
+        this.wakeBackoff = null;
+        if (!this.wanted()) return;
+      }
+      let conn: ChannelModel;
+      try {
+        conn = await this.connectOnce();
+      } catch (err) {
+        this.lastError = err;
+        continue;
+      }
+      if (this.closed) {
+        await conn.close().catch(() => undefined);
+        return;
+      }
+      const generation = this.generation + 1;
+      let lost = false;
+      conn.on('error', (err: unknown) => {
+        this.lastError = err;
+      });
+      conn.on('close', () => {
+        lost = true;
+        if (this.conn !== conn) return;
+        this.conn = null;
+        for (const hook of this.lostHooks) hook(generation);
+        this.kick();
+      });
+      try {
+        for (const hook of this.openHooks) await hook(conn, generation);
+      } catch (err) {
+        this.lastError = err;
+        await conn.close().catch(() => undefined);
+        continue;
+      }
+      if (lost) continue;
+      this.generation = generation;
+      this.conn = conn;
+      this.lastError = null;
+      for (const w of this.waiters) {
+        clearTimeout(w.timer);
+        w.resolve(conn);
+      }
+      this.waiters.clear();
+      return;
+    }
+  }
+
+  private async connectOnce(): Promise<ChannelModel> {
+    const timeoutMs = this.opts.connectTimeoutMs;
+    let timer: NodeJS.Timeout | undefined;
+    const attempt = amqplib.connect(this.url, {
+      noDelay: true,
+      timeout: timeoutMs,
+      clientProperties: { connection_name: this.opts.connectionName ?? 'asynx' },
+    });
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([attempt, timeout]);
+    } catch (err) {
+      // A connection that opens after we gave up must not leak.
+      attempt.then((c) => c.close().catch(() => undefined), () => undefined);
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /** Closes for good: waiters fail, no reconnect. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.wakeBackoff?.abort();
+    for (const w of this.waiters) {
+      clearTimeout(w.timer);
+      w.reject(new BrokerUnavailableError(`The AMQP connection to ${redactUrl(this.url)} was closed while waiting for it`));
+    }
+    this.waiters.clear();
+    const conn = this.conn;
+    this.conn = null;
+    if (conn) await conn.close().catch(() => undefined);
+    if (this.loop) await this.loop.catch(() => undefined);
+  }
+}

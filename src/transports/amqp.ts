@@ -1,0 +1,490 @@
+// RabbitMQ transport (amqplib): Celery's topology, publisher confirms, manual acks, reconnects, eta ladder.
+
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import { AsynxError, BrokerUnavailableError } from '../errors.js';
+import { parseCeleryTime } from '../protocol/codec.js';
+import type { WireMessage } from '../protocol/message.js';
+import { AmqpConnection, redactUrl } from './amqp-connection.js';
+import {
+  DELAY_DELIVER_EXCHANGE,
+  MAX_DELAY_S,
+  bodyText,
+  declareDelayLadder,
+  declareTaskQueue,
+  delayLevelName,
+  delayRoutingKey,
+  deliverPattern,
+  etaOf,
+  fromMessageProperties,
+  toPublishOptions,
+} from './amqp-topology.js';
+import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
+
+/** Options of the AMQP transport. */
+export interface AmqpTransportOptions {
+  /** Bound on connecting (and on waiting for a reconnect before a consume starts), ms. */
+  connectTimeoutMs: number;
+  /** Bound on a publish: connect/reconnect, declare, and the broker's confirm, ms. */
+  publishTimeoutMs: number;
+  /**
+   * Declare task queues with `x-max-priority` (enables priorities). Every client and worker,
+   * Python ones included, must declare the queue with the same value. @defaultValue unset
+   */
+  maxPriority?: number;
+  /** Queue that rejected (not requeued) messages are moved to. @defaultValue `asynx.dead` */
+  deadLetterQueue?: string;
+}
+
+/** What the transport keeps for a delivery it handed out and that is not settled yet. */
+interface Held {
+  ch: Channel;
+  msg: ConsumeMessage;
+  queue: string;
+}
+
+interface ConsumerState {
+  queues: string[];
+  prefetch: number;
+  onDelivery: DeliveryHandler;
+  ch: Channel | null;
+  tags: string[];
+  starting: Promise<void> | null;
+  cancelled: boolean;
+  release: () => void;
+}
+
+function isPreconditionFailed(err: unknown): boolean {
+  return (err as { code?: unknown }).code === 406;
+}
+
+/**
+ * The RabbitMQ transport. Deliveries carry tags unique for the life of this object
+ * (`<instance>:<n>`), so settling a delivery whose channel died with a lost connection is a
+ * no-op: the broker has already put the message back, and nothing is acknowledged twice.
+ *
+ * Rejected messages (requeue: false) are republished, with confirm, to the dead-letter queue
+ * (`asynx.dead` unless configured) with headers `x-asynx-reason`, `x-asynx-queue` and
+ * `x-asynx-rejected-at` (ISO time), then acknowledged.
+ */
+export class AmqpTransport implements Transport {
+  readonly kind = 'amqp';
+  readonly capabilities: TransportCapabilities;
+  private readonly conn: AmqpConnection;
+  private readonly instance = randomBytes(4).toString('hex');
+  private seq = 0;
+  private pubCh: ConfirmChannel | null = null;
+  private pubChOpening: Promise<ConfirmChannel> | null = null;
+  private readonly declared = new Set<string>();
+  private ladderReady = false;
+  private readonly deliverBound = new Set<string>();
+  private readonly consumers = new Set<ConsumerState>();
+  private readonly held = new Map<string, Held>();
+  private readonly redeliveries = new Map<string, number>();
+  private closing: Promise<void> | null = null;
+  private readonly deadQueue: string;
+
+  constructor(
+    readonly url: string,
+    private readonly opts: AmqpTransportOptions,
+  ) {
+    this.capabilities = { delayedDelivery: true, priorities: opts.maxPriority !== undefined };
+    this.deadQueue = opts.deadLetterQueue ?? 'asynx.dead';
+    this.conn = new AmqpConnection(url, { connectTimeoutMs: opts.connectTimeoutMs, connectionName: 'asynx transport' });
+    this.conn.onOpen((c, gen) => this.onOpen(c, gen));
+    this.conn.onLost(() => this.onLost());
+  }
+
+  // ---- connection lifecycle -------------------------------------------------------------
+
+  private async onOpen(_c: ChannelModel, _gen: number): Promise<void> {
+    this.pubCh = null;
+    this.pubChOpening = null;
+    this.declared.clear();
+    this.deliverBound.clear();
+    this.ladderReady = false;
+    // Consumers resume once the connection is published to waiters (see afterOpen).
+    setImmediate(() => this.resumeConsumers());
+  }
+
+  private onLost(): void {
+    this.pubCh = null;
+    this.pubChOpening = null;
+    // Every held delivery died with its channel: the broker requeues them; settling them is a no-op.
+    this.held.clear();
+    for (const c of this.consumers) c.ch = null;
+  }
+
+  private resumeConsumers(): void {
+    for (const c of this.consumers) if (!c.cancelled && !c.ch && !c.starting) this.startConsumer(c, Date.now() + this.opts.connectTimeoutMs).catch(() => undefined);
+  }
+
+  async connect(): Promise<void> {
+    if (this.closing) throw new BrokerUnavailableError('The AMQP transport is closed');
+    await this.conn.get(Date.now() + this.opts.connectTimeoutMs, `connect to RabbitMQ`);
+  }
+
+  /** The confirm channel used to publish and declare, opened on demand. */
+  private async publishChannel(deadline: number, what: string): Promise<ConfirmChannel> {
+    for (;;) {
+      if (this.pubCh) return this.pubCh;
+      if (!this.pubChOpening) {
+        this.pubChOpening = (async () => {
+          const conn = await this.conn.get(deadline, what);
+          const ch = await conn.createConfirmChannel();
+          ch.on('error', () => undefined);
+          ch.on('close', () => {
+            if (this.pubCh === ch) this.pubCh = null;
+          });
+          this.pubCh = ch;
+          return ch;
+        })().finally(() => {
+          this.pubChOpening = null;
+        });
+      }
+      const ch = await this.pubChOpening;
+      if (ch === this.pubCh) return ch;
+    }
+  }
+
+  private bounded<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.conn.unavailable(what, deadline, 0)), Math.max(0, deadline - Date.now()));
+    });
+    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  /** Maps a declare failure to a clear error; 406 means the queue exists with other arguments. */
+  private declareError(err: unknown, queue: string): unknown {
+    if (!isPreconditionFailed(err)) return err;
+    return new AsynxError(
+      'asynx.broker.queueMismatch',
+      `Queue '${queue}' already exists on ${redactUrl(this.url)} with other arguments (${(err as Error).message}). Declare it the same way in every client and worker (x-max-priority / maxPriority must match), or delete the queue`,
+      { cause: err, facts: { value: queue } },
+    );
+  }
+
+  private async ensureQueue(ch: Channel, queue: string): Promise<void> {
+    if (this.declared.has(queue)) return;
+    try {
+      await declareTaskQueue(ch, queue, this.opts.maxPriority);
+    } catch (err) {
+      throw this.declareError(err, queue);
+    }
+    this.declared.add(queue);
+  }
+
+  private async ensureLadder(ch: Channel, queue: string): Promise<void> {
+    if (!this.ladderReady) {
+      await declareDelayLadder(ch);
+      this.ladderReady = true;
+    }
+    if (!this.deliverBound.has(queue)) {
+      await ch.bindQueue(queue, DELAY_DELIVER_EXCHANGE, deliverPattern(queue));
+      this.deliverBound.add(queue);
+    }
+  }
+
+  async declareQueue(queue: string): Promise<void> {
+    const deadline = Date.now() + this.opts.connectTimeoutMs;
+    const what = `declare queue '${queue}'`;
+    const ch = await this.publishChannel(deadline, what);
+    await this.bounded(this.ensureQueue(ch, queue), deadline, what);
+  }
+
+  // ---- publishing -----------------------------------------------------------------------
+
+  /** Publishes and waits for the broker's confirm, bounded by `deadline`. */
+  private confirm(ch: ConfirmChannel, exchange: string, key: string, content: Buffer, options: Options.Publish, deadline: number, what: string): Promise<void> {
+    return this.bounded(
+      new Promise<void>((resolve, reject) => {
+        try {
+          ch.publish(exchange, key, content, options, (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()));
+        } catch (err) {
+          reject(err);
+        }
+      }),
+      deadline,
+      what,
+    );
+  }
+
+  /**
+   * Publishes to `queue` (default exchange, routing key = queue), or into the delay ladder
+   * when `eta` is in the future. Retries across reconnects until the deadline; at-least-once.
+   */
+  private async publishRaw(queue: string, content: Buffer, options: Options.Publish, eta: number | null, timeoutMs: number, what: string): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let lastErr: unknown = null;
+    for (let attempt = 0; ; attempt++) {
+      if (this.closing) throw new BrokerUnavailableError(`Cannot ${what}: the AMQP transport is closed`);
+      try {
+        const ch = await this.publishChannel(deadline, what);
+        await this.bounded(this.ensureQueue(ch, queue), deadline, what);
+        const delayMs = eta === null ? 0 : eta - Date.now();
+        if (delayMs > 0) {
+          await this.bounded(this.ensureLadder(ch, queue), deadline, what);
+          const delayS = Math.min(MAX_DELAY_S, Math.ceil(delayMs / 1000));
+          // Per-message TTL would cut a ladder step short: the `expires` header is authoritative.
+          const { expiration: _drop, ...rest } = options;
+          await this.confirm(ch, delayLevelName(27), delayRoutingKey(delayS, queue), content, rest, deadline, what);
+        } else {
+          await this.confirm(ch, '', queue, content, options, deadline, what);
+        }
+        return;
+      } catch (err) {
+        if (err instanceof AsynxError && err.code === 'asynx.broker.queueMismatch') throw err;
+        if (err instanceof BrokerUnavailableError) throw err;
+        lastErr = err;
+        if (Date.now() >= deadline) {
+          throw new BrokerUnavailableError(`Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} did not confirm within ${timeoutMs} ms (${(err as Error).message}). Check that the broker is running, or raise publishTimeout (ASYNX_PUBLISH_TIMEOUT)`, { cause: lastErr, facts: { timedOut: true, value: queue } });
+        }
+        await sleep(Math.min(50 * 2 ** Math.min(attempt, 4), Math.max(0, deadline - Date.now())));
+      }
+    }
+  }
+
+  async publish(queue: string, message: WireMessage, opts: PublishOptions = {}): Promise<void> {
+    const options = toPublishOptions(message.properties as unknown as Record<string, unknown>, message.headers);
+    const eta = etaOf(message.headers, parseCeleryTime);
+    await this.publishRaw(queue, Buffer.from(message.body, 'utf8'), options, eta, opts.timeoutMs ?? this.opts.publishTimeoutMs, `publish task ${message.headers.id ?? ''} to queue '${queue}'`);
+  }
+
+  // ---- consuming ------------------------------------------------------------------------
+
+  async consume(queues: string[], prefetch: number, onDelivery: DeliveryHandler): Promise<Consumer> {
+    if (this.closing) throw new BrokerUnavailableError('Cannot consume: the AMQP transport is closed');
+    const c: ConsumerState = { queues: [...queues], prefetch, onDelivery, ch: null, tags: [], starting: null, cancelled: false, release: this.conn.hold() };
+    this.consumers.add(c);
+    try {
+      await this.startConsumer(c, Date.now() + this.opts.connectTimeoutMs);
+    } catch (err) {
+      c.cancelled = true;
+      c.release();
+      this.consumers.delete(c);
+      throw err;
+    }
+    return { cancel: () => this.cancelConsumer(c) };
+  }
+
+  private startConsumer(c: ConsumerState, deadline: number): Promise<void> {
+    if (c.starting) return c.starting;
+    c.starting = (async () => {
+      const what = `consume from ${c.queues.map((q) => `'${q}'`).join(', ')}`;
+      const conn = await this.conn.get(deadline, what);
+      const ch = await this.bounded(conn.createChannel(), deadline, what);
+      ch.on('error', () => undefined);
+      ch.on('close', () => this.onConsumerChannelClosed(c, ch));
+      try {
+        await this.bounded(ch.prefetch(c.prefetch, c.queues.length > 1), deadline, what);
+        for (const q of c.queues) {
+          try {
+            await this.bounded(declareTaskQueue(ch, q, this.opts.maxPriority), deadline, what);
+          } catch (err) {
+            throw this.declareError(err, q);
+          }
+        }
+        const tags: string[] = [];
+        for (const q of c.queues) {
+          if (c.cancelled) break;
+          tags.push((await this.bounded(ch.consume(q, (msg) => this.onMessage(c, ch, q, msg), { noAck: false }), deadline, what)).consumerTag);
+        }
+        c.tags = tags;
+      } catch (err) {
+        await ch.close().catch(() => undefined);
+        throw err;
+      }
+      if (c.cancelled) {
+        await ch.close().catch(() => undefined);
+        return;
+      }
+      c.ch = ch;
+    })().finally(() => {
+      c.starting = null;
+    });
+    return c.starting;
+  }
+
+  private onConsumerChannelClosed(c: ConsumerState, ch: Channel): void {
+    for (const [tag, h] of this.held) if (h.ch === ch) this.held.delete(tag);
+    if (c.ch === ch) c.ch = null;
+    if (c.cancelled || this.closing) return;
+    // A channel error on a live connection (e.g. queue deleted): reopen after a pause.
+    if (this.conn.current) {
+      setTimeout(() => {
+        if (!c.cancelled && !this.closing && !c.ch) this.startConsumer(c, Date.now() + this.opts.connectTimeoutMs).catch(() => undefined);
+      }, 500).unref();
+    }
+  }
+
+  private onMessage(c: ConsumerState, ch: Channel, queue: string, msg: ConsumeMessage | null): void {
+    if (msg === null) {
+      // Cancelled by the broker (queue deleted): the close handler restarts the consumer.
+      ch.close().catch(() => undefined);
+      return;
+    }
+    const headers: unknown = msg.properties.headers ?? {};
+    const eta = etaOf(headers, parseCeleryTime);
+    if (eta !== null && eta > Date.now()) {
+      // Not due (a Celery client published it straight to the queue, or the ladder was cut
+      // short): park it in the ladder rather than in worker memory.
+      void this.redelay(ch, queue, msg, eta);
+      return;
+    }
+    const tag = `${this.instance}:${++this.seq}`;
+    this.held.set(tag, { ch, msg, queue });
+    const properties = fromMessageProperties(msg);
+    const delivery: Delivery = {
+      tag,
+      queue,
+      message: { properties, headers, body: bodyText(msg.content, properties.content_type) },
+      redelivered: msg.fields.redelivered,
+      deliveryCount: this.countDelivery(headers, msg.fields.redelivered),
+    };
+    try {
+      c.onDelivery(delivery);
+    } catch {
+      // The handler must not throw; if it does, the message stays held until settled or the channel goes.
+    }
+  }
+
+  /**
+   * Classic queues do not count deliveries; this is a lower bound: 1, or at least 2 when
+   * redelivered, counting redeliveries this process saw (by task id).
+   */
+  private countDelivery(headers: unknown, redelivered: boolean): number {
+    if (!redelivered) return 1;
+    const id = typeof headers === 'object' && headers !== null ? (headers as Record<string, unknown>).id : undefined;
+    if (typeof id !== 'string') return 2;
+    const n = (this.redeliveries.get(id) ?? 1) + 1;
+    this.redeliveries.set(id, n);
+    if (this.redeliveries.size > 10_000) this.redeliveries.delete(this.redeliveries.keys().next().value as string);
+    return n;
+  }
+
+  private async redelay(ch: Channel, queue: string, msg: ConsumeMessage, eta: number): Promise<void> {
+    try {
+      const options = { ...toPublishOptions(fromMessageProperties(msg), msg.properties.headers ?? {}) };
+      await this.publishRaw(queue, msg.content, options, eta, this.opts.publishTimeoutMs, `delay a message in queue '${queue}'`);
+      ch.ack(msg);
+    } catch {
+      // Broker trouble: give it back; if the channel is gone the broker already has it.
+      try {
+        ch.nack(msg, false, true);
+      } catch {
+        // channel closed
+      }
+    }
+  }
+
+  private async cancelConsumer(c: ConsumerState): Promise<void> {
+    if (c.cancelled) return;
+    c.cancelled = true;
+    c.release();
+    this.consumers.delete(c);
+    if (c.starting) await c.starting.catch(() => undefined);
+    const ch = c.ch;
+    if (!ch) return;
+    // Stop deliveries but keep the channel: held messages are settled on it later.
+    for (const t of c.tags) await ch.cancel(t).catch(() => undefined);
+    this.closeIdleChannel(ch);
+  }
+
+  // ---- settling -------------------------------------------------------------------------
+
+  async ack(delivery: Delivery): Promise<void> {
+    const h = this.held.get(delivery.tag);
+    if (!h) return; // settled already, or its channel died (the broker requeued it)
+    this.held.delete(delivery.tag);
+    try {
+      h.ch.ack(h.msg);
+    } catch {
+      // channel closed meanwhile: the broker redelivers; nothing to do
+    }
+    this.closeIdleChannel(h.ch);
+  }
+
+  async reject(delivery: Delivery, opts: { requeue: boolean; reason?: string }): Promise<void> {
+    const h = this.held.get(delivery.tag);
+    if (!h) return;
+    if (opts.requeue) {
+      this.held.delete(delivery.tag);
+      try {
+        h.ch.nack(h.msg, false, true);
+      } catch {
+        // channel closed: the broker requeued it already
+      }
+      this.closeIdleChannel(h.ch);
+      return;
+    }
+    const options = toPublishOptions(fromMessageProperties(h.msg), {
+      ...(h.msg.properties.headers ?? {}),
+      'x-asynx-reason': opts.reason ?? 'rejected',
+      'x-asynx-queue': h.queue,
+      'x-asynx-rejected-at': new Date().toISOString(),
+    });
+    delete options.expiration;
+    options.deliveryMode = 2;
+    // Move first, ack after: a crash in between gives a duplicate in the dead-letter queue, never a loss.
+    await this.publishRaw(this.deadQueue, h.msg.content, options, null, this.opts.publishTimeoutMs, `dead-letter a message from '${h.queue}'`);
+    if (!this.held.has(delivery.tag)) return;
+    this.held.delete(delivery.tag);
+    try {
+      h.ch.ack(h.msg);
+    } catch {
+      // channel closed: it comes back and is dead-lettered again (at-least-once)
+    }
+    this.closeIdleChannel(h.ch);
+  }
+
+  /** A cancelled consumer's channel is closed once its last held delivery is settled. */
+  private closeIdleChannel(ch: Channel): void {
+    for (const c of this.consumers) if (c.ch === ch) return;
+    for (const h of this.held.values()) if (h.ch === ch) return;
+    ch.close().catch(() => undefined);
+  }
+
+  // ---- queue management -----------------------------------------------------------------
+
+  async purge(queues: string[]): Promise<number> {
+    const deadline = Date.now() + this.opts.publishTimeoutMs;
+    const what = `purge ${queues.join(', ')}`;
+    const ch = await this.publishChannel(deadline, what);
+    let n = 0;
+    for (const q of queues) {
+      await this.bounded(this.ensureQueue(ch, q), deadline, what);
+      n += (await this.bounded(ch.purgeQueue(q), deadline, what)).messageCount;
+    }
+    return n;
+  }
+
+  /** Ready messages in the queue. Messages parked in the delay ladder are not counted (RabbitMQ cannot tell per target). */
+  async count(queue: string): Promise<number> {
+    const deadline = Date.now() + this.opts.publishTimeoutMs;
+    const what = `count queue '${queue}'`;
+    const ch = await this.publishChannel(deadline, what);
+    try {
+      return await this.bounded(declareTaskQueue(ch, queue, this.opts.maxPriority), deadline, what);
+    } catch (err) {
+      throw this.declareError(err, queue);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        for (const c of this.consumers) {
+          c.cancelled = true;
+          c.release();
+        }
+        this.consumers.clear();
+        this.held.clear();
+        // Closing the connection hands every unsettled delivery back to its queue.
+        await this.conn.close();
+      })();
+    }
+    return this.closing;
+  }
+}

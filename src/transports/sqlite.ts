@@ -1,0 +1,341 @@
+// Embedded broker on SQLite: durable queues with leases, eta held in the table, priorities, dead letters.
+
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BrokerUnavailableError } from '../errors.js';
+import { parseCeleryTime } from '../protocol/codec.js';
+import type { WireMessage } from '../protocol/message.js';
+import { MSG_DELAYED, MSG_LEASED, MSG_READY, openDb, type Db } from './sqlite-db.js';
+import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
+
+/** Options of the SQLite transport. */
+export interface SqliteTransportOptions {
+  /** A claimed message returns to its queue when its lease is not renewed for this long. @defaultValue 30000 */
+  visibilityTimeoutMs?: number;
+  /** Bounded wait for a publish when the file is locked. @defaultValue 5000 */
+  publishTimeoutMs?: number;
+  /** Longest pause between polls of an empty queue. @defaultValue 20 */
+  maxPollIntervalMs?: number;
+}
+
+function isBusy(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_SNAPSHOT';
+}
+
+function isFull(err: unknown): boolean {
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === 'SQLITE_IOERR';
+}
+
+interface Row {
+  id: number;
+  queue: string;
+  deliveries: number;
+  properties: string;
+  headers: string;
+  body: string;
+}
+
+/** The embedded broker. One instance per process; safe with many processes on one file. */
+export class SqliteTransport implements Transport {
+  readonly kind = 'sqlite';
+  readonly capabilities: TransportCapabilities = { delayedDelivery: true, priorities: true };
+  private db: Db | null = null;
+  private readonly owner = randomUUID();
+  private readonly visibilityMs: number;
+  private readonly publishTimeoutMs: number;
+  private readonly maxPollMs: number;
+  private readonly consumers = new Set<SqliteConsumer>();
+  private renewTimer: NodeJS.Timeout | null = null;
+  private pendingAcks: number[] = [];
+  private ackFlush: Promise<void> | null = null;
+  private stmts: ReturnType<SqliteTransport['prepare']> | null = null;
+
+  constructor(readonly path: string, opts: SqliteTransportOptions = {}) {
+    this.visibilityMs = opts.visibilityTimeoutMs ?? 30_000;
+    this.publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
+    this.maxPollMs = opts.maxPollIntervalMs ?? 20;
+  }
+
+  private prepare(db: Db) {
+    return {
+      insert: db.prepare('INSERT INTO messages (queue, priority, state, visible_at, properties, headers, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+      promote: db.prepare(`UPDATE messages SET state = ${MSG_READY}, owner = NULL WHERE state IN (${MSG_DELAYED}, ${MSG_LEASED}) AND visible_at <= ?`),
+      pick: db.prepare(`SELECT id, queue, deliveries, properties, headers, body FROM messages WHERE queue = ? AND state = ${MSG_READY} ORDER BY priority DESC, id LIMIT ?`),
+      lease: db.prepare(`UPDATE messages SET state = ${MSG_LEASED}, visible_at = ?, owner = ?, deliveries = deliveries + 1 WHERE id = ?`),
+      ack: db.prepare('DELETE FROM messages WHERE id = ? AND owner = ?'),
+      requeue: db.prepare(`UPDATE messages SET state = ${MSG_READY}, visible_at = ?, owner = NULL WHERE id = ? AND owner = ?`),
+      renew: db.prepare(`UPDATE messages SET visible_at = ? WHERE owner = ? AND state = ${MSG_LEASED}`),
+      dead: db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) SELECT queue, ?, deliveries, properties, headers, body, ? FROM messages WHERE id = ? AND owner = ?'),
+      purge: db.prepare(`DELETE FROM messages WHERE queue = ? AND state IN (${MSG_READY}, ${MSG_DELAYED})`),
+      count: db.prepare(`SELECT COUNT(*) AS n FROM messages WHERE queue = ?`),
+    };
+  }
+
+  async connect(): Promise<void> {
+    if (this.db) return;
+    // A short busy timeout: the event loop must not block for long; callers retry.
+    this.db = openDb(this.path, 250);
+    this.stmts = this.prepare(this.db);
+  }
+
+  private get s() {
+    if (!this.stmts) throw new BrokerUnavailableError('SQLite transport is not connected: call connect() first');
+    return this.stmts;
+  }
+
+  async declareQueue(_queue: string): Promise<void> {
+    // Queues are rows' `queue` values: nothing to declare.
+  }
+
+  /** Runs a write, retrying while the file is locked, up to `timeoutMs`. */
+  private async withRetry<T>(what: string, timeoutMs: number, fn: () => T): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    let delay = 5;
+    for (;;) {
+      try {
+        return fn();
+      } catch (err) {
+        if (isFull(err)) throw new BrokerUnavailableError(`SQLite ${what} failed: the disk is full or unwritable (${(err as Error).message}); free space on ${this.path}'s filesystem`, { cause: err, facts: { path: this.path } });
+        if (!isBusy(err)) throw err;
+        if (Date.now() >= deadline) throw new BrokerUnavailableError(`SQLite ${what} timed out after ${timeoutMs} ms: ${this.path} is locked by another process`, { cause: err, facts: { path: this.path, timedOut: true } });
+        await sleep(delay);
+        delay = Math.min(delay * 2, 100);
+      }
+    }
+  }
+
+  async publish(queue: string, message: WireMessage, opts: PublishOptions = {}): Promise<void> {
+    await this.connect();
+    const now = Date.now();
+    let visibleAt = now;
+    if (message.headers.eta) {
+      try {
+        visibleAt = Math.max(now, parseCeleryTime(message.headers.eta, 'eta'));
+      } catch {
+        visibleAt = now; // the worker reports the bad header
+      }
+    }
+    const state = visibleAt > now ? MSG_DELAYED : MSG_READY;
+    const p = message.properties.priority ?? 0;
+    await this.withRetry('publish', opts.timeoutMs ?? this.publishTimeoutMs, () =>
+      this.s.insert.run(queue, p, state, visibleAt, JSON.stringify(message.properties), JSON.stringify(message.headers), message.body, now),
+    );
+  }
+
+  /** Claims up to `max` due messages from the queues, in one transaction. */
+  claim(queues: string[], max: number): Delivery[] {
+    const s = this.s;
+    const db = this.db!;
+    const now = Date.now();
+    const out: Delivery[] = [];
+    db.transaction(() => {
+      s.promote.run(now);
+      for (const q of queues) {
+        if (out.length >= max) break;
+        const rows = s.pick.all(q, max - out.length) as Row[];
+        for (const r of rows) {
+          s.lease.run(now + this.visibilityMs, this.owner, r.id);
+          out.push({
+            tag: String(r.id),
+            queue: r.queue,
+            message: { properties: JSON.parse(r.properties) as Record<string, unknown>, headers: JSON.parse(r.headers) as unknown, body: r.body },
+            redelivered: r.deliveries > 0,
+            deliveryCount: r.deliveries + 1,
+          });
+        }
+      }
+    }).immediate();
+    return out;
+  }
+
+  async consume(queues: string[], prefetch: number, onDelivery: DeliveryHandler): Promise<Consumer> {
+    await this.connect();
+    const c = new SqliteConsumer(this, queues, prefetch, onDelivery, this.maxPollMs);
+    this.consumers.add(c);
+    if (!this.renewTimer) {
+      this.renewTimer = setInterval(() => this.renew(), Math.max(100, Math.floor(this.visibilityMs / 3)));
+      this.renewTimer.unref();
+    }
+    c.start();
+    return {
+      cancel: async () => {
+        await c.stop();
+        this.consumers.delete(c);
+      },
+    };
+  }
+
+  /** Extends the lease of every message this process holds. */
+  private renew(): void {
+    try {
+      this.s.renew.run(Date.now() + this.visibilityMs, this.owner);
+    } catch {
+      // locked: the next tick retries well before the lease ends
+    }
+  }
+
+  /** Called by a consumer when it may claim again (a held delivery was settled). */
+  private settled(): void {
+    for (const c of this.consumers) c.onSettled();
+  }
+
+  async ack(delivery: Delivery): Promise<void> {
+    this.pendingAcks.push(Number(delivery.tag));
+    for (const c of this.consumers) c.release(delivery.tag);
+    if (!this.ackFlush) {
+      this.ackFlush = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAcks());
+    }
+    const p = this.ackFlush;
+    this.settled();
+    return p;
+  }
+
+  private async flushAcks(): Promise<void> {
+    const ids = this.pendingAcks;
+    this.pendingAcks = [];
+    this.ackFlush = null;
+    if (!ids.length) return;
+    await this.withRetry('ack', 60_000, () =>
+      this.db!.transaction(() => {
+        for (const id of ids) this.s.ack.run(id, this.owner);
+      })(),
+    );
+  }
+
+  async reject(delivery: Delivery, opts: { requeue: boolean; reason?: string }): Promise<void> {
+    const id = Number(delivery.tag);
+    for (const c of this.consumers) c.release(delivery.tag);
+    await this.withRetry('reject', 60_000, () =>
+      this.db!.transaction(() => {
+        if (!opts.requeue) this.s.dead.run(opts.reason ?? 'rejected', Date.now(), id, this.owner);
+        if (opts.requeue) this.s.requeue.run(Date.now(), id, this.owner);
+        else this.s.ack.run(id, this.owner);
+      })(),
+    );
+    this.settled();
+  }
+
+  async purge(queues: string[]): Promise<number> {
+    await this.connect();
+    return this.withRetry('purge', this.publishTimeoutMs, () => {
+      let n = 0;
+      for (const q of queues) n += this.s.purge.run(q).changes;
+      return n;
+    });
+  }
+
+  async count(queue: string): Promise<number> {
+    await this.connect();
+    return (this.s.count.get(queue) as { n: number }).n;
+  }
+
+  /** Dead-lettered messages (newest last), for tools and tests. */
+  async deadLetters(): Promise<Array<{ queue: string; reason: string; deliveries: number; headers: unknown }>> {
+    await this.connect();
+    const rows = this.db!.prepare('SELECT queue, reason, deliveries, headers FROM dead_letters ORDER BY id').all() as Array<{ queue: string; reason: string; deliveries: number; headers: string }>;
+    return rows.map((r) => ({ ...r, headers: JSON.parse(r.headers) as unknown }));
+  }
+
+  async close(): Promise<void> {
+    if (!this.db) return;
+    for (const c of this.consumers) await c.stop();
+    this.consumers.clear();
+    if (this.renewTimer) clearInterval(this.renewTimer);
+    this.renewTimer = null;
+    if (this.ackFlush) await this.ackFlush.catch(() => undefined);
+    // Anything still held goes back to its queue at once rather than after the lease.
+    try {
+      this.db.prepare(`UPDATE messages SET state = ${MSG_READY}, visible_at = ?, owner = NULL WHERE owner = ? AND state = ${MSG_LEASED}`).run(Date.now(), this.owner);
+    } catch {
+      // locked or full: the leases expire by themselves
+    }
+    this.db.close();
+    this.db = null;
+    this.stmts = null;
+  }
+}
+
+/** Polling consumer: claims while it has room in its prefetch window, backs off when the queue is empty. */
+class SqliteConsumer {
+  private readonly held = new Set<string>();
+  private running = false;
+  private timer: NodeJS.Timeout | null = null;
+  private idleMs = 1;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+
+  constructor(
+    private readonly t: SqliteTransport,
+    private readonly queues: string[],
+    private readonly prefetch: number,
+    private readonly onDelivery: DeliveryHandler,
+    private readonly maxPollMs: number,
+  ) {}
+
+  start(): void {
+    this.running = true;
+    this.loop = this.run();
+  }
+
+  release(tag: string): void {
+    this.held.delete(tag);
+  }
+
+  onSettled(): void {
+    if (this.wake) this.wake();
+  }
+
+  private pause(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wake = () => {
+        this.wake = null;
+        if (this.timer) clearTimeout(this.timer);
+        this.timer = null;
+        resolve();
+      };
+      this.timer = setTimeout(() => this.wake?.(), ms);
+    });
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      const room = this.prefetch - this.held.size;
+      if (room <= 0) {
+        await this.pause(50);
+        continue;
+      }
+      let got: Delivery[] = [];
+      try {
+        got = this.t.claim(this.queues, room);
+      } catch (err) {
+        if (!isBusy(err)) {
+          // A broken or full database: keep the worker alive and retry slowly.
+          await this.pause(500);
+          continue;
+        }
+      }
+      if (!this.running) {
+        // Cancelled while claiming: hand these straight back.
+        for (const d of got) await this.t.reject(d, { requeue: true });
+        break;
+      }
+      if (got.length) {
+        this.idleMs = 1;
+        for (const d of got) this.held.add(d.tag);
+        for (const d of got) this.onDelivery(d);
+        await new Promise((r) => setImmediate(r));
+      } else {
+        await this.pause(this.idleMs);
+        this.idleMs = Math.min(this.idleMs * 2, this.maxPollMs);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake?.();
+    await this.loop;
+  }
+}

@@ -1,0 +1,67 @@
+// Transport: the broker contract that the SQLite and AMQP transports implement, and that the worker uses.
+
+import type { WireMessage } from '../protocol/message.js';
+
+/** A message handed to a consumer. It stays unacknowledged (and invisible to others) until ack or reject. */
+export interface Delivery {
+  /** Opaque per-transport handle (SQLite row id, AMQP delivery tag). */
+  readonly tag: string;
+  readonly queue: string;
+  /** Properties, headers and body text exactly as received: nothing is validated here. */
+  readonly message: { properties: Record<string, unknown>; headers: unknown; body: string };
+  /** True when the broker delivered this message before (to a worker that died or gave it back). */
+  readonly redelivered: boolean;
+  /** How many times it has been handed out, this time included (1 on first delivery). */
+  readonly deliveryCount: number;
+}
+
+/** Called for each delivery; must not throw (the worker catches its own errors). */
+export type DeliveryHandler = (delivery: Delivery) => void;
+
+/** A running consumer on one or more queues. */
+export interface Consumer {
+  /** Stop receiving new deliveries. Held ones stay held until acked or rejected. */
+  cancel(): Promise<void>;
+}
+
+/** Options for publish. */
+export interface PublishOptions {
+  /** Bounded wait for the broker to accept the message, ms. */
+  timeoutMs?: number;
+}
+
+/** What a transport can do natively, so callers can adapt. */
+export interface TransportCapabilities {
+  /** Holds eta/countdown messages in the broker until due (never delivered early). */
+  delayedDelivery: boolean;
+  /** Honours the `priority` property. */
+  priorities: boolean;
+}
+
+/**
+ * The broker contract. Every method may reject with BrokerUnavailableError.
+ * Messages are at-least-once: a delivery that is neither acked nor rejected before its
+ * consumer goes away is delivered again.
+ */
+export interface Transport {
+  readonly kind: string;
+  readonly capabilities: TransportCapabilities;
+  /** Connects (idempotent). Rejects with BrokerUnavailableError within the configured timeout. */
+  connect(): Promise<void>;
+  /** Makes sure a queue exists (and its bindings, where the broker has them). */
+  declareQueue(queue: string): Promise<void>;
+  /** Publishes one task message to a queue; resolves once the broker holds it durably. */
+  publish(queue: string, message: WireMessage, opts?: PublishOptions): Promise<void>;
+  /** Starts consuming; at most `prefetch` deliveries are unacknowledged at any time. */
+  consume(queues: string[], prefetch: number, onDelivery: DeliveryHandler): Promise<Consumer>;
+  /** Acknowledges: the message is gone for good. */
+  ack(delivery: Delivery): Promise<void>;
+  /** Gives the message back to its queue (requeue) or moves it to the dead-letter store with a reason. */
+  reject(delivery: Delivery, opts: { requeue: boolean; reason?: string }): Promise<void>;
+  /** Deletes every ready message in the given queues; resolves to the count removed. */
+  purge(queues: string[]): Promise<number>;
+  /** Messages waiting (ready or delayed) in a queue, where the broker can tell. */
+  count(queue: string): Promise<number>;
+  /** Closes connections; held deliveries go back to their queues. Idempotent. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,73 @@
+// Pool child entry point: load the app, handshake, run one task at a time, exit when the parent is gone.
+
+import { executeTask, type TaskDefinition } from '../app/execute.js';
+import { NotRegistered } from '../errors.js';
+import { encodeError } from '../app/execute.js';
+import { type ChildMessage, type Job, type ParentMessage } from './ipc.js';
+import { loadApp } from './load-app.js';
+
+// Signals sent to the whole process group (Ctrl-C, systemd control-group, supervisord stopasgroup)
+// must not kill a running task: only the main process decides (multi-spec decision 10).
+process.on('SIGTERM', () => undefined);
+process.on('SIGINT', () => undefined);
+process.on('SIGHUP', () => undefined);
+process.on('SIGUSR2', () => undefined);
+
+function send(msg: ChildMessage): void {
+  if (process.connected) process.send!(msg);
+}
+
+async function main(): Promise<void> {
+  const appUrl = process.env.ASYNX_CHILD_APP;
+  if (!appUrl || !process.send) {
+    process.stderr.write('asynx pool child: started without an app module or IPC channel; it is started by `asynx worker` only\n');
+    process.exit(64);
+  }
+  let tasks: Map<string, TaskDefinition>;
+  try {
+    const app = await loadApp(appUrl);
+    tasks = new Map(app.taskNames().map((n) => [n, app.getTask(n)!]));
+  } catch (err) {
+    send({ type: 'initFailed', error: (err as Error).message });
+    setTimeout(() => process.exit(1), 50);
+    return;
+  }
+  let current: AbortController | null = null;
+  process.on('disconnect', () => {
+    current?.abort(new Error('worker main process went away'));
+    process.exit(0);
+  });
+  process.on('message', (raw: unknown) => {
+    if (typeof raw !== 'object' || raw === null) return;
+    const m = raw as ParentMessage;
+    if (m.type === 'exit') {
+      process.disconnect();
+      return;
+    }
+    if (m.type === 'run') void run(m.job);
+  });
+  async function run(job: Job): Promise<void> {
+    const def = tasks.get(job.name);
+    if (!def) {
+      send({ type: 'done', seq: job.seq, outcome: { kind: 'failure', error: encodeError(new NotRegistered(job.name, { taskId: job.id })) }, rss: process.memoryUsage().rss });
+      return;
+    }
+    current = new AbortController();
+    const outcome = await executeTask(def, job, {
+      updateState: async (state, meta) => send({ type: 'state', seq: job.seq, state, meta }),
+    }, current);
+    current = null;
+    let safe = outcome;
+    if (outcome.kind === 'success') {
+      try {
+        JSON.stringify(outcome.value);
+      } catch (err) {
+        safe = { kind: 'failure', error: encodeError(new TypeError(`Task ${job.name} returned a value that is not JSON-serialisable: ${(err as Error).message}`)) };
+      }
+    }
+    send({ type: 'done', seq: job.seq, outcome: safe, rss: process.memoryUsage().rss });
+  }
+  send({ type: 'ready', pid: process.pid, tasks: [...tasks.keys()] });
+}
+
+void main();

@@ -1,0 +1,35 @@
+// Parent ↔ pool-child protocol: typed discriminated unions with a ready/initFailed handshake.
+
+import type { Outcome } from '../app/execute.js';
+
+/** One task attempt handed to a child. */
+export interface Job {
+  seq: number;
+  id: string;
+  name: string;
+  args: unknown[];
+  kwargs: Record<string, unknown>;
+  retries: number;
+  rootId: string;
+  parentId: string | null;
+  hostname: string;
+  softTimeLimit: number | null;
+}
+
+/** Parent → child. */
+export type ParentMessage =
+  | { type: 'run'; job: Job }
+  /** Finish nothing more and exit (retire after max tasks / memory, or pool shutdown). */
+  | { type: 'exit' };
+
+/** Child → parent. */
+export type ChildMessage =
+  | { type: 'ready'; pid: number; tasks: string[] }
+  | { type: 'initFailed'; error: string }
+  | { type: 'state'; seq: number; state: string; meta: unknown }
+  | { type: 'done'; seq: number; outcome: Outcome; rss: number };
+
+/** Narrowing guard for messages from a child (unknown shapes are ignored). */
+export function isChildMessage(m: unknown): m is ChildMessage {
+  return typeof m === 'object' && m !== null && typeof (m as { type?: unknown }).type === 'string';
+}

@@ -1,0 +1,247 @@
+// Prefork pool: N forked children, one task each at a time; hard time limit, crash replacement, recycling.
+
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdirSync, openSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Outcome } from '../app/execute.js';
+import { AsynxError, ExitCode } from '../errors.js';
+import { isChildMessage, type ChildMessage, type Job, type ParentMessage } from './ipc.js';
+
+/** How a job ended, from the pool's point of view. */
+export type JobResult =
+  | { kind: 'done'; outcome: Outcome }
+  | { kind: 'lost'; detail: string }
+  | { kind: 'timeLimit'; seconds: number };
+
+/** Pool options. */
+export interface PoolOptions {
+  size: number;
+  /** URL of the app module the children import. */
+  appUrl: string;
+  /** Extra environment for children. */
+  env?: NodeJS.ProcessEnv;
+  /** Recycle a child after this many tasks. */
+  maxTasksPerChild?: number | null;
+  /** Recycle a child whose RSS exceeds this many KiB after a task. */
+  maxMemoryPerChildKb?: number | null;
+  /** Log file for child k (stdout/stderr), or null to inherit. */
+  logfileFor?: (index: number) => string | null;
+  /** Bounded wait for a child's handshake. @defaultValue 30000 */
+  startTimeoutMs?: number;
+  /** Called with descriptive lines (child replaced, recycled). */
+  onEvent?: (event: PoolEvent) => void;
+}
+
+/** Typed pool events for the worker's log. */
+export type PoolEvent =
+  | { type: 'pool:child:exit'; index: number; pid: number; detail: string; expected: boolean }
+  | { type: 'pool:child:recycle'; index: number; pid: number; reason: string };
+
+interface Slot {
+  index: number;
+  child: ChildProcess;
+  pid: number;
+  ready: boolean;
+  job: Job | null;
+  tasksRun: number;
+  retiring: boolean;
+  resolve: ((r: JobResult) => void) | null;
+  onState: ((state: string, meta: unknown) => void) | null;
+  hardTimer: NodeJS.Timeout | null;
+  killedFor: JobResult | null;
+}
+
+const CHILD_ENTRY = fileURLToPath(new URL('./child.js', import.meta.url));
+
+function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
+  return signal ? `signal ${signal}` : `exit code ${code}`;
+}
+
+/** The prefork pool. */
+export class Pool {
+  private readonly slots: Slot[] = [];
+  private closing = false;
+  private readonly waiters: Array<() => void> = [];
+
+  constructor(private readonly opts: PoolOptions) {}
+
+  /** Forks every child and waits for each handshake; rejects if a child cannot load the app. */
+  async start(): Promise<void> {
+    await Promise.all(Array.from({ length: this.opts.size }, (_, i) => this.spawn(i + 1)));
+  }
+
+  /** Pids of the live children. */
+  get childPids(): number[] {
+    return this.slots.filter((s) => s.child.exitCode === null).map((s) => s.pid);
+  }
+
+  /** Children that are ready and have no job. */
+  get idle(): number {
+    return this.slots.filter((s) => s.ready && !s.job && !s.retiring).length;
+  }
+
+  get active(): number {
+    return this.slots.filter((s) => s.job).length;
+  }
+
+  /** Jobs running now, for USR1 dumps. */
+  runningJobs(): Array<{ job: Job; pid: number }> {
+    return this.slots.filter((s) => s.job).map((s) => ({ job: s.job!, pid: s.pid }));
+  }
+
+  private spawn(index: number): Promise<void> {
+    const logPath = this.opts.logfileFor?.(index) ?? null;
+    let fd: number | null = null;
+    if (logPath) {
+      mkdirSync(dirname(logPath), { recursive: true });
+      fd = openSync(logPath, 'a');
+    }
+    const child = fork(CHILD_ENTRY, [], {
+      env: { ...process.env, ...this.opts.env, ASYNX_CHILD_APP: this.opts.appUrl, ASYNX_POOL_INDEX: String(index) },
+      stdio: fd === null ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', fd, fd, 'ipc'],
+      serialization: 'json',
+    });
+    if (fd !== null) closeSync(fd);
+    const slot: Slot = { index, child, pid: child.pid ?? -1, ready: false, job: null, tasksRun: 0, retiring: false, resolve: null, onState: null, hardTimer: null, killedFor: null };
+    const existing = this.slots.findIndex((s) => s.index === index);
+    if (existing >= 0) this.slots[existing] = slot;
+    else this.slots.push(slot);
+    return new Promise<void>((resolve, reject) => {
+      const timeout = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new AsynxError('asynx.pool.startTimeout', `Pool child ${index} did not load the app within ${this.opts.startTimeoutMs ?? 30000} ms: does importing the app module hang?`, { exitCode: ExitCode.software }));
+      }, this.opts.startTimeoutMs ?? 30_000);
+      child.on('message', (raw: unknown) => {
+        if (!isChildMessage(raw)) return;
+        const m = raw as ChildMessage;
+        if (m.type === 'ready') {
+          clearTimeout(timeout);
+          slot.ready = true;
+          resolve();
+          this.wakeWaiters();
+        } else if (m.type === 'initFailed') {
+          clearTimeout(timeout);
+          reject(new AsynxError('asynx.pool.initFailed', `Pool child ${index} could not load the app: ${m.error}`, { exitCode: ExitCode.software }));
+        } else if (m.type === 'state') {
+          if (slot.job && slot.job.seq === m.seq) slot.onState?.(m.state, m.meta);
+        } else if (m.type === 'done') {
+          if (!slot.job || slot.job.seq !== m.seq) return;
+          this.finish(slot, { kind: 'done', outcome: m.outcome });
+          slot.tasksRun++;
+          const maxTasks = this.opts.maxTasksPerChild;
+          const maxKb = this.opts.maxMemoryPerChildKb;
+          if (maxTasks && slot.tasksRun >= maxTasks) this.retire(slot, `max tasks per child (${maxTasks}) reached`);
+          else if (maxKb && m.rss / 1024 > maxKb) this.retire(slot, `RSS ${Math.round(m.rss / 1024)} KiB over max memory per child (${maxKb} KiB)`);
+        }
+      });
+      child.on('error', () => undefined);
+      child.on('exit', (code, signal) => {
+        clearTimeout(timeout);
+        const detail = describeExit(code, signal);
+        const expected = this.closing || slot.retiring;
+        this.opts.onEvent?.({ type: 'pool:child:exit', index, pid: slot.pid, detail, expected });
+        if (slot.job) this.finish(slot, slot.killedFor ?? { kind: 'lost', detail });
+        const wasReady = slot.ready;
+        slot.ready = false;
+        if (!this.closing && this.slots.includes(slot)) {
+          // Replace it (a crash, a kill, or a recycle). A child that died before its handshake is
+          // replaced after a pause, so an app that cannot load does not become a fork loop.
+          const respawn = () => {
+            if (this.closing) return;
+            this.spawn(index).catch((err) => this.opts.onEvent?.({ type: 'pool:child:exit', index, pid: -1, detail: (err as Error).message, expected: false }));
+          };
+          if (wasReady) respawn();
+          else setTimeout(respawn, 1000).unref();
+        }
+        reject(new AsynxError('asynx.pool.childExited', `Pool child ${index} exited during start-up (${detail})`, { exitCode: ExitCode.software }));
+      });
+    });
+  }
+
+  private finish(slot: Slot, result: JobResult): void {
+    if (slot.hardTimer) clearTimeout(slot.hardTimer);
+    slot.hardTimer = null;
+    const resolve = slot.resolve;
+    slot.job = null;
+    slot.resolve = null;
+    slot.onState = null;
+    slot.killedFor = null;
+    resolve?.(result);
+    this.wakeWaiters();
+  }
+
+  private retire(slot: Slot, reason: string): void {
+    slot.retiring = true;
+    this.opts.onEvent?.({ type: 'pool:child:recycle', index: slot.index, pid: slot.pid, reason });
+    this.post(slot, { type: 'exit' });
+  }
+
+  private post(slot: Slot, msg: ParentMessage): void {
+    if (slot.child.connected) slot.child.send(msg);
+  }
+
+  /**
+   * Runs a job on an idle child. The caller checks `idle` first.
+   * `hardLimit` seconds: the child is killed and the result is `timeLimit`.
+   */
+  run(job: Job, hardLimit: number | null, onState: (state: string, meta: unknown) => void): Promise<JobResult> {
+    const slot = this.slots.find((s) => s.ready && !s.job && !s.retiring);
+    if (!slot) return Promise.reject(new AsynxError('asynx.pool.busy', 'No idle pool child: the worker dispatched past its concurrency'));
+    return new Promise<JobResult>((resolve) => {
+      slot.job = job;
+      slot.resolve = resolve;
+      slot.onState = onState;
+      if (hardLimit) {
+        slot.hardTimer = setTimeout(() => {
+          slot.killedFor = { kind: 'timeLimit', seconds: hardLimit };
+          slot.child.kill('SIGKILL');
+        }, hardLimit * 1000);
+      }
+      this.post(slot, { type: 'run', job });
+    });
+  }
+
+  /** Resolves when a child becomes idle (or after `ms`). */
+  waitIdle(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.waiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  private wakeWaiters(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Resolves once no job is running. */
+  async drain(): Promise<void> {
+    while (this.active > 0) await this.waitIdle(1000);
+  }
+
+  /**
+   * Stops every child. Warm: children exit after the parent disconnects (call after drain()).
+   * Cold: SIGKILL at once; running jobs resolve as `lost`.
+   */
+  async close(cold = false): Promise<void> {
+    this.closing = true;
+    const exits = this.slots.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (s.child.exitCode !== null || s.child.signalCode !== null) return resolve();
+          s.child.once('exit', () => resolve());
+          if (cold) s.child.kill('SIGKILL');
+          else {
+            this.post(s, { type: 'exit' });
+            // Deadline, then SIGKILL: a child stuck in a sync loop must not block shutdown forever.
+            setTimeout(() => s.child.kill('SIGKILL'), 5000).unref();
+          }
+        }),
+    );
+    await Promise.all(exits);
+    this.slots.length = 0;
+  }
+}
