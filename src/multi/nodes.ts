@@ -120,23 +120,27 @@ function mergeOptions(options: readonly RawOption[], nodeIndex: number, selectio
   return [...merged.values()];
 }
 
-/** Splits a `--cmd` / `--append` string shell-style: whitespace separates, single and double quotes group. */
+/** Splits a `--cmd` / `--append` string shell-style: whitespace separates words, single and double quotes group. */
 export function splitCommand(text: string): string[] {
-  const out: string[] = [];
-  const re = /"([^"]*)"|'([^']*)'|(\S+)/g;
-  let current = '';
-  let last = -1;
-  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
-    const piece = m[1] ?? m[2] ?? m[3] ?? '';
-    if (last !== -1 && m.index === last) current += piece;
-    else {
-      if (last !== -1) out.push(current);
-      current = piece;
+  const words: string[] = [];
+  let word: string | null = null;
+  let quote: string | null = null;
+  for (const ch of text) {
+    if (quote !== null) {
+      if (ch === quote) quote = null;
+      else word += ch;
+    } else if (ch === '"' || ch === "'") {
+      quote = ch;
+      word ??= '';
+    } else if (/\s/.test(ch)) {
+      if (word !== null) words.push(word);
+      word = null;
+    } else {
+      word = (word ?? '') + ch;
     }
-    last = m.index + m[0].length;
   }
-  if (last !== -1) out.push(current);
-  return out;
+  if (word !== null) words.push(word);
+  return words;
 }
 
 function optionArgs(opt: WorkerOption): string[] {

@@ -2,6 +2,7 @@
 
 import pidusage from 'pidusage';
 import { childPidsOf } from '../process/proc.js';
+import { readStatus } from '../process/status-file.js';
 import type { MultiEvents } from './events.js';
 import type { MultiNode } from './nodes.js';
 import { probeNode, removeStaleFiles } from './probe.js';
@@ -58,12 +59,13 @@ export async function collectStatus(nodes: readonly MultiNode[], events: MultiEv
   const rows: NodeStatusRow[] = [];
   try {
     for (const node of nodes) {
-      const base = { node: node.name.full, pidfile: node.pidfile, logfile: node.logfile, uptimeMs: null, cpu: null, rss: null, concurrency: null, poolPids: [], processed: null, active: null };
+      const base = { node: node.name.full, state: 'down' as NodeRowState, pid: null, uptimeMs: null, cpu: null, rss: null, concurrency: null, poolPids: [], processed: null, active: null, pidfile: node.pidfile, logfile: node.logfile };
       const seen = probeNode(node);
       if (seen.kind === 'absent') {
-        rows.push({ ...base, state: 'down', pid: null });
+        const last = readStatus(node.statusFile);
+        rows.push(last?.state === 'failed' && last.error !== undefined ? { ...base, reason: `last start failed: ${last.error}` } : base);
       } else if (seen.kind === 'invalid') {
-        rows.push({ ...base, state: 'down', pid: null, reason: seen.reason });
+        rows.push({ ...base, reason: seen.reason });
       } else if (seen.kind === 'stale') {
         const removed = mayClean && removeStaleFiles(node, seen.record);
         events.emit('node:stale', { node: node.name.full, pidfile: node.pidfile, pid: seen.record?.pid ?? null, reason: seen.reason, removed });

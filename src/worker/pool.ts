@@ -36,7 +36,8 @@ export interface PoolOptions {
 /** Typed pool events for the worker's log. */
 export type PoolEvent =
   | { type: 'pool:child:exit'; index: number; pid: number; detail: string; expected: boolean }
-  | { type: 'pool:child:recycle'; index: number; pid: number; reason: string };
+  | { type: 'pool:child:recycle'; index: number; pid: number; reason: string }
+  | { type: 'pool:child:ready'; index: number; pid: number };
 
 interface Slot {
   index: number;
@@ -120,6 +121,7 @@ export class Pool {
           slot.ready = true;
           resolve();
           this.wakeWaiters();
+          this.opts.onEvent?.({ type: 'pool:child:ready', index, pid: slot.pid });
         } else if (m.type === 'initFailed') {
           clearTimeout(timeout);
           reject(new AsynxError('asynx.pool.initFailed', `Pool child ${index} could not load the app: ${m.error}`, { exitCode: ExitCode.software }));

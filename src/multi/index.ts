@@ -1,0 +1,162 @@
+// Programmatic `multi` for host projects: the CLI's node grammar and verbs as functions resolving to per-node results.
+
+import { dirname } from 'node:path';
+import type { MultiListeners, StartResult } from './events.js';
+import { planMulti } from './nodes.js';
+import { renderEvents } from './render.js';
+import type { NodeStatusRow } from './status.js';
+import { resolveSupervisorOptions, Supervisor, type MultiResult, type RestartResult, type StopResult, type StopWaitResult } from './supervisor.js';
+
+export type { MultiEventMap, MultiListeners, NodePid, StartResult } from './events.js';
+export type { NodeStatusRow, NodeRowState } from './status.js';
+export type { MultiResult, RestartResult, StopResult, StopWaitResult } from './supervisor.js';
+
+/**
+ * Options shared by every `multi` function. They map one to one onto `asynx multi` arguments, so a node started
+ * from code can be stopped from the shell and the other way round — as long as both name the same nodes and the
+ * same `pidfile` template (multi keeps no state besides pidfiles).
+ */
+export interface MultiOptions {
+  /** The host project's directory: relative paths and the workers' cwd. @defaultValue `process.cwd()` */
+  cwd?: string;
+  /** Environment of the spawned workers. @defaultValue `process.env` */
+  env?: NodeJS.ProcessEnv;
+  /** `-A`: module exporting the app (default export). */
+  app?: string;
+  /** `-c`: pool size, for all nodes or per node (`{ w1: 8 }`, `{ '1-3': 4 }`: keys are `:NS` namespaces). */
+  concurrency?: number | Record<string, number>;
+  /** `-Q`: queues to consume. */
+  queues?: string | string[];
+  /** `-l`: log level. */
+  loglevel?: string;
+  /** `-b`: broker URL. */
+  broker?: string;
+  /** `--result-backend`. */
+  resultBackend?: string;
+  /** `--config`: config file path. */
+  config?: string;
+  /** `--pidfile` template. @defaultValue `./.asynx/run/%n.pid` */
+  pidfile?: string;
+  /** `--logfile` template. @defaultValue `./.asynx/log/%n%I.log` */
+  logfile?: string;
+  /** `--hostname`: host part of plain node names. @defaultValue the OS host name */
+  hostname?: string;
+  /** `--prefix` for plain node names. */
+  prefix?: string;
+  /** `--suffix`: replaces the host part. */
+  suffix?: string;
+  /** `--range-prefix`: names of range-mode nodes. @defaultValue `asynx` */
+  rangePrefix?: string;
+  /** `--executable`: the node binary. @defaultValue `process.execPath` */
+  executable?: string;
+  /** More arguments in multi's grammar, e.g. `['-c:w1', '8', '--max-tasks-per-child=100']`. */
+  extraArgs?: string[];
+  /** Passed verbatim after `--` to every worker. */
+  passthrough?: string[];
+  /** Seconds (or `'30s'`) to wait for each node to report ready. @defaultValue 30 */
+  startTimeout?: number | string;
+  /** stopwait/restart: give up waiting for a node to exit after this long. @defaultValue no limit */
+  timeout?: number | string;
+  /** stopwait/restart: KILL nodes still alive after this long. @defaultValue never */
+  killAfter?: number | string;
+  /** stop/stopwait/restart signal. @defaultValue `'SIGTERM'` */
+  signal?: NodeJS.Signals | number;
+  /** restart one node at a time (false: Celery's all at once). @defaultValue true */
+  rolling?: boolean;
+  /** Event listeners, e.g. `{ 'node:start': (r) => log(r) }`. */
+  on?: MultiListeners;
+  /** Print `celery multi`-style progress lines to this stream. @defaultValue nothing is printed */
+  output?: NodeJS.WritableStream;
+  /** Colour the printed lines. @defaultValue false */
+  color?: boolean;
+}
+
+/** Nodes: a count (`3` → asynx1..3) or names (`['w1', 'w2', 'img@host']`). */
+export type MultiNodes = number | readonly string[];
+
+function durationArg(value: number | string): string {
+  return typeof value === 'number' ? String(value) : value;
+}
+
+/** Translates nodes + options into multi's argv, so the API and the CLI share one grammar. */
+export function multiArgv(nodes: MultiNodes, opts: MultiOptions = {}): string[] {
+  const argv: string[] = typeof nodes === 'number' ? [String(nodes)] : [...nodes];
+  const long = (key: string, value: string | undefined): void => {
+    if (value !== undefined) argv.push(`--${key}=${value}`);
+  };
+  long('app', opts.app);
+  if (typeof opts.concurrency === 'number') long('concurrency', String(opts.concurrency));
+  else if (opts.concurrency !== undefined) for (const [ns, n] of Object.entries(opts.concurrency)) argv.push(`--concurrency:${ns}=${n}`);
+  long('queues', Array.isArray(opts.queues) ? opts.queues.join(',') : (opts.queues as string | undefined));
+  long('loglevel', opts.loglevel);
+  long('broker', opts.broker);
+  long('result-backend', opts.resultBackend);
+  long('config', opts.config);
+  long('pidfile', opts.pidfile);
+  long('logfile', opts.logfile);
+  long('hostname', opts.hostname);
+  long('prefix', opts.prefix);
+  long('suffix', opts.suffix);
+  long('range-prefix', opts.rangePrefix);
+  long('executable', opts.executable);
+  if (opts.startTimeout !== undefined) long('start-timeout', durationArg(opts.startTimeout));
+  if (opts.timeout !== undefined) long('timeout', durationArg(opts.timeout));
+  if (opts.killAfter !== undefined) long('kill-after', durationArg(opts.killAfter));
+  if (opts.signal !== undefined) argv.push(typeof opts.signal === 'number' ? `-${opts.signal}` : `-${opts.signal.replace(/^SIG/, '')}`);
+  if (opts.rolling === false) argv.push('--all-at-once');
+  argv.push(...(opts.extraArgs ?? []));
+  if (opts.passthrough !== undefined && opts.passthrough.length > 0) argv.push('--', ...opts.passthrough);
+  return argv;
+}
+
+function supervisorFor(nodes: MultiNodes, opts: MultiOptions): Supervisor {
+  const plan = planMulti(multiArgv(nodes, opts), opts.cwd ?? process.cwd());
+  const sup = new Supervisor(plan, resolveSupervisorOptions(plan, opts.env ?? process.env));
+  if (opts.on !== undefined) sup.events.listen(opts.on);
+  if (opts.output !== undefined) renderEvents(sup.events, { out: opts.output, color: opts.color ?? false });
+  return sup;
+}
+
+/**
+ * Start nodes (concurrently) and confirm each is up; nodes already running are left alone.
+ * @example
+ * const r = await multi.start(['w1', 'w2'], { app: './tasks.mjs', concurrency: 2 });
+ * if (!r.ok) for (const n of r.nodes) if (n.outcome === 'failed') console.error(n.node, n.reason);
+ */
+function start(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<StartResult>> {
+  return supervisorFor(nodes, opts).start();
+}
+
+/** Send the signal (default TERM: warm shutdown) to each node's main process; does not wait. */
+function stop(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<StopResult>> {
+  return supervisorFor(nodes, opts).stop();
+}
+
+/** Like {@link stop}, then wait for every node to exit (bounded by `timeout`, escalating with `killAfter`). */
+function stopwait(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<StopWaitResult>> {
+  return supervisorFor(nodes, opts).stopwait();
+}
+
+/** Rolling restart: one node at a time, drain, start, confirm up. Pass the same worker options as `start`. */
+function restart(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<RestartResult>> {
+  return supervisorFor(nodes, opts).restart();
+}
+
+/** KILL each node's main process and pool children, then remove the pidfiles of the dead. */
+function kill(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<StopWaitResult>> {
+  return supervisorFor(nodes, opts).kill();
+}
+
+/** One row a node: state, pid, uptime, CPU, RSS, pool, tasks. `ok` only when every node is up. */
+function status(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<NodeStatusRow>> {
+  return supervisorFor(nodes, opts).status();
+}
+
+/** The pidfile directories the nodes use (what `multi` locks), for host projects that clean up. */
+function pidfileDirs(nodes: MultiNodes, opts: MultiOptions = {}): string[] {
+  const plan = planMulti(multiArgv(nodes, opts), opts.cwd ?? process.cwd());
+  return [...new Set(plan.nodes.map((n) => dirname(n.pidfile)))];
+}
+
+/** `asynx multi` for code: `import { multi } from 'asynx'`. */
+export const multi = { start, stop, stopwait, restart, kill, status, pidfileDirs };
