@@ -39,7 +39,7 @@ export interface ParsedArgs {
   positionals: string[];
   /** Worker options in the order written, namespaced ones included. */
   options: RawOption[];
-  /** `--` and everything after it, appended verbatim to every worker command line. */
+  /** Everything after `--`, appended verbatim (not %-expanded) to every worker command line. */
   passthrough: string[];
   /** Signal named by a `-INT` / `-SIGINT` / `-9` token, e.g. `SIGINT`; null when none was given. */
   signal: NodeJS.Signals | null;
@@ -70,12 +70,10 @@ const FLAG_SETTINGS: Record<string, keyof MultiSettings> = {
   '--verbose': 'verbose',
   '--no-color': 'noColor',
   '--nosplash': 'nosplash',
-  // multi always adds --detach itself
-  '--detach': 'nosplash',
 };
 
-/** Worker flags that take no value, so a following token is a node name, not a misplaced value. */
-const KNOWN_LONG_FLAGS = new Set(['--detach']);
+/** Dropped without effect: multi always adds `--detach` itself. */
+const IGNORED = new Set(['--detach', '-D']);
 
 /** `-INT`, `-SIGINT`, `-KILL`, `-9`, `-15` → the signal; null when the token is not a signal. */
 export function parseSignalToken(token: string): NodeJS.Signals | null {
@@ -122,7 +120,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const token = tokens[i] as string;
     const next = tokens[i + 1];
     if (token === '--') {
-      passthrough = tokens.slice(i);
+      // The rest goes to every worker as its own arguments: `--` itself is not forwarded, since the
+      // worker would read what follows it as positional arguments rather than options.
+      passthrough = tokens.slice(i + 1);
       break;
     }
     if (!token.startsWith('-') || token === '-') {
@@ -134,6 +134,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       signal = sig;
       continue;
     }
+    if (IGNORED.has(token)) continue;
     const flag = FLAG_SETTINGS[token];
     if (flag !== undefined) {
       (settings[flag] as boolean) = true;
@@ -144,7 +145,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       const [key, namespace] = splitNamespace(eq === -1 ? token : token.slice(0, eq));
       const value = eq === -1 ? null : token.slice(eq + 1);
       const setting = VALUE_SETTINGS[key];
-      if (value === null && next !== undefined && !next.startsWith('-') && !KNOWN_LONG_FLAGS.has(key)) {
+      if (value === null && next !== undefined && !next.startsWith('-')) {
         const written = eq === -1 ? token : token.slice(0, eq);
         throw new UsageError('asynx.multi.spacedValue', `Option ${written} takes its value after '=': did you mean ${written}=${next}? (a long option followed by a space-separated value would make '${next}' a node name; put node names before the options)`, { option: written, value: next });
       }

@@ -1,5 +1,26 @@
 // Programmatic `multi` for host projects: the CLI's node grammar and verbs as functions resolving to per-node results.
 
+/**
+ * `multi` wires a host project's own `manage start/stop/restart/status` in a few lines. Nothing is printed
+ * unless `output` is given, nothing exits; every function resolves to `{ ok, nodes: [per-node result] }`.
+ *
+ * @example
+ * ```js
+ * // manage.mjs — node manage.mjs start|stop|restart|status
+ * import { multi } from 'asynx';
+ *
+ * const nodes = ['web', 'reports'];
+ * const opts = { app: './tasks.mjs', concurrency: { web: 4, reports: 1 }, timeout: 120, killAfter: 150, output: process.stdout };
+ * const verbs = { start: multi.start, stop: multi.stopwait, restart: multi.restart, status: multi.status };
+ * const verb = verbs[process.argv[2]];
+ * if (!verb) throw new Error('usage: manage.mjs start|stop|restart|status');
+ * const result = await verb(nodes, opts);
+ * if (process.argv[2] === 'status') console.table(result.nodes.map(({ node, state, pid, processed }) => ({ node, state, pid, processed })));
+ * process.exitCode = result.ok ? 0 : 1;
+ * ```
+ * @see `asynx multi help` for the same verbs from the shell; both share one grammar, so they interoperate.
+ */
+
 import { dirname } from 'node:path';
 import type { MultiListeners, StartResult } from './events.js';
 import { planMulti } from './nodes.js';

@@ -182,7 +182,7 @@ export class Supervisor {
       const alive = new Set(await waitForExit(targets, quiet, { timeoutMs: 5_000, killAfterMs: null }));
       return found.map(({ node, f }): StopWaitResult => {
         const target = f?.target ?? null;
-        if (target === null) return { node: node.name.full, pid: null, outcome: 'down' };
+        if (target === null) return { node: node.name.full, pid: null, outcome: f?.problem === undefined ? 'down' : 'failed', ...(f?.problem === undefined ? {} : { reason: f.problem }) };
         if (alive.has(target)) {
           this.events.emit('node:signal:failed', { node: node.name.full, pid: target.ref.pid, signal: 'SIGKILL', message: 'still alive 5s after KILL' });
           return { node: node.name.full, pid: target.ref.pid, outcome: 'failed', reason: 'still alive 5s after KILL' };

@@ -51,6 +51,8 @@ export class AmqpConnection {
   private holders = 0;
   private closed = false;
   private lastError: unknown = null;
+  /** Set while the broker blocks publishers (memory or disk alarm), with its reason. */
+  private blockedReason: string | null = null;
   private readonly openHooks: OpenHook[] = [];
   private readonly lostHooks: Array<(generation: number) => void> = [];
   private wakeBackoff: AbortController | null = null;
@@ -114,6 +116,18 @@ export class AmqpConnection {
   unavailable(what: string, deadline: number, waitedMs?: number): BrokerUnavailableError {
     const last = this.lastError instanceof Error ? ` (last error: ${this.lastError.message})` : '';
     const ms = waitedMs ?? Math.max(0, deadline - Date.now());
+    if (this.conn && this.blockedReason !== null) {
+      return new BrokerUnavailableError(
+        `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is blocking publishers (${this.blockedReason || 'resource alarm'})${ms ? ` and did not unblock within ${ms} ms` : ''}. Free memory or disk space on the broker (rabbitmq-diagnostics alarms)`,
+        { facts: { timedOut: true, value: redactUrl(this.url) } },
+      );
+    }
+    if (this.conn) {
+      return new BrokerUnavailableError(
+        `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is connected but did not answer${ms ? ` within ${ms} ms` : ''}. Check the broker's health (rabbitmq-diagnostics status), or raise the timeout`,
+        { facts: { timedOut: true, value: redactUrl(this.url) } },
+      );
+    }
     return new BrokerUnavailableError(
       `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is not reachable${ms ? ` within ${ms} ms` : ''}${last}. Check that the broker is running and the URL, user and vhost are right (ASYNX_BROKER_URL), or raise the timeout`,
       { cause: this.lastError ?? undefined, facts: { timedOut: true, value: redactUrl(this.url) } },
@@ -155,8 +169,15 @@ export class AmqpConnection {
       conn.on('error', (err: unknown) => {
         this.lastError = err;
       });
+      conn.on('blocked', (reason: unknown) => {
+        this.blockedReason = typeof reason === 'string' ? reason : '';
+      });
+      conn.on('unblocked', () => {
+        this.blockedReason = null;
+      });
       conn.on('close', () => {
         lost = true;
+        this.blockedReason = null;
         if (this.conn !== conn) return;
         this.conn = null;
         for (const hook of this.lostHooks) hook(generation);

@@ -150,8 +150,9 @@ export class AmqpTransport implements Transport {
 
   private bounded<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined;
+    const waited = Math.max(0, deadline - Date.now());
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.conn.unavailable(what, deadline, 0)), Math.max(0, deadline - Date.now()));
+      timer = setTimeout(() => reject(this.conn.unavailable(what, deadline, waited)), waited);
     });
     return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
   }

@@ -68,6 +68,8 @@ export class SqliteTransport implements Transport {
       requeue: db.prepare(`UPDATE messages SET state = ${MSG_READY}, visible_at = ?, owner = NULL WHERE id = ? AND owner = ?`),
       renew: db.prepare(`UPDATE messages SET visible_at = ? WHERE owner = ? AND state = ${MSG_LEASED}`),
       dead: db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) SELECT queue, ?, deliveries, properties, headers, body, ? FROM messages WHERE id = ? AND owner = ?'),
+      deadRow: db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) SELECT queue, ?, deliveries, properties, headers, body, ? FROM messages WHERE id = ?'),
+      drop: db.prepare('DELETE FROM messages WHERE id = ?'),
       purge: db.prepare(`DELETE FROM messages WHERE queue = ? AND state IN (${MSG_READY}, ${MSG_DELAYED})`),
       count: db.prepare(`SELECT COUNT(*) AS n FROM messages WHERE queue = ?`),
     };
@@ -136,11 +138,21 @@ export class SqliteTransport implements Transport {
         if (out.length >= max) break;
         const rows = s.pick.all(q, max - out.length) as Row[];
         for (const r of rows) {
+          let message: Delivery['message'];
+          try {
+            message = { properties: JSON.parse(r.properties) as Record<string, unknown>, headers: JSON.parse(r.headers) as unknown, body: r.body };
+          } catch (err) {
+            // A row written by something else than this transport: dead-letter it here, or it would fail
+            // every claim and stop the queue (test/faults/sqlite-malformed.test.ts).
+            s.deadRow.run(`asynx.broker.badRow: stored properties or headers are not JSON (${(err as Error).message})`, now, r.id);
+            s.drop.run(r.id);
+            continue;
+          }
           s.lease.run(now + this.visibilityMs, this.owner, r.id);
           out.push({
             tag: String(r.id),
             queue: r.queue,
-            message: { properties: JSON.parse(r.properties) as Record<string, unknown>, headers: JSON.parse(r.headers) as unknown, body: r.body },
+            message,
             redelivered: r.deliveries > 0,
             deliveryCount: r.deliveries + 1,
           });

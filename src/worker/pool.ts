@@ -12,7 +12,9 @@ import { isChildMessage, type ChildMessage, type Job, type ParentMessage } from 
 export type JobResult =
   | { kind: 'done'; outcome: Outcome }
   | { kind: 'lost'; detail: string }
-  | { kind: 'timeLimit'; seconds: number };
+  | { kind: 'timeLimit'; seconds: number }
+  /** The gate passed to {@link Pool.run} rejected: the child never got the job. */
+  | { kind: 'notStarted'; detail: string };
 
 /** Pool options. */
 export interface PoolOptions {
@@ -186,21 +188,31 @@ export class Pool {
   /**
    * Runs a job on an idle child. The caller checks `idle` first.
    * `hardLimit` seconds: the child is killed and the result is `timeLimit`.
+   * `gate`: the slot is taken at once, but the job goes to the child only once the gate resolves (the
+   * early ack is durable), so a kill of the main process cannot leave a task both run and unacked.
    */
-  run(job: Job, hardLimit: number | null, onState: (state: string, meta: unknown) => void): Promise<JobResult> {
+  run(job: Job, hardLimit: number | null, onState: (state: string, meta: unknown) => void, gate?: Promise<void>): Promise<JobResult> {
     const slot = this.slots.find((s) => s.ready && !s.job && !s.retiring);
     if (!slot) return Promise.reject(new AsynxError('asynx.pool.busy', 'No idle pool child: the worker dispatched past its concurrency'));
     return new Promise<JobResult>((resolve) => {
       slot.job = job;
       slot.resolve = resolve;
       slot.onState = onState;
-      if (hardLimit) {
-        slot.hardTimer = setTimeout(() => {
-          slot.killedFor = { kind: 'timeLimit', seconds: hardLimit };
-          slot.child.kill('SIGKILL');
-        }, hardLimit * 1000);
-      }
-      this.post(slot, { type: 'run', job });
+      const dispatch = () => {
+        if (slot.job !== job) return; // the child died while the gate was pending
+        if (hardLimit) {
+          slot.hardTimer = setTimeout(() => {
+            slot.killedFor = { kind: 'timeLimit', seconds: hardLimit };
+            slot.child.kill('SIGKILL');
+          }, hardLimit * 1000);
+        }
+        this.post(slot, { type: 'run', job });
+      };
+      if (!gate) dispatch();
+      else
+        gate.then(dispatch, (err: unknown) => {
+          if (slot.job === job) this.finish(slot, { kind: 'notStarted', detail: (err as Error).message });
+        });
     });
   }
 

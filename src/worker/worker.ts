@@ -270,7 +270,9 @@ export class Worker {
     const acksLate = def.options.acksLate ?? this.config.acksLate;
     p.startedAt = Date.now();
     this.running.set(p.seq, p);
-    if (!acksLate) void this.ack(p).catch((err) => this.log.error(`Ack of ${req.id} failed: ${(err as Error).message}`));
+    // Acks early: the child gets the job only once the ack is durable (at most once even if this process is
+    // killed right after dispatch; found by test/faults/sqlite-node-kill.test.ts).
+    const acked = acksLate ? undefined : this.ack(p);
     if (def.options.trackStarted) void this.store(p, stateBody(req.id, 'STARTED', { pid: process.pid, hostname: this.opts.nodeName }));
     const job: Job = {
       seq: p.seq,
@@ -285,7 +287,7 @@ export class Worker {
       softTimeLimit: req.softTimeLimit,
     };
     const hard = req.timeLimit ?? def.options.timeLimit;
-    this.pool!.run(job, hard, (state, meta) => void this.store(p, stateBody(req.id, state, meta)))
+    this.pool!.run(job, hard, (state, meta) => void this.store(p, stateBody(req.id, state, meta)), acked)
       .then((r) => this.finishJob(p, r))
       .catch((err) => this.log.error(`Task ${req.task}[${req.id}] bookkeeping failed: ${(err as Error).stack ?? String(err)}`))
       .finally(() => {
@@ -300,6 +302,11 @@ export class Worker {
     const { req } = p;
     const secs = ((Date.now() - p.startedAt) / 1000).toFixed(3);
     const name = `${req.task}[${req.id}]`;
+    if (r.kind === 'notStarted') {
+      this.log.error(`Task ${name} not started: its early ack failed (${r.detail}); giving it back to the broker`);
+      await this.transport.reject(p.delivery, { requeue: true }).catch(() => undefined);
+      return;
+    }
     if (r.kind === 'done') {
       const o = r.outcome;
       if (o.kind === 'success') {

@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { MULTI_APP, project } from './harness.js';
@@ -12,13 +12,18 @@ import { waitFor } from '../helpers/tmp.js';
 
 const H = hostname();
 
+/** True once a node logged that it received the task (the worker does not track STARTED by default). */
+function received(logDir: string, id: string): boolean {
+  return readdirSync(logDir).some((f) => readFileSync(join(logDir, f), 'utf8').includes(`[${id}] received`));
+}
+
 test('stopwait while a 3 s task runs: the task finishes SUCCESS, nodes exit, pidfiles removed', { timeout: 90_000 }, async (t) => {
   const p = project(t);
   const start = await p.multi(['start', '2', '-A', MULTI_APP, '-c', '1']);
   assert.equal(start.code, 0, start.stdout);
   const app = p.client();
   const result = await app.sendTask('multi.slow', [3000]);
-  await waitFor('the task to start', async () => (await result.state()) === 'STARTED' || readdirSync(p.runDir).some(() => false) || (await result.state()) !== 'PENDING', 10_000, 50);
+  await waitFor('a node to receive the task', () => received(p.logDir, result.id), 10_000, 50);
   const stop = await p.multi(['stopwait', '2', '--timeout=30']);
   assert.equal(stop.code, 0, stop.stdout);
   assert.match(stop.stdout, /> Stopping nodes\.\.\.\n\t> asynx1@\S+: TERM -> \d+\n\t> asynx2@\S+: TERM -> \d+\n> Waiting for 2 nodes -> \d+, \d+\.\.\./);
@@ -36,7 +41,7 @@ test('stopwait --timeout reports nodes still alive (exit 1); --kill-after escala
   assert.equal((await p.multi(['start', 'w1', 'w2', '-A', MULTI_APP, '-c', '1'])).code, 0);
   const app = p.client();
   const long = await app.sendTask('multi.slow', [20_000], {}, { queue: 'celery' });
-  await waitFor('the long task to start', async () => (await long.state()) === 'STARTED', 10_000, 50).catch(() => undefined);
+  await waitFor('a node to receive the long task', () => received(p.logDir, long.id), 10_000, 50);
   const busy = readPidfile(join(p.runDir, 'w1.pid'))!;
   const timedOut = await p.multi(['stopwait', 'w1', 'w2', '--timeout=1.5']);
   // one node was idle (exits at once), the busy one is still draining

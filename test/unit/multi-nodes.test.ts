@@ -89,7 +89,8 @@ test('passthrough after -- is verbatim; executable and cmd', () => {
   assert.equal(n.command[0], '/opt/node');
   assert.match(n.command[1]!, /bin\/asynx$/);
   assert.deepEqual(n.command.slice(2, 4), ['worker', '--detach']);
-  assert.deepEqual(n.command.slice(-3), ['--', '--max-tasks-per-child=5', '%n']);
+  assert.deepEqual(n.command.slice(-2), ['--max-tasks-per-child=5', '%n']);
+  assert.ok(!n.command.includes('--'));
   const c = planMulti(['w1', `--cmd=/x/asynx worker --detach --tag="a b"`, H], '/p').nodes[0]!;
   assert.deepEqual(c.command.slice(1, 5), ['/x/asynx', 'worker', '--detach', '--tag=a b']);
   assert.deepEqual(splitCommand(`a 'b c' "d"e`), ['a', 'b c', 'de']);
@@ -112,6 +113,9 @@ test('signals: -INT -SIGINT -KILL -9 -15; multi settings are consumed, not forwa
   assert.equal(p.settings.startTimeout, '2s');
   assert.ok(p.settings.quiet && p.settings.noColor && p.settings.verbose && p.settings.json && p.settings.allAtOnce);
   assert.throws(() => parseArgs(['3', '--timeout']), isUsage(/--timeout=<value>/));
+  // multi adds --detach itself; a user's --detach is dropped, and is no reason to hide the banner
+  const d = parseArgs(['3', '--detach', '-c', '2']);
+  assert.deepEqual([d.options.map((o) => o.key), d.settings.nosplash], [['-c'], false]);
 });
 
 test('the programmatic API builds the same argv as the CLI', () => {

@@ -1,0 +1,137 @@
+// Python Celery for interop tests: locate `/usr/bin/python3 -m celery`, run a worker or a client script, bounded.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+
+/** Debian's python3-celery lives in the system Python, not whatever `python3` is first on PATH. */
+export const PYTHON = '/usr/bin/python3';
+/** Directory of the Celery app module `capp` and the client script. */
+export const PY_FIXTURES = fileURLToPath(new URL('../fixtures/py/', import.meta.url));
+
+let cached: string | null | undefined;
+
+/** Why Python Celery cannot be used here, or null. */
+export function celeryMissing(): string | null {
+  if (cached !== undefined) return cached;
+  const r = spawnSync(PYTHON, ['-c', 'import celery, kombu; print(celery.__version__)'], { encoding: 'utf8', timeout: 20_000 });
+  cached = r.status === 0 ? null : `Python Celery is not available (${PYTHON} -c 'import celery' failed: ${(r.stderr || r.error?.message || '').trim().split('\n').pop()}): apt-get install -y python3-celery`;
+  return cached;
+}
+
+/** Celery's version, e.g. `5.2.6`. */
+export function celeryVersion(): string {
+  return spawnSync(PYTHON, ['-c', 'import celery; print(celery.__version__)'], { encoding: 'utf8', timeout: 20_000 }).stdout.trim();
+}
+
+/** The `skip` value for a suite needing Celery: a reason locally, a thrown error when CI is set. */
+export function celerySkip(): string | false {
+  const missing = celeryMissing();
+  if (!missing) return false;
+  if (process.env.CI) throw new Error(`CI=${process.env.CI} but ${missing}`);
+  return missing;
+}
+
+function pyEnv(brokerUrl: string, extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  return { ...process.env, PYTHONPATH: PY_FIXTURES, BROKER_URL: brokerUrl, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', ...extra };
+}
+
+/** Kills a detached child's whole process group: TERM, then KILL after `graceMs`. Resolves on exit. */
+async function killGroup(child: ChildProcess, exited: Promise<unknown>, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+  const signalGroup = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, sig);
+    } catch {
+      // already gone
+    }
+  };
+  signalGroup('SIGTERM');
+  const ac = new AbortController();
+  const done = await Promise.race([exited.then(() => true), sleep(graceMs, false, { signal: ac.signal }).catch(() => false)]);
+  ac.abort();
+  signalGroup('SIGKILL');
+  if (!done) await Promise.race([exited, sleep(5_000)]);
+}
+
+/** A running Python Celery worker. */
+export interface CeleryWorker {
+  readonly nodeName: string;
+  /** Everything it logged so far. */
+  output(): string;
+  /** Warm shutdown (TERM to its process group), then KILL after the grace. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** Starts `celery -A capp worker` and waits (bounded) for its "ready" line. */
+export async function startCeleryWorker(opts: { brokerUrl: string; nodeName?: string; queues?: string[]; concurrency?: number; readyTimeoutMs?: number; extraArgs?: string[] }): Promise<CeleryWorker> {
+  const nodeName = opts.nodeName ?? `py-${process.pid}@localhost`;
+  const args = ['-m', 'celery', '-A', 'capp', 'worker', '-l', 'info', '-n', nodeName, '-c', String(opts.concurrency ?? 2), '-P', 'prefork', '--without-gossip', '--without-mingle', '--without-heartbeat', ...(opts.queues ? ['-Q', opts.queues.join(',')] : []), ...(opts.extraArgs ?? [])];
+  const child = spawn(PYTHON, args, { cwd: PY_FIXTURES, env: pyEnv(opts.brokerUrl), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stopping: Promise<void> | null = null;
+  const worker: CeleryWorker = {
+    nodeName,
+    output: () => out,
+    stop: () => (stopping ??= killGroup(child, exited, 10_000)),
+  };
+  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  while (!/ ready\./.test(out)) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`Celery worker exited before it was ready:\n${out.slice(-3000)}`);
+    if (Date.now() > deadline) {
+      await worker.stop();
+      throw new Error(`Celery worker not ready within ${opts.readyTimeoutMs ?? 30_000} ms:\n${out.slice(-3000)}`);
+    }
+    await sleep(100);
+  }
+  return worker;
+}
+
+/** Runs a Python command (argv after `/usr/bin/python3`) with the fixtures on PYTHONPATH; bounded. */
+export async function runPython(args: string[], opts: { brokerUrl: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(PYTHON, args, { cwd: PY_FIXTURES, env: pyEnv(opts.brokerUrl, opts.env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
+  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const timeoutMs = opts.timeoutMs ?? 60_000;
+  const ac = new AbortController();
+  const code = await Promise.race([exited, sleep(timeoutMs, 'timeout' as const, { signal: ac.signal }).catch(() => 'aborted' as const)]);
+  ac.abort();
+  if (code === 'timeout' || code === 'aborted') {
+    await killGroup(child, exited, 2_000);
+    throw new Error(`python3 ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-3000)}`);
+  }
+  return { code, stdout, stderr };
+}
+
+/** One call for the Python client script. */
+export interface PyCall {
+  task: string;
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+  options?: Record<string, unknown>;
+}
+
+/** What the client script reports per call. */
+export interface PyOutcome {
+  ok?: unknown;
+  error?: string;
+  message?: string;
+  id: string;
+  state: string;
+  elapsed: number;
+}
+
+/** Sends calls from a Python Celery client and reads their results back in Python. */
+export async function pythonClient(brokerUrl: string, calls: PyCall[], opts: { resultTimeoutS?: number; timeoutMs?: number } = {}): Promise<PyOutcome[]> {
+  const spec = JSON.stringify({ calls, timeout: opts.resultTimeoutS ?? 30 });
+  const r = await runPython(['client.py', spec], { brokerUrl, timeoutMs: opts.timeoutMs ?? 90_000 });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.code !== 0 || !line.startsWith('[')) throw new Error(`Python client failed (exit ${r.code}):\n${r.stderr.slice(-3000)}`);
+  return JSON.parse(line) as PyOutcome[];
+}
