@@ -9,6 +9,12 @@ export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = fileURLToPath(new URL('../../bin/asynx', import.meta.url));
 export const FIXTURE_APP = fileURLToPath(new URL('../fixtures/app.mjs', import.meta.url));
 
+// If the test process ends early (a timeout, a crash), take its workers with it.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 export interface RunningWorker {
   proc: ChildProcess;
   pid: number;
@@ -49,7 +55,11 @@ export async function startWorker(opts: { brokerUrl: string; args?: string[]; ap
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));
-  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig ?? -1)));
+  live.add(proc);
+  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => {
+    live.delete(proc);
+    resolve(code ?? sig ?? -1);
+  }));
   const output = () => out + (opts.logfile && existsSync(opts.logfile) ? readFileSync(opts.logfile, 'utf8') : '');
   let done = false;
   void exited.then(() => (done = true));

@@ -1,0 +1,7 @@
+// The demo's app module, loaded by the demo's worker with -A (broker from ASYNX_BROKER_URL).
+
+import { Asynx } from '../app/app.js';
+
+/** The demo app: only the built-in HTTP dispatch task is used. */
+export const app = new Asynx({ configFile: false });
+export default app;
