@@ -1,13 +1,16 @@
 // The multi CLI surface: usage and exit codes, colour rules, -q, --verbose, data commands, logfiles per node.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, renameSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { Writable } from 'node:stream';
 import { MULTI_APP, project, runAsynx } from './harness.js';
 import { runMultiCli } from '../../src/cli/multi.js';
 import { waitFor } from '../helpers/tmp.js';
+import { processStartTime } from '../../src/process/pidfile.js';
+import { statusPathFor, writeStatus, type NodeStatus } from '../../src/process/status-file.js';
 
 const H = hostname();
 
@@ -96,6 +99,27 @@ test('real nodes: --verbose, -q start, per-node logfiles, USR2 reopen, size rota
   await waitFor('w1.log.1 from size rotation', () => existsSync(join(p.logDir, 'w1.log.1')), 10_000, 50);
   assert.ok(!existsSync(join(p.logDir, 'w1.log.3')));
   assert.equal((await p.multi(['stopwait', 'w1', '--timeout=20'])).code, 0);
+});
+
+test('status rows follow the node lifecycle in its status file: starting, stopping, up', async (t) => {
+  const p = project(t);
+  const sleeper = spawn('sleep', ['30'], { stdio: 'ignore' });
+  const pid = sleeper.pid!;
+  p.track(pid);
+  mkdirSync(p.runDir, { recursive: true });
+  writeFileSync(join(p.runDir, 'w1.pid'), `${pid}\nnode=w1@h\nstart=${processStartTime(pid)}\n`);
+  const status = (state: NodeStatus['state']): NodeStatus => ({ node: 'w1@h', pid, state, concurrency: 3, childPids: [], processed: 7, active: 1, queues: ['celery'], broker: 'sqlite://x', startedAt: Date.now() - 65_000, updatedAt: Date.now() });
+  const rows = async () => JSON.parse((await inProcess(['status', 'w1', '--hostname=h', '--json'], { cwd: p.dir })).stdout) as Array<{ state: string; pid: number; concurrency: number; processed: number; uptimeMs: number }>;
+  assert.equal((await rows())[0]?.state, 'starting', 'pidfile without a status file yet');
+  writeStatus(statusPathFor(join(p.runDir, 'w1.pid')), status('draining'));
+  assert.equal((await rows())[0]?.state, 'stopping');
+  writeStatus(statusPathFor(join(p.runDir, 'w1.pid')), status('running'));
+  const [row] = await rows();
+  assert.deepEqual([row?.state, row?.pid, row?.concurrency, row?.processed], ['up', pid, 3, 7]);
+  assert.ok(row!.uptimeMs >= 65_000);
+  const table = await inProcess(['status', 'w1', '--hostname=h'], { cwd: p.dir });
+  assert.equal(table.code, 0);
+  assert.match(table.stdout, new RegExp(`\\nw1@h\\s+up\\s+${pid}\\s+1m0[5-9]s\\s+\\S+\\s+\\S+\\s+3\\s+1\\s+7\\n$`));
 });
 
 test('the asynx binary routes `asynx multi` here', { timeout: 30_000 }, async (t) => {
