@@ -109,6 +109,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd()): Promis
     level,
     file: logfile ? new LogFile(logfile, { maxSize, keep }) : null,
     color: flags.color !== false && wantColor(process.stderr),
+    node: nodeName,
   });
   const overrides: AsynxOptions = {};
   const childEnv: NodeJS.ProcessEnv = {};
@@ -145,7 +146,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd()): Promis
     logger.close();
     return worker.wasCold ? ExitCode.failure : ExitCode.ok;
   } catch (err) {
-    logger.error(`${nodeName}: ${(err as Error).message}`);
+    logger.error((err as Error).message);
     logger.close();
     throw err;
   }

@@ -23,6 +23,7 @@ export interface LaunchContext {
 const POLL_MS = 50;
 const TAIL_BYTES = 64 * 1024;
 const TAIL_LINES = 6;
+const LOG_CHECK_MS = 200;
 
 /** Creates the expanded pidfile and logfile directories (spec decision 2); a reason naming path and flag if it cannot. */
 export function createNodeDirectories(node: MultiNode): string | null {
@@ -65,6 +66,25 @@ export function logTail(path: string, offset: number): string {
     return '';
   }
   return pickLines(text);
+}
+
+/** Lines the `asynx` CLI writes just before it exits on an error (`asynx: <message>`), since `offset`. */
+function fatalLines(path: string, offset: number): string {
+  if (fileSize(path) <= offset) return '';
+  try {
+    const fd = openSync(path, 'r');
+    try {
+      const size = statSync(path).size;
+      const from = Math.max(offset, size - TAIL_BYTES);
+      const buf = Buffer.alloc(size - from);
+      readSync(fd, buf, 0, buf.length, from);
+      return buf.toString('utf8').split('\n').filter((l) => l.startsWith('asynx: ')).join('\n');
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return '';
+  }
 }
 
 function pickLines(text: string): string {
@@ -146,6 +166,7 @@ export async function startNode(node: MultiNode, ctx: LaunchContext): Promise<St
 
   let seenPid: number | null = launcher.workerPid;
   let graceUntil = 0;
+  let nextLogCheck = 0;
   while (Date.now() < deadline) {
     const now = probeNode(node);
     const status = readStatus(node.statusFile);
@@ -155,6 +176,16 @@ export async function startNode(node: MultiNode, ctx: LaunchContext): Promise<St
     }
     if (status !== null && status.state === 'failed' && (seenPid === null || status.pid === seenPid)) {
       return done('failed', status.pid, status.error ?? (logTail(node.logfile, logOffset) || 'the worker reported state failed'));
+    }
+    // Without a pid from the launcher, a worker that dies before writing its pidfile (an app module that throws
+    // on import) is recognised by the CLI's last words in its log: a line starting `asynx: ` (cli/main.ts).
+    if (seenPid === null && now.kind !== 'alive' && Date.now() >= nextLogCheck) {
+      nextLogCheck = Date.now() + LOG_CHECK_MS;
+      const fatal = fatalLines(node.logfile, logOffset);
+      if (fatal !== '') {
+        await sleep(300);
+        if (probeNode(node).kind !== 'alive') return done('failed', null, logTail(node.logfile, logOffset) || fatal);
+      }
     }
     if (seenPid !== null && !isAlive(seenPid)) {
       // The process is gone; let a final status write land before deciding.

@@ -18,6 +18,8 @@ export type FindOutcome = { node: MultiNode; target: Target | null; problem?: st
 
 const POLL_MS = 100;
 const TICK_MS = 500;
+/** When KILL and the timeout fall together, the KILL gets this long to take effect before the timeout is reported. */
+const KILL_GRACE_MS = 2_000;
 
 function nodePid(t: Target): NodePid {
   return { node: t.node.name.full, pid: t.ref.pid };
@@ -100,7 +102,7 @@ export async function waitForExit(targets: readonly Target[], events: MultiEvent
   let remaining = [...targets];
   let escalated = false;
   let lastTick = started;
-  const hardLimit = opts.timeoutMs ?? (opts.killAfterMs !== null ? opts.killAfterMs + 10_000 : null);
+  let hardLimit = opts.timeoutMs ?? (opts.killAfterMs !== null ? opts.killAfterMs + 10_000 : null);
   const pending: Array<Promise<void>> = [];
   if (remaining.length > 0) events.emit('wait:begin', { nodes: remaining.map(nodePid) });
   while (remaining.length > 0) {
@@ -122,9 +124,11 @@ export async function waitForExit(targets: readonly Target[], events: MultiEvent
         events.emit('node:escalate', { ...nodePid(t), afterMs: opts.killAfterMs });
         killTarget(t);
       }
+      // A KILL sent at the timeout gets a moment to take effect before the timeout is reported.
+      if (hardLimit !== null && hardLimit - elapsed < KILL_GRACE_MS) hardLimit = elapsed + KILL_GRACE_MS;
     }
     if (hardLimit !== null && elapsed >= hardLimit) {
-      events.emit('wait:timeout', { nodes: remaining.map(nodePid), afterMs: hardLimit });
+      events.emit('wait:timeout', { nodes: remaining.map(nodePid), afterMs: opts.timeoutMs ?? hardLimit });
       break;
     }
     if (Date.now() - lastTick >= TICK_MS) {

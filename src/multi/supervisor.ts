@@ -51,14 +51,19 @@ export interface ResolvedSupervisorOptions {
   rolling: boolean;
 }
 
-/** Resolves `--start-timeout` (default 30 s), `--timeout`, `--kill-after` (seconds, or `500ms`, `2m`) and the signal. */
+/**
+ * Resolves `--start-timeout` (default 30 s), `--timeout`, `--kill-after` (seconds, or `500ms`, `2m`) and the signal.
+ * `--timeout` ends every wait; a `--kill-after` that is not shorter than it has no effect.
+ */
 export function resolveSupervisorOptions(plan: MultiPlan, env: NodeJS.ProcessEnv): ResolvedSupervisorOptions {
   const s = plan.settings;
+  const timeoutMs = s.timeout === null ? null : parseDuration(s.timeout, '--timeout', 's');
+  const killAfterMs = s.killAfter === null ? null : parseDuration(s.killAfter, '--kill-after', 's');
   return {
     env,
     startTimeoutMs: s.startTimeout === null ? 30_000 : parseDuration(s.startTimeout, '--start-timeout', 's'),
-    timeoutMs: s.timeout === null ? null : parseDuration(s.timeout, '--timeout', 's'),
-    killAfterMs: s.killAfter === null ? null : parseDuration(s.killAfter, '--kill-after', 's'),
+    timeoutMs,
+    killAfterMs,
     signal: plan.signal ?? 'SIGTERM',
     rolling: !s.allAtOnce,
   };

@@ -98,14 +98,15 @@ export class AmqpConnection {
   async get(deadline: number, what = 'connect'): Promise<ChannelModel> {
     if (this.closed) throw new BrokerUnavailableError(`Cannot ${what}: the AMQP connection to ${redactUrl(this.url)} was closed by this process`);
     if (this.conn) return this.conn;
+    const waitMs = Math.max(0, deadline - Date.now());
     return new Promise<ChannelModel>((resolve, reject) => {
       const waiter: Waiter = {
         resolve,
         reject,
         timer: setTimeout(() => {
           this.waiters.delete(waiter);
-          reject(this.unavailable(what, deadline));
-        }, Math.max(0, deadline - Date.now())),
+          reject(this.unavailable(what, deadline, waitMs));
+        }, waitMs),
       };
       this.waiters.add(waiter);
       this.kick();
@@ -129,7 +130,7 @@ export class AmqpConnection {
       );
     }
     return new BrokerUnavailableError(
-      `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is not reachable${ms ? ` within ${ms} ms` : ''}${last}. Check that the broker is running and the URL, user and vhost are right (ASYNX_BROKER_URL), or raise the timeout`,
+      `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is not reachable${ms ? ` within ${ms} ms` : ''}${last}. Check that the broker is running and the URL, user and vhost are right (ASYNX_BROKER_URL), or raise the timeout (ASYNX_PUBLISH_TIMEOUT, ASYNX_CONNECT_TIMEOUT)`,
       { cause: this.lastError ?? undefined, facts: { timedOut: true, value: redactUrl(this.url) } },
     );
   }

@@ -1,7 +1,6 @@
 // Celery's AMQP topology (spec §1), the delay-queue ladder for eta messages, and property mapping.
 
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
-import type { WireMessage } from '../protocol/message.js';
 
 /**
  * Delay ladder, after Celery 5.5 / kombu's native delayed delivery: level `k` is a queue
@@ -138,9 +137,4 @@ export function etaOf(headers: unknown, parse: (v: string, h: string) => number)
 /** The message's text for a Delivery: UTF-8 for text types, latin1 (byte-preserving) otherwise. */
 export function bodyText(content: Buffer, contentType: unknown): string {
   return typeof contentType === 'string' && (contentType.includes('json') || contentType.startsWith('text/')) ? content.toString('utf8') : content.toString('latin1');
-}
-
-/** Content buffer of a wire message. */
-export function contentOf(message: WireMessage): Buffer {
-  return Buffer.from(message.body, 'utf8');
 }

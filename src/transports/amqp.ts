@@ -1,25 +1,13 @@
 // RabbitMQ transport (amqplib): Celery's topology, publisher confirms, manual acks, reconnects, eta ladder.
 
 import { randomBytes } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
-import { AsynxError, BrokerUnavailableError } from '../errors.js';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { BrokerUnavailableError } from '../errors.js';
 import { parseCeleryTime } from '../protocol/codec.js';
 import type { WireMessage } from '../protocol/message.js';
-import { AmqpConnection, redactUrl } from './amqp-connection.js';
-import {
-  DELAY_DELIVER_EXCHANGE,
-  MAX_DELAY_S,
-  bodyText,
-  declareDelayLadder,
-  declareTaskQueue,
-  delayLevelName,
-  delayRoutingKey,
-  deliverPattern,
-  etaOf,
-  fromMessageProperties,
-  toPublishOptions,
-} from './amqp-topology.js';
+import { AmqpConnection } from './amqp-connection.js';
+import { AmqpPublisher, declareError, withDeadline } from './amqp-publisher.js';
+import { bodyText, declareTaskQueue, etaOf, fromMessageProperties, toPublishOptions } from './amqp-topology.js';
 import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
 
 /** Options of the AMQP transport. */
@@ -55,10 +43,6 @@ interface ConsumerState {
   release: () => void;
 }
 
-function isPreconditionFailed(err: unknown): boolean {
-  return (err as { code?: unknown }).code === 406;
-}
-
 /**
  * The RabbitMQ transport. Deliveries carry tags unique for the life of this object
  * (`<instance>:<n>`), so settling a delivery whose channel died with a lost connection is a
@@ -74,11 +58,7 @@ export class AmqpTransport implements Transport {
   private readonly conn: AmqpConnection;
   private readonly instance = randomBytes(4).toString('hex');
   private seq = 0;
-  private pubCh: ConfirmChannel | null = null;
-  private pubChOpening: Promise<ConfirmChannel> | null = null;
-  private readonly declared = new Set<string>();
-  private ladderReady = false;
-  private readonly deliverBound = new Set<string>();
+  private readonly publisher: AmqpPublisher;
   private readonly consumers = new Set<ConsumerState>();
   private readonly held = new Map<string, Held>();
   private readonly redeliveries = new Map<string, number>();
@@ -92,25 +72,21 @@ export class AmqpTransport implements Transport {
     this.capabilities = { delayedDelivery: true, priorities: opts.maxPriority !== undefined };
     this.deadQueue = opts.deadLetterQueue ?? 'asynx.dead';
     this.conn = new AmqpConnection(url, { connectTimeoutMs: opts.connectTimeoutMs, connectionName: 'asynx transport' });
-    this.conn.onOpen((c, gen) => this.onOpen(c, gen));
+    this.publisher = new AmqpPublisher(this.conn, url, opts);
+    this.conn.onOpen(() => this.onOpen());
     this.conn.onLost(() => this.onLost());
   }
 
   // ---- connection lifecycle -------------------------------------------------------------
 
-  private async onOpen(_c: ChannelModel, _gen: number): Promise<void> {
-    this.pubCh = null;
-    this.pubChOpening = null;
-    this.declared.clear();
-    this.deliverBound.clear();
-    this.ladderReady = false;
-    // Consumers resume once the connection is published to waiters (see afterOpen).
+  private async onOpen(): Promise<void> {
+    this.publisher.reset();
+    // Consumers resume once the connection is handed to waiters (after the open hooks).
     setImmediate(() => this.resumeConsumers());
   }
 
   private onLost(): void {
-    this.pubCh = null;
-    this.pubChOpening = null;
+    this.publisher.reset();
     // Every held delivery died with its channel: the broker requeues them; settling them is a no-op.
     this.held.clear();
     for (const c of this.consumers) c.ch = null;
@@ -125,132 +101,16 @@ export class AmqpTransport implements Transport {
     await this.conn.get(Date.now() + this.opts.connectTimeoutMs, `connect to RabbitMQ`);
   }
 
-  /** The confirm channel used to publish and declare, opened on demand. */
-  private async publishChannel(deadline: number, what: string): Promise<ConfirmChannel> {
-    for (;;) {
-      if (this.pubCh) return this.pubCh;
-      if (!this.pubChOpening) {
-        this.pubChOpening = (async () => {
-          const conn = await this.conn.get(deadline, what);
-          const ch = await conn.createConfirmChannel();
-          ch.on('error', () => undefined);
-          ch.on('close', () => {
-            if (this.pubCh === ch) this.pubCh = null;
-          });
-          this.pubCh = ch;
-          return ch;
-        })().finally(() => {
-          this.pubChOpening = null;
-        });
-      }
-      const ch = await this.pubChOpening;
-      if (ch === this.pubCh) return ch;
-    }
-  }
-
-  private bounded<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
-    let timer: NodeJS.Timeout | undefined;
-    const waited = Math.max(0, deadline - Date.now());
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(this.conn.unavailable(what, deadline, waited)), waited);
-    });
-    return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-  }
-
-  /** Maps a declare failure to a clear error; 406 means the queue exists with other arguments. */
-  private declareError(err: unknown, queue: string): unknown {
-    if (!isPreconditionFailed(err)) return err;
-    return new AsynxError(
-      'asynx.broker.queueMismatch',
-      `Queue '${queue}' already exists on ${redactUrl(this.url)} with other arguments (${(err as Error).message}). Declare it the same way in every client and worker (x-max-priority / maxPriority must match), or delete the queue`,
-      { cause: err, facts: { value: queue } },
-    );
-  }
-
-  private async ensureQueue(ch: Channel, queue: string): Promise<void> {
-    if (this.declared.has(queue)) return;
-    try {
-      await declareTaskQueue(ch, queue, this.opts.maxPriority);
-    } catch (err) {
-      throw this.declareError(err, queue);
-    }
-    this.declared.add(queue);
-  }
-
-  private async ensureLadder(ch: Channel, queue: string): Promise<void> {
-    if (!this.ladderReady) {
-      await declareDelayLadder(ch);
-      this.ladderReady = true;
-    }
-    if (!this.deliverBound.has(queue)) {
-      await ch.bindQueue(queue, DELAY_DELIVER_EXCHANGE, deliverPattern(queue));
-      this.deliverBound.add(queue);
-    }
-  }
-
   async declareQueue(queue: string): Promise<void> {
-    const deadline = Date.now() + this.opts.connectTimeoutMs;
-    const what = `declare queue '${queue}'`;
-    const ch = await this.publishChannel(deadline, what);
-    await this.bounded(this.ensureQueue(ch, queue), deadline, what);
+    await this.publisher.declare(queue);
   }
 
   // ---- publishing -----------------------------------------------------------------------
 
-  /** Publishes and waits for the broker's confirm, bounded by `deadline`. */
-  private confirm(ch: ConfirmChannel, exchange: string, key: string, content: Buffer, options: Options.Publish, deadline: number, what: string): Promise<void> {
-    return this.bounded(
-      new Promise<void>((resolve, reject) => {
-        try {
-          ch.publish(exchange, key, content, options, (err) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve()));
-        } catch (err) {
-          reject(err);
-        }
-      }),
-      deadline,
-      what,
-    );
-  }
-
-  /**
-   * Publishes to `queue` (default exchange, routing key = queue), or into the delay ladder
-   * when `eta` is in the future. Retries across reconnects until the deadline; at-least-once.
-   */
-  private async publishRaw(queue: string, content: Buffer, options: Options.Publish, eta: number | null, timeoutMs: number, what: string): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    let lastErr: unknown = null;
-    for (let attempt = 0; ; attempt++) {
-      if (this.closing) throw new BrokerUnavailableError(`Cannot ${what}: the AMQP transport is closed`);
-      try {
-        const ch = await this.publishChannel(deadline, what);
-        await this.bounded(this.ensureQueue(ch, queue), deadline, what);
-        const delayMs = eta === null ? 0 : eta - Date.now();
-        if (delayMs > 0) {
-          await this.bounded(this.ensureLadder(ch, queue), deadline, what);
-          const delayS = Math.min(MAX_DELAY_S, Math.ceil(delayMs / 1000));
-          // Per-message TTL would cut a ladder step short: the `expires` header is authoritative.
-          const { expiration: _drop, ...rest } = options;
-          await this.confirm(ch, delayLevelName(27), delayRoutingKey(delayS, queue), content, rest, deadline, what);
-        } else {
-          await this.confirm(ch, '', queue, content, options, deadline, what);
-        }
-        return;
-      } catch (err) {
-        if (err instanceof AsynxError && err.code === 'asynx.broker.queueMismatch') throw err;
-        if (err instanceof BrokerUnavailableError) throw err;
-        lastErr = err;
-        if (Date.now() >= deadline) {
-          throw new BrokerUnavailableError(`Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} did not confirm within ${timeoutMs} ms (${(err as Error).message}). Check that the broker is running, or raise publishTimeout (ASYNX_PUBLISH_TIMEOUT)`, { cause: lastErr, facts: { timedOut: true, value: queue } });
-        }
-        await sleep(Math.min(50 * 2 ** Math.min(attempt, 4), Math.max(0, deadline - Date.now())));
-      }
-    }
-  }
-
   async publish(queue: string, message: WireMessage, opts: PublishOptions = {}): Promise<void> {
     const options = toPublishOptions(message.properties as unknown as Record<string, unknown>, message.headers);
     const eta = etaOf(message.headers, parseCeleryTime);
-    await this.publishRaw(queue, Buffer.from(message.body, 'utf8'), options, eta, opts.timeoutMs ?? this.opts.publishTimeoutMs, `publish task ${message.headers.id ?? ''} to queue '${queue}'`);
+    await this.publisher.publish(queue, Buffer.from(message.body, 'utf8'), options, eta, opts.timeoutMs ?? this.opts.publishTimeoutMs, `publish task ${message.headers.id ?? ''} to queue '${queue}'`);
   }
 
   // ---- consuming ------------------------------------------------------------------------
@@ -275,22 +135,22 @@ export class AmqpTransport implements Transport {
     c.starting = (async () => {
       const what = `consume from ${c.queues.map((q) => `'${q}'`).join(', ')}`;
       const conn = await this.conn.get(deadline, what);
-      const ch = await this.bounded(conn.createChannel(), deadline, what);
+      const ch = await withDeadline(this.conn, conn.createChannel(), deadline, what);
       ch.on('error', () => undefined);
       ch.on('close', () => this.onConsumerChannelClosed(c, ch));
       try {
-        await this.bounded(ch.prefetch(c.prefetch, c.queues.length > 1), deadline, what);
+        await withDeadline(this.conn, ch.prefetch(c.prefetch, c.queues.length > 1), deadline, what);
         for (const q of c.queues) {
           try {
-            await this.bounded(declareTaskQueue(ch, q, this.opts.maxPriority), deadline, what);
+            await withDeadline(this.conn, declareTaskQueue(ch, q, this.opts.maxPriority), deadline, what);
           } catch (err) {
-            throw this.declareError(err, q);
+            throw declareError(err, q, this.url);
           }
         }
         const tags: string[] = [];
         for (const q of c.queues) {
           if (c.cancelled) break;
-          tags.push((await this.bounded(ch.consume(q, (msg) => this.onMessage(c, ch, q, msg), { noAck: false }), deadline, what)).consumerTag);
+          tags.push((await withDeadline(this.conn, ch.consume(q, (msg) => this.onMessage(c, ch, q, msg), { noAck: false }), deadline, what)).consumerTag);
         }
         c.tags = tags;
       } catch (err) {
@@ -368,7 +228,7 @@ export class AmqpTransport implements Transport {
   private async redelay(ch: Channel, queue: string, msg: ConsumeMessage, eta: number): Promise<void> {
     try {
       const options = { ...toPublishOptions(fromMessageProperties(msg), msg.properties.headers ?? {}) };
-      await this.publishRaw(queue, msg.content, options, eta, this.opts.publishTimeoutMs, `delay a message in queue '${queue}'`);
+      await this.publisher.publish(queue, msg.content, options, eta, this.opts.publishTimeoutMs, `delay a message in queue '${queue}'`);
       ch.ack(msg);
     } catch {
       // Broker trouble: give it back; if the channel is gone the broker already has it.
@@ -429,7 +289,7 @@ export class AmqpTransport implements Transport {
     delete options.expiration;
     options.deliveryMode = 2;
     // Move first, ack after: a crash in between gives a duplicate in the dead-letter queue, never a loss.
-    await this.publishRaw(this.deadQueue, h.msg.content, options, null, this.opts.publishTimeoutMs, `dead-letter a message from '${h.queue}'`);
+    await this.publisher.publish(this.deadQueue, h.msg.content, options, null, this.opts.publishTimeoutMs, `dead-letter a message from '${h.queue}'`);
     if (!this.held.has(delivery.tag)) return;
     this.held.delete(delivery.tag);
     try {
@@ -450,32 +310,18 @@ export class AmqpTransport implements Transport {
   // ---- queue management -----------------------------------------------------------------
 
   async purge(queues: string[]): Promise<number> {
-    const deadline = Date.now() + this.opts.publishTimeoutMs;
-    const what = `purge ${queues.join(', ')}`;
-    const ch = await this.publishChannel(deadline, what);
-    let n = 0;
-    for (const q of queues) {
-      await this.bounded(this.ensureQueue(ch, q), deadline, what);
-      n += (await this.bounded(ch.purgeQueue(q), deadline, what)).messageCount;
-    }
-    return n;
+    return this.publisher.purge(queues);
   }
 
   /** Ready messages in the queue. Messages parked in the delay ladder are not counted (RabbitMQ cannot tell per target). */
   async count(queue: string): Promise<number> {
-    const deadline = Date.now() + this.opts.publishTimeoutMs;
-    const what = `count queue '${queue}'`;
-    const ch = await this.publishChannel(deadline, what);
-    try {
-      return await this.bounded(declareTaskQueue(ch, queue, this.opts.maxPriority), deadline, what);
-    } catch (err) {
-      throw this.declareError(err, queue);
-    }
+    return this.publisher.count(queue);
   }
 
   async close(): Promise<void> {
     if (!this.closing) {
       this.closing = (async () => {
+        this.publisher.closed = true;
         for (const c of this.consumers) {
           c.cancelled = true;
           c.release();

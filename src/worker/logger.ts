@@ -25,7 +25,7 @@ export class Logger {
   private readonly paint: InstanceType<typeof Chalk> | null;
 
   constructor(
-    private readonly opts: { level: LogLevel; file?: LogFile | null; stream?: NodeJS.WritableStream; color?: boolean; processName?: string },
+    private readonly opts: { level: LogLevel; file?: LogFile | null; stream?: NodeJS.WritableStream; color?: boolean; processName?: string; node?: string },
   ) {
     this.min = ORDER[opts.level];
     this.paint = opts.color && !opts.file ? new Chalk({ level: chalk.level || 1 }) : null;
@@ -42,7 +42,7 @@ export class Logger {
       const c = level === 'error' || level === 'critical' ? this.paint.red : level === 'warning' ? this.paint.yellow : level === 'debug' ? this.paint.gray : this.paint.green;
       tag = c(tag);
     }
-    const line = `[${stamp()}: ${tag}] ${message}\n`;
+    const line = `[${stamp()}: ${tag}] ${this.opts.node ? `${this.opts.node}: ` : ''}${message}\n`;
     if (this.opts.file) this.opts.file.write(line);
     else (this.opts.stream ?? process.stderr).write(line);
   }

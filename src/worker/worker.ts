@@ -143,7 +143,7 @@ export class Worker {
       this.cleanupTimer.unref();
       void this.backend.cleanup().catch(() => undefined);
       this.log.info(`Connected to ${redact(this.config.brokerUrl)}; results: ${redact(this.config.resultBackend)}; queues: ${this.queues.join(', ')}; concurrency: ${this.opts.concurrency} (prefork)`);
-      this.log.info(`${this.opts.nodeName} ready.`);
+      this.log.info('ready.');
     } catch (err) {
       this.setState('failed', (err as Error).message);
       await this.pool?.close(true).catch(() => undefined);
@@ -413,7 +413,7 @@ export class Worker {
   describeActive(): string[] {
     const now = Date.now();
     const lines = [...this.running.values()].map((p) => `${p.req.task}[${p.req.id}] running for ${((now - p.startedAt) / 1000).toFixed(1)}s args=${reprOf(p.req.args, 120)}`);
-    return [`${this.opts.nodeName}: ${lines.length} running, ${this.buffer.length + this.held.size} reserved, ${this.processed} processed`, ...lines];
+    return [`${lines.length} running, ${this.buffer.length + this.held.size} reserved, ${this.processed} processed`, ...lines];
   }
 
   /** Gives every not-started message back to its queue. */
@@ -444,7 +444,7 @@ export class Worker {
       await this.pool.start();
       this.setState('running');
       await this.consume();
-      this.log.info(`${this.opts.nodeName} restarted.`);
+      this.log.info('restarted.');
     } catch (err) {
       this.log.error(`Restart failed: ${(err as Error).message}; shutting down`);
       void this.stop('warm');
@@ -465,7 +465,7 @@ export class Worker {
   }
 
   private async shutdown(): Promise<void> {
-    this.log.info(`${this.opts.nodeName}: ${this.cold ? 'Cold' : 'Warm'} shutdown (MainProcess)`);
+    this.log.info(`${this.cold ? 'Cold' : 'Warm'} shutdown (MainProcess)`);
     this.setState('draining');
     if (this.statusTimer) clearInterval(this.statusTimer);
     if (this.cleanupTimer) clearInterval(this.cleanupTimer);
@@ -494,7 +494,7 @@ export class Worker {
     this.state = 'stopped';
     if (this.statusPath) removeStatus(this.statusPath);
     this.pidfile?.remove();
-    this.log.info(`${this.opts.nodeName} stopped (${this.processed} tasks processed).`);
+    this.log.info(`stopped (${this.processed} tasks processed).`);
     this.resolveDone();
   }
 

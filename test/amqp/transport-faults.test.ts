@@ -46,6 +46,28 @@ describe('AMQP transport faults', { skip }, () => {
     assert.ok(took >= 1_400 && took < 2_500, `failed after ${took} ms`);
   });
 
+  test('publish while the (real) broker is stopped fails within its timeout; it works again once the broker is back', { timeout: 90_000 }, async () => {
+    const t = make({ publishTimeoutMs: 1_500, connectTimeoutMs: 500 });
+    const queue = 'faults-down';
+    await t.publish(queue, buildTaskMessage('t.n', [1], {}, { queue }).message);
+    await node.stop();
+    try {
+      const started = Date.now();
+      await assert.rejects(t.publish(queue, buildTaskMessage('t.n', [2], {}, { queue }).message), (err: unknown) => {
+        assert.ok(err instanceof BrokerUnavailableError, String(err));
+        assert.match(err.message, /RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\/ is not reachable within \d+ ms/);
+        assert.match(err.message, /Check that the broker is running/);
+        return true;
+      });
+      const took = Date.now() - started;
+      assert.ok(took < 2_500, `failed after ${took} ms`);
+    } finally {
+      await node.start();
+    }
+    await t.publish(queue, buildTaskMessage('t.n', [3], {}, { queue }).message);
+    assert.equal(await t.count(queue), 2, 'the message published before the stop survived it (persistent), and the new one arrived');
+  });
+
   test('reject without requeue moves the message to asynx.dead with the reason', async () => {
     const t = make();
     const queue = 'faults-dead';

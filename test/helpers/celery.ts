@@ -3,6 +3,7 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { killQuietly, onAbort } from './reaper.js';
 
 /** Debian's python3-celery lives in the system Python, not whatever `python3` is first on PATH. */
 export const PYTHON = '/usr/bin/python3';
@@ -71,7 +72,13 @@ export async function startCeleryWorker(opts: { brokerUrl: string; nodeName?: st
   let out = '';
   child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const unregister = onAbort(() => killQuietly(-(child.pid ?? 0)));
+  const exited = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      unregister();
+      resolve();
+    }),
+  );
   let stopping: Promise<void> | null = null;
   const worker: CeleryWorker = {
     nodeName,
@@ -97,7 +104,13 @@ export async function runPython(args: string[], opts: { brokerUrl: string; timeo
   let stderr = '';
   child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
   child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const unregister = onAbort(() => killQuietly(-(child.pid ?? 0)));
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => {
+      unregister();
+      resolve(code);
+    }),
+  );
   const timeoutMs = opts.timeoutMs ?? 60_000;
   const ac = new AbortController();
   const code = await Promise.race([exited, sleep(timeoutMs, 'timeout' as const, { signal: ac.signal }).catch(() => 'aborted' as const)]);

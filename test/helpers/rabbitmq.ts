@@ -1,12 +1,13 @@
 // A private RabbitMQ node per test file: own node name, loopback ports, epmd, data dir; stop/start/dispose.
 
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFile, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import amqplib from 'amqplib';
+import { killQuietly, onAbort, rmQuietly, waitGoneSync } from './reaper.js';
 
 const SBIN = '/usr/lib/rabbitmq/bin';
 const SERVER = `${SBIN}/rabbitmq-server`;
@@ -91,18 +92,6 @@ export interface RabbitNode {
   dispose(): Promise<void>;
 }
 
-const live = new Set<number>();
-process.once('exit', () => {
-  // Last resort if a test forgot dispose(): never leave a broker behind.
-  for (const pid of live) {
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // gone
-    }
-  }
-});
-
 /** Starts a private node (bounded wait, ~5-10 s). */
 export async function startRabbit(opts: { startTimeoutMs?: number; config?: string } = {}): Promise<RabbitNode> {
   const missing = rabbitmqMissing();
@@ -135,6 +124,19 @@ export async function startRabbit(opts: { startTimeoutMs?: number; config?: stri
   let child: ChildProcess | null = null;
   let exited: Promise<void> = Promise.resolve();
   let disposed: Promise<void> | null = null;
+  const live = new Set<number>();
+  // If the test process dies before dispose(): kill the node, its epmd, and remove the temp dir.
+  const unregister = onAbort(() => {
+    // Fast steps first: a test runner may SIGKILL us soon after its own SIGTERM.
+    for (const pid of live) {
+      killQuietly(-pid); // the server script leads its own process group (beam included)
+      killQuietly(pid);
+    }
+    spawnSync('epmd', ['-port', String(epmdPort), '-kill'], { env, timeout: 3_000, stdio: 'ignore' });
+    const pid = beamPid();
+    waitGoneSync([...live, ...(pid ? [pid] : [])], 2_000);
+    rmQuietly(dir);
+  });
 
   const ctl = (args: string[], timeoutMs = 30_000) =>
     new Promise<string>((resolve, reject) => {
@@ -219,6 +221,7 @@ export async function startRabbit(opts: { startTimeoutMs?: number; config?: stri
         // Our private epmd (started by the node on ERL_EPMD_PORT) goes too.
         await new Promise<void>((resolve) => execFile('epmd', ['-port', String(epmdPort), '-kill'], { env, timeout: 5_000 }, () => resolve()));
         rmSync(dir, { recursive: true, force: true });
+        unregister();
       }
     })();
     return disposed;

@@ -153,5 +153,9 @@ describe('Celery interop through the asynx worker and app', { skip }, () => {
     const r = await runPython(['-m', 'celery', '-A', 'capp', 'inspect', 'ping', '-d', 'js-d@localhost', '-t', '5', '-j'], { brokerUrl: node.url, timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout.trim().split('\n').pop()!), { 'js-d@localhost': { ok: 'pong' } });
+    const reg = await runPython(['-m', 'celery', '-A', 'capp', 'inspect', 'registered', '-d', 'js-d@localhost', '-t', '5', '-j'], { brokerUrl: node.url, timeoutMs: 60_000 });
+    assert.equal(reg.code, 0, reg.stderr);
+    const names = (JSON.parse(reg.stdout.trim().split('\n').pop()!) as Record<string, string[]>)['js-d@localhost'];
+    for (const t of ['add', 'boom', 'flaky', 'info', 'sleep']) assert.ok(names.includes(t), `registered lists ${t}: ${names.join(', ')}`);
   });
 });

@@ -1,7 +1,7 @@
 // multi start / status / double start / start failures, against real detached workers on the SQLite broker.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
 import { MULTI_APP, project } from './harness.js';
@@ -81,8 +81,13 @@ test('start failures say why: bad option (launcher), uncreatable log dir, node t
   const missing = await p.multi(['start', 'w3', '-A', join(p.dir, 'nope.mjs'), '--start-timeout=20']);
   assert.equal(missing.code, 1, missing.stdout);
   assert.match(missing.stdout, new RegExp(`\\t> w3@${H}: FAILED\\n\\t\\t.*nope\\.mjs`));
+  // the app module throws on import, after the launcher detached: the error comes from the node's log, fast
+  writeFileSync(join(p.dir, 'throws.mjs'), "throw new Error('boom at import');\n");
+  const throws = await p.multi(['start', 'w5', '-A', './throws.mjs']);
+  assert.equal(throws.code, 1, throws.stdout);
+  assert.match(throws.stdout, new RegExp(`\\t> w5@${H}: FAILED\\n(\\t\\t.*\\n)*\\t\\t.*boom at import`));
+  assert.ok(throws.ms < 15_000, `import failure detected in ${throws.ms} ms`);
   // a broker URL the worker cannot use: the worker fails after detaching; its status/log tells why
-  mkdirSync(join(p.dir, 'ro'));
   const broken = await p.multi(['start', 'w4', '-A', MULTI_APP, '--broker=bogus://nowhere', '--start-timeout=20']);
   assert.equal(broken.code, 1, broken.stdout);
   assert.match(broken.stdout, new RegExp(`\\t> w4@${H}: FAILED\\n\\t\\t.+`));

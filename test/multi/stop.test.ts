@@ -60,6 +60,17 @@ test('stopwait --timeout reports nodes still alive (exit 1); --kill-after escala
   assert.deepEqual(readdirSync(p.runDir).filter((f) => f.endsWith('.pid')), []);
 });
 
+test('--kill-after equal to --timeout: the KILL still gets its moment, exit 0', { timeout: 60_000 }, async (t) => {
+  const p = project(t);
+  assert.equal((await p.multi(['start', 'w1', '-A', MULTI_APP, '-c', '1'])).code, 0);
+  const long = await p.client().sendTask('multi.slow', [20_000]);
+  await waitFor('the node to receive the long task', () => received(p.logDir, long.id), 10_000, 50);
+  const r = await p.multi(['stopwait', 'w1', '--timeout=1', '--kill-after=1']);
+  assert.equal(r.code, 0, r.stdout);
+  assert.match(r.stdout, /: KILL -> \d+ \(still alive after 1s\)\n\t> w1@\S+: OK\n$/);
+  assert.deepEqual(p.livePids(), []);
+});
+
 test('kill sends KILL to main and pool children and removes their pidfiles; stop -INT; DOWN nodes', { timeout: 90_000 }, async (t) => {
   const p = project(t);
   assert.equal((await p.multi(['start', '3', '-A', MULTI_APP, '-c', '2'])).code, 0);

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { parseArgs, parseSignalToken } from '../../src/multi/args.js';
 import { formatCommand, planMulti, splitCommand, type MultiNode } from '../../src/multi/nodes.js';
 import { multiArgv } from '../../src/multi/index.js';
+import { resolveSupervisorOptions } from '../../src/multi/supervisor.js';
 import { UsageError } from '../../src/errors.js';
 
 const H = '--hostname=vm.example.com';
@@ -122,4 +123,11 @@ test('the programmatic API builds the same argv as the CLI', () => {
   assert.deepEqual(multiArgv(['w1', 'w2'], { app: './t.mjs', concurrency: { w1: 4 }, queues: ['a', 'b'], pidfile: '/r/%n.pid', timeout: 5, signal: 'SIGINT', rolling: false, extraArgs: ['-l', 'DEBUG'], passthrough: ['--x'] }),
     ['w1', 'w2', '--app=./t.mjs', '--concurrency:w1=4', '--queues=a,b', '--pidfile=/r/%n.pid', '--timeout=5', '-INT', '--all-at-once', '-l', 'DEBUG', '--', '--x']);
   assert.deepEqual(multiArgv(3, { concurrency: 2 }), ['3', '--concurrency=2']);
+});
+
+test('durations: seconds or units', () => {
+  const o = resolveSupervisorOptions(planMulti(['1', '--timeout=2m', '--kill-after=90', '--start-timeout=1500ms', '-QUIT'], '/p'), {});
+  assert.deepEqual([o.timeoutMs, o.killAfterMs, o.startTimeoutMs, o.signal, o.rolling], [120_000, 90_000, 1500, 'SIGQUIT', true]);
+  assert.equal(resolveSupervisorOptions(planMulti(['1'], '/p'), {}).startTimeoutMs, 30_000);
+  assert.throws(() => resolveSupervisorOptions(planMulti(['1', '--timeout=soon'], '/p'), {}), isUsage(/soon/));
 });

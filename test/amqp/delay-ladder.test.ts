@@ -1,0 +1,71 @@
+// eta/countdown on RabbitMQ: delayed messages wait in the broker's ladder (not in a consumer) and survive restarts.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildTaskMessage, decodeTaskMessage } from '../../src/protocol/codec.js';
+import { AmqpTransport } from '../../src/transports/amqp.js';
+import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
+import { Collector } from '../helpers/transport-conformance.js';
+
+const skip = rabbitSkip();
+
+describe('delay ladder on RabbitMQ', { skip }, () => {
+  let node: RabbitNode;
+  const open: AmqpTransport[] = [];
+  const make = () => {
+    const t = new AmqpTransport(node.url, { connectTimeoutMs: 3_000, publishTimeoutMs: 20_000 });
+    open.push(t);
+    return t;
+  };
+  before(async () => {
+    node = await startRabbit();
+  });
+  after(async () => {
+    for (const t of open) await t.close().catch(() => undefined);
+    await node?.dispose();
+  });
+
+  /** Messages parked in the ladder queues (asynx.delay.*), polled until `want` or the deadline. */
+  const parked = async (want: number, timeoutMs = 10_000): Promise<number> => {
+    const deadline = Date.now() + timeoutMs;
+    let n = -1;
+    while (Date.now() < deadline) {
+      const out = await node.ctl(['list_queues', 'name', 'messages', '--no-table-headers', '-q']);
+      n = out
+        .split('\n')
+        .map((l) => l.trim().split(/\s+/))
+        .filter(([name]) => name?.startsWith('asynx.delay.'))
+        .reduce((sum, [, m]) => sum + Number(m ?? 0), 0);
+      if (n === want) return n;
+      await sleep(250);
+    }
+    return n;
+  };
+
+  test('a task delayed for an hour holds no consumer slot, waits in the broker, and survives a broker restart; a due one arrives after it', { timeout: 120_000 }, async () => {
+    const t = make();
+    const queue = 'ladder-q';
+    const hour = buildTaskMessage('t.later', ['hour'], {}, { queue, countdown: 3600 }).message;
+    await t.publish(queue, hour);
+    const c = await new Collector().start(t, [queue], 1);
+    assert.equal(await parked(1), 1, 'the hour-long task is parked in the ladder');
+    assert.equal(await t.count(queue), 0, 'not in its queue yet');
+    // The consumer's only prefetch slot stays free: a ready task still gets through.
+    await t.publish(queue, buildTaskMessage('t.now', ['now'], {}, { queue }).message);
+    const [now] = await c.waitFor(1, 5_000);
+    assert.deepEqual(decodeTaskMessage(now.message).args, ['now']);
+    await t.ack(now);
+    // A short delay that falls due while the broker is down is delivered after the restart.
+    await t.publish(queue, buildTaskMessage('t.soon', ['soon'], {}, { queue, countdown: 2 }).message);
+    await node.stop();
+    await node.start();
+    const got = await c.waitFor(2, 30_000);
+    assert.deepEqual(decodeTaskMessage(got[1].message).args, ['soon']);
+    await t.ack(got[1]);
+    assert.equal(await parked(1), 1, 'the hour-long task is still parked after the restart');
+    await sleep(500);
+    assert.equal(c.got.length, 2, 'and was never handed to the consumer');
+    await c.cancel();
+  });
+});
