@@ -85,10 +85,14 @@ export class Worker {
   /** Resolves once the worker has stopped. */
   readonly done: Promise<void>;
 
+  /** Where task definitions come from; replaced on HUP reload (connections stay on `app`). */
+  private registry: Asynx;
+
   constructor(
-    private app: Asynx,
+    private readonly app: Asynx,
     private readonly opts: WorkerOptions,
   ) {
+    this.registry = app;
     this.log = opts.logger;
     this.done = new Promise((r) => (this.resolveDone = r));
   }
@@ -196,7 +200,7 @@ export class Worker {
       await this.invalid(d, e, id, replyTo);
       return;
     }
-    const def = this.app.getTask(req.task);
+    const def = this.registry.getTask(req.task);
     if (!def) {
       this.log.error(`Received unregistered task of type '${req.task}' (id ${req.id}): the message goes to the dead-letter queue`);
       await this.invalid(d, new NotRegistered(req.task, { taskId: req.id }), req.id, req.replyTo);
@@ -221,7 +225,7 @@ export class Worker {
     if (wait > 0) {
       if (wait > ETA_HOLD_MS && this.transport.capabilities.delayedDelivery) {
         // Hand it back to the broker's delayed store rather than holding a prefetch slot.
-        await this.transport.publish(d.queue, d.message as unknown as WireMessage, { timeoutMs: this.config.publishTimeoutMs });
+        await this.transport.publish(d.queue, d.message as unknown as WireMessage, { timeoutMs: this.internalPublishMs });
         await this.ack(p);
         return;
       }
@@ -289,7 +293,14 @@ export class Worker {
     const hard = req.timeLimit ?? def.options.timeLimit;
     this.pool!.run(job, hard, (state, meta) => void this.store(p, stateBody(req.id, state, meta)), acked)
       .then((r) => this.finishJob(p, r))
-      .catch((err) => this.log.error(`Task ${req.task}[${req.id}] bookkeeping failed: ${(err as Error).stack ?? String(err)}`))
+      .catch(async (err) => {
+        this.log.error(`Task ${req.task}[${req.id}] bookkeeping failed: ${(err as Error).message}`);
+        // Not acked yet (acks late): hand it back so it runs again rather than staying leased.
+        if (!p.acked && !p.abandoned) {
+          p.acked = true;
+          await this.transport.reject(p.delivery, { requeue: true }).catch((e) => this.log.error(`Requeue of ${req.id} failed: ${(e as Error).message}`));
+        }
+      })
       .finally(() => {
         this.running.delete(p.seq);
         this.processed++;
@@ -354,7 +365,7 @@ export class Worker {
       defaultQueue: this.config.defaultQueue,
     });
     await this.transport.declareQueue(queue);
-    await this.transport.publish(queue, message, { timeoutMs: this.config.publishTimeoutMs });
+    await this.transport.publish(queue, message, { timeoutMs: this.internalPublishMs });
   }
 
   /** Callbacks (link) and the next chain step, after a success. */
@@ -401,7 +412,12 @@ export class Worker {
       linkError: req.embed.errbacks ?? undefined,
       chain: req.embed.chain ?? undefined,
     });
-    await this.transport.publish(p.delivery.queue, message, { timeoutMs: this.config.publishTimeoutMs });
+    await this.transport.publish(p.delivery.queue, message, { timeoutMs: this.internalPublishMs });
+  }
+
+  /** Worker-side publishes (retries, callbacks, eta hand-back) wait longer than a web client would. */
+  private get internalPublishMs(): number {
+    return Math.max(this.config.publishTimeoutMs, 60_000);
   }
 
   /** Resolves once no task is running and its result, acks and follow-ups are written. */
@@ -439,7 +455,10 @@ export class Worker {
     await this.pool.close(false);
     this.reloads++;
     try {
-      this.app = await loadApp(this.opts.appUrl, this.reloads).catch(() => this.app);
+      this.registry = await loadApp(this.opts.appUrl, this.reloads).catch((err) => {
+        this.log.error(`Reloading the app module failed, keeping the old task registry: ${(err as Error).message}`);
+        return this.registry;
+      });
       this.pool = this.makePool();
       await this.pool.start();
       this.setState('running');
@@ -480,7 +499,7 @@ export class Worker {
       for (const p of this.running.values()) {
         p.abandoned = true;
         try {
-          if (p.acked) await this.transport.publish(p.delivery.queue, p.delivery.message as unknown as WireMessage, { timeoutMs: this.config.publishTimeoutMs });
+          if (p.acked) await this.transport.publish(p.delivery.queue, p.delivery.message as unknown as WireMessage, { timeoutMs: this.internalPublishMs });
           else await this.transport.reject(p.delivery, { requeue: true });
           this.log.warn(`Cold shutdown: ${p.req.task}[${p.req.id}] was terminated and goes back to its queue`);
         } catch (err) {

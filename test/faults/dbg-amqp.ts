@@ -12,7 +12,7 @@ try {
   const spec = { dir: tmp.dir, brokerUrl: rabbit.url, name: 'term', concurrency: 2, args: ['-Q', 'q-term', '-l', 'info'], env: { ASYNX_RESULT_BACKEND: 'none' } };
   const ids = await publishLedger(client, 400, ledger, 5);
   let node = await nodes.start(spec);
-  for (let i = 0; i < 2; i++) {
+  for (let i = 0; i < 0; i++) {
     await sleep(600);
     console.log('ledger', ledger.counts().size, await rabbit.ctl(['list_queues', 'name', 'messages_ready', 'messages_unacknowledged', 'consumers']));
     console.log('stop code', await node.stop('SIGTERM', 30000));
@@ -23,6 +23,9 @@ try {
   console.log('final ledger', ledger.counts().size, ids.length, await rabbit.ctl(['list_queues', 'name', 'messages_ready', 'messages_unacknowledged', 'consumers']));
   console.log(node.log().split('\n').filter((l) => !/succeeded|received/.test(l)).join('\n'));
   await client.close();
+  const fs = await import('node:fs');
+  const lf = fs.readdirSync(`${rabbit.dir}/log`).find((f) => f.endsWith('.log'))!;
+  console.log(fs.readFileSync(`${rabbit.dir}/log/${lf}`, 'utf8').split('\n').filter((l) => /error|PRECONDITION|exception/i.test(l)).slice(0, 10).join('\n'));
 } finally {
   await nodes.stopAll();
   await rabbit.dispose();
