@@ -45,6 +45,19 @@ export {
   isAsynxError,
 } from './errors.js';
 export {
+  multi,
+  type MultiOptions,
+  type MultiNodes,
+  type MultiResult,
+  type StartResult,
+  type StopResult,
+  type StopWaitResult,
+  type RestartResult,
+  type NodeStatusRow,
+  type MultiEventMap,
+  type MultiListeners,
+} from './multi/index.js';
+export {
   HTTP_TASK_NAME,
   HttpRetryableError,
   HttpClientError,

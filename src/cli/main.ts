@@ -3,9 +3,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ExitCode, isAsynxError } from '../errors.js';
-import { registerControlCommands } from './control.js';
 import { painter } from './output.js';
-import { registerWorkerCommand } from './worker.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -65,6 +63,8 @@ Environment: ASYNX_BROKER_URL, ASYNX_RESULT_BACKEND, ASYNX_CONFIG, ASYNX_*; NO_C
 Exit codes: 0 ok · 1 failure · 64 usage error · 69 broker unavailable · 70 internal error.`,
     );
   program.configureOutput({ writeErr: (s) => process.stderr.write(s), writeOut: (s) => process.stdout.write(s) });
+  // Loaded here rather than at the top, so `asynx multi …` does not pay for the worker stack.
+  const [{ registerWorkerCommand }, { registerControlCommands }] = await Promise.all([import('./worker.js'), import('./control.js')]);
   registerWorkerCommand(program, run);
   registerControlCommands(program, run, { stdout: process.stdout, stderr: process.stderr });
   for (const c of program.commands) c.exitOverride();
@@ -85,6 +85,14 @@ Exit codes: 0 ok · 1 failure · 64 usage error · 69 broker unavailable · 70 i
     return ExitCode.ok;
   }
   return pending;
+}
+
+// `asynx --help | head`: a closed pipe ends the output quietly, as for any Unix tool.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
 }
 
 main(process.argv.slice(2)).then(

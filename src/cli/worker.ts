@@ -9,6 +9,7 @@ import type { AsynxOptions } from '../config.js';
 import { AsynxError, ExitCode, UsageError } from '../errors.js';
 import { LogFile } from '../process/logfile.js';
 import { expandWorkerTemplate, splitNodeName } from '../process/placeholders.js';
+import { statusPathFor, writeStatus } from '../process/status-file.js';
 import { installSignals } from '../worker/shutdown.js';
 import { loadApp, resolveAppModule } from '../worker/load-app.js';
 import { Logger, parseLogLevel } from '../worker/logger.js';
@@ -148,7 +149,19 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd()): Promis
   } catch (err) {
     logger.error((err as Error).message);
     logger.close();
+    // A failure before the worker could write its status (e.g. the app module throws on import):
+    // leave a `failed` status so `multi start` can show the reason at once.
+    if (pidfile && !worker?.state.startsWith('fail')) writeFailedStatus(pidfile, nodeName, concurrency, queues, (err as Error).message);
     throw err;
+  }
+}
+
+function writeFailedStatus(pidfile: string, node: string, concurrency: number, queues: string[], error: string): void {
+  try {
+    const now = Date.now();
+    writeStatus(statusPathFor(pidfile), { node, pid: process.pid, state: 'failed', concurrency, childPids: [], processed: 0, active: 0, queues, broker: '', startedAt: now, updatedAt: now, error });
+  } catch {
+    // the directory itself is unwritable: the error line above is all there is
   }
 }
 
@@ -173,5 +186,7 @@ function detach(logfile: string | null, cwd: string): number {
   });
   if (typeof fd === 'number') closeSync(fd);
   child.unref();
+  // `multi start` reads this to follow the node from its first moment.
+  process.stdout.write(`pid=${child.pid}\n`);
   return ExitCode.ok;
 }

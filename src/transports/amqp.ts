@@ -148,20 +148,24 @@ export class AmqpTransport implements Transport {
           }
         }
         const tags: string[] = [];
+        // Current before the first delivery: an early ack settles a delivery before ch.consume() resolves,
+        // and closeIdleChannel() must not take this channel for an idle one and close it.
+        c.ch = ch;
         for (const q of c.queues) {
           if (c.cancelled) break;
           tags.push((await withDeadline(this.conn, ch.consume(q, (msg) => this.onMessage(c, ch, q, msg), { noAck: false }), deadline, what)).consumerTag);
         }
         c.tags = tags;
       } catch (err) {
+        if (c.ch === ch) c.ch = null;
         await ch.close().catch(() => undefined);
         throw err;
       }
       if (c.cancelled) {
+        if (c.ch === ch) c.ch = null;
         await ch.close().catch(() => undefined);
         return;
       }
-      c.ch = ch;
     })().finally(() => {
       c.starting = null;
     });

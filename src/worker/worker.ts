@@ -9,7 +9,7 @@ import type { ResolvedConfig } from '../config.js';
 import { AsynxError, NotRegistered, ProtocolError, TaskRevokedError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
 import { acquirePidfile, type HeldPidfile } from '../process/pidfile.js';
 import { removeStatus, statusPathFor, writeStatus, type NodeState } from '../process/status-file.js';
-import { buildTaskMessage, decodeTaskMessage, reprOf, type TaskRequest } from '../protocol/codec.js';
+import { decodeTaskMessage, reprOf, type TaskRequest } from '../protocol/codec.js';
 import type { Signature, WireMessage } from '../protocol/message.js';
 import type { ResultBackend } from '../results/backend.js';
 import { errorBody, stateBody, successBody } from '../results/body.js';
@@ -18,6 +18,9 @@ import type { Job } from './ipc.js';
 import type { Logger } from './logger.js';
 import { loadApp } from './load-app.js';
 import { Pool, type JobResult } from './pool.js';
+import type { Pidbox } from '../control/pidbox.js';
+import { controlHandlers, type TaskInfo } from './control.js';
+import { retryMessage, signatureMessage } from './follow-ups.js';
 
 /** Worker options (resolved by the CLI). */
 export interface WorkerOptions {
@@ -52,7 +55,6 @@ interface Pending {
   timer: NodeJS.Timeout | null;
   startedAt: number;
   seq: number;
-  pid: number;
 }
 
 const ETA_HOLD_MS = 1000;
@@ -78,6 +80,9 @@ export class Worker {
   private cold = false;
   private coldKick: (() => void) | null = null;
   private reloads = 0;
+  private pidbox: Pidbox | null = null;
+  /** Task ids revoked by remote control: not run when they arrive (Celery keeps the same in memory). */
+  private readonly revoked = new Set<string>();
   private readonly startedAt = Date.now();
   private readonly log: Logger;
   private queues: string[] = [];
@@ -140,6 +145,7 @@ export class Worker {
       this.pool = this.makePool();
       await this.pool.start();
       await this.consume();
+      await this.startControl();
       this.setState('running');
       this.statusTimer = setInterval(() => this.writeStatus(), this.opts.statusIntervalMs ?? 2000);
       this.statusTimer.unref();
@@ -150,12 +156,35 @@ export class Worker {
       this.log.info('ready.');
     } catch (err) {
       this.setState('failed', (err as Error).message);
+      await this.pidbox?.close().catch(() => undefined);
       await this.pool?.close(true).catch(() => undefined);
       await this.app.close().catch(() => undefined);
       this.pidfile?.remove();
       this.resolveDone();
       throw err;
     }
+  }
+
+  /** Remote control (Celery's pidbox) on AMQP brokers: `celery inspect ping|stats|active|registered …`. */
+  private async startControl(): Promise<void> {
+    if (!this.config.brokerUrl.startsWith('amqp')) return;
+    const { startPidbox } = await import('../control/pidbox.js');
+    const describe = (p: Pending): TaskInfo => ({ req: p.req, queue: p.delivery.queue, redelivered: p.delivery.redelivered, acked: p.acked, startedAt: p.startedAt });
+    this.pidbox = await startPidbox(
+      this.config.brokerUrl,
+      this.opts.nodeName,
+      controlHandlers({
+        nodeName: this.opts.nodeName,
+        stats: () => ({ pid: process.pid, uptimeSec: Math.round((Date.now() - this.startedAt) / 1000), concurrency: this.opts.concurrency, childPids: this.pool?.childPids ?? [], processed: this.processed, prefetch: this.opts.concurrency * this.config.prefetchMultiplier }),
+        active: () => [...this.running.values()].map(describe),
+        reserved: () => this.buffer.map(describe),
+        scheduled: () => [...this.held].map(describe),
+        registered: () => this.registry.taskNames(),
+        revoke: (id) => this.revoked.add(id),
+        shutdown: () => void this.stop('warm'),
+      }),
+      { connectTimeoutMs: this.config.connectTimeoutMs },
+    );
   }
 
   private makePool(): Pool {
@@ -206,7 +235,13 @@ export class Worker {
       await this.invalid(d, new NotRegistered(req.task, { taskId: req.id }), req.id, req.replyTo);
       return;
     }
-    const p: Pending = { delivery: d, req, def, acked: false, abandoned: false, timer: null, startedAt: 0, seq: ++this.seq, pid: 0 };
+    const p: Pending = { delivery: d, req, def, acked: false, abandoned: false, timer: null, startedAt: 0, seq: ++this.seq };
+    if (this.revoked.has(req.id)) {
+      this.log.info(`Discarding revoked task ${req.task}[${req.id}]: REVOKED`);
+      await this.store(p, errorBody(req.id, 'REVOKED', encodeError(new TaskRevokedError('revoked', { taskId: req.id }))));
+      await this.ack(p);
+      return;
+    }
     if (req.expires !== null && req.expires <= Date.now()) {
       this.log.info(`Discarding expired task ${req.task}[${req.id}] (expired ${new Date(req.expires).toISOString()}): REVOKED`);
       await this.store(p, errorBody(req.id, 'REVOKED', encodeError(new TaskRevokedError('expired', { taskId: req.id }))));
@@ -352,18 +387,7 @@ export class Worker {
   }
 
   private async publishSignature(p: Pending, sig: Signature, args: unknown[], chain: Signature[] | null): Promise<void> {
-    const o = sig.options;
-    const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
-    const { queue, message } = buildTaskMessage(sig.task, args, sig.kwargs, {
-      taskId: str('task_id'),
-      replyTo: str('reply_to') ?? p.req.replyTo ?? undefined,
-      queue: str('queue') ?? str('routing_key'),
-      priority: typeof o.priority === 'number' ? o.priority : undefined,
-      parentId: p.req.id,
-      rootId: p.req.rootId,
-      chain: chain ?? undefined,
-      defaultQueue: this.config.defaultQueue,
-    });
+    const { queue, message } = signatureMessage(sig, args, chain, p.req, this.config.defaultQueue);
     await this.transport.declareQueue(queue);
     await this.transport.publish(queue, message, { timeoutMs: this.internalPublishMs });
   }
@@ -392,27 +416,7 @@ export class Worker {
 
   /** Celery's retry: same id, retries + 1, new eta, parent_id = own id. */
   private async republishRetry(p: Pending, countdownMs: number): Promise<void> {
-    const { req } = p;
-    const { message } = buildTaskMessage(req.task, req.args, req.kwargs, {
-      taskId: req.id,
-      retries: req.retries + 1,
-      countdown: countdownMs / 1000,
-      expires: req.expires !== null ? new Date(req.expires) : undefined,
-      rootId: req.rootId,
-      parentId: req.id,
-      replyTo: req.replyTo ?? undefined,
-      priority: req.priority,
-      timeLimit: req.timeLimit ?? undefined,
-      softTimeLimit: req.softTimeLimit ?? undefined,
-      ignoreResult: req.ignoreResult,
-      group: req.group,
-      groupIndex: req.groupIndex,
-      shadow: req.shadow,
-      link: req.embed.callbacks ?? undefined,
-      linkError: req.embed.errbacks ?? undefined,
-      chain: req.embed.chain ?? undefined,
-    });
-    await this.transport.publish(p.delivery.queue, message, { timeoutMs: this.internalPublishMs });
+    await this.transport.publish(p.delivery.queue, retryMessage(p.req, countdownMs), { timeoutMs: this.internalPublishMs });
   }
 
   /** Worker-side publishes (retries, callbacks, eta hand-back) wait longer than a web client would. */
@@ -508,6 +512,7 @@ export class Worker {
       }
     }
     this.setState('stopping');
+    await this.pidbox?.close().catch(() => undefined);
     await this.pool?.close(this.cold).catch(() => undefined);
     await this.app.close().catch(() => undefined);
     this.state = 'stopped';

@@ -1,0 +1,46 @@
+// Messages a worker sends after a task: Celery-style retries, link callbacks / errbacks, the next chain step.
+
+import { buildTaskMessage, type TaskRequest } from '../protocol/codec.js';
+import type { Signature, WireMessage } from '../protocol/message.js';
+
+/** Celery's retry message: same id, retries + 1, eta = now + countdown, parent_id = the task's own id. */
+export function retryMessage(req: TaskRequest, countdownMs: number): WireMessage {
+  return buildTaskMessage(req.task, req.args, req.kwargs, {
+    taskId: req.id,
+    retries: req.retries + 1,
+    countdown: countdownMs / 1000,
+    expires: req.expires !== null ? new Date(req.expires) : undefined,
+    rootId: req.rootId,
+    parentId: req.id,
+    replyTo: req.replyTo ?? undefined,
+    priority: req.priority,
+    timeLimit: req.timeLimit ?? undefined,
+    softTimeLimit: req.softTimeLimit ?? undefined,
+    ignoreResult: req.ignoreResult,
+    group: req.group,
+    groupIndex: req.groupIndex,
+    shadow: req.shadow,
+    link: req.embed.callbacks ?? undefined,
+    linkError: req.embed.errbacks ?? undefined,
+    chain: req.embed.chain ?? undefined,
+  }).message;
+}
+
+/**
+ * The message for a signature sent by `parent` (a callback, an errback or the next chain step):
+ * its own task id and reply queue when the signature carries them, parent_id = parent, same root.
+ */
+export function signatureMessage(sig: Signature, args: unknown[], chain: Signature[] | null, parent: TaskRequest, defaultQueue: string): { queue: string; message: WireMessage } {
+  const o = sig.options;
+  const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+  return buildTaskMessage(sig.task, args, sig.kwargs, {
+    taskId: str('task_id'),
+    replyTo: str('reply_to') ?? parent.replyTo ?? undefined,
+    queue: str('queue') ?? str('routing_key'),
+    priority: typeof o.priority === 'number' ? o.priority : undefined,
+    parentId: parent.id,
+    rootId: parent.rootId,
+    chain: chain ?? undefined,
+    defaultQueue,
+  });
+}
