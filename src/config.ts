@@ -33,6 +33,11 @@ export interface AsynxOptions {
   httpAllowedHosts?: string[];
   /** Deliveries after which a message that keeps killing its worker is dead-lettered. @defaultValue 5 */
   maxDeliveries?: number;
+  /**
+   * AMQP: declare task queues with `x-max-priority` so priorities work. Every client and worker
+   * (Python ones included: `task_queue_max_priority`) must use the same value. @defaultValue unset
+   */
+  maxPriority?: number;
 }
 
 /** Every option filled in, durations in ms. */
@@ -50,6 +55,7 @@ export interface ResolvedConfig {
   httpMaxBodyBytes: number;
   httpAllowedHosts: string[] | null;
   maxDeliveries: number;
+  maxPriority: number | null;
 }
 
 export const DEFAULT_SQLITE_URL = 'sqlite://./.asynx/asynx.db';
@@ -82,6 +88,7 @@ const ENV_KEYS: Record<string, keyof AsynxOptions> = {
   ASYNX_HTTP_MAX_BODY_BYTES: 'httpMaxBodyBytes',
   ASYNX_HTTP_ALLOWED_HOSTS: 'httpAllowedHosts',
   ASYNX_MAX_DELIVERIES: 'maxDeliveries',
+  ASYNX_MAX_PRIORITY: 'maxPriority',
 };
 
 /** Options read from `ASYNX_*` environment variables. */
@@ -92,7 +99,7 @@ export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): AsynxOptio
     if (raw === undefined || raw === '') continue;
     if (opt === 'eager' || opt === 'acksLate') out[opt] = raw === '1' || raw.toLowerCase() === 'true';
     else if (opt === 'httpAllowedHosts') out[opt] = raw.split(',').map((s) => s.trim()).filter(Boolean);
-    else if (opt === 'resultExpires' || opt === 'prefetchMultiplier' || opt === 'httpMaxBodyBytes' || opt === 'maxDeliveries') {
+    else if (opt === 'resultExpires' || opt === 'prefetchMultiplier' || opt === 'httpMaxBodyBytes' || opt === 'maxDeliveries' || opt === 'maxPriority') {
       const n = Number(raw);
       if (!Number.isFinite(n)) throw new UsageError('asynx.config.badEnv', `Environment variable ${key}='${raw}' must be a number`, { option: key, value: raw });
       out[opt] = n;
@@ -163,6 +170,7 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
     httpMaxBodyBytes: num(o.httpMaxBodyBytes, 'httpMaxBodyBytes', 65536, 1),
     httpAllowedHosts: o.httpAllowedHosts && o.httpAllowedHosts.length ? o.httpAllowedHosts : null,
     maxDeliveries: num(o.maxDeliveries, 'maxDeliveries', 5, 1),
+    maxPriority: o.maxPriority === undefined ? null : num(o.maxPriority, 'maxPriority', 0, 1),
   };
 }
 

@@ -31,8 +31,12 @@ function fail(err: unknown): number {
 export async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'multi' || argv[0] === 'init') {
     const run = await rawCommand(argv[0]);
+    let rest = argv.slice(1);
+    const own = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+    // `asynx multi start --help` shows help rather than starting anything.
+    if (argv[0] === 'multi' && (own.includes('--help') || own.includes('-h'))) rest = ['help'];
     try {
-      return await run(argv.slice(1), { stdout: process.stdout, stderr: process.stderr, env: process.env, isTTY: Boolean(process.stdout.isTTY), cwd: process.cwd() });
+      return await run(rest, { stdout: process.stdout, stderr: process.stderr, env: process.env, isTTY: Boolean(process.stdout.isTTY), cwd: process.cwd() });
     } catch (err) {
       return fail(err);
     }

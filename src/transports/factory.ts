@@ -13,7 +13,7 @@ export async function createTransport(config: ResolvedConfig, cwd = process.cwd(
   }
   if (url.startsWith('amqp://') || url.startsWith('amqps://')) {
     const { AmqpTransport } = await import('./amqp.js');
-    return new AmqpTransport(url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
+    return new AmqpTransport(url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs, ...(config.maxPriority !== null ? { maxPriority: config.maxPriority } : {}) });
   }
   throw new UsageError('asynx.config.badBroker', `Broker URL '${url}' is not supported: use sqlite://<path> or amqp://user:pass@host:port/vhost`, { value: url });
 }

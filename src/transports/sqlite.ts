@@ -37,6 +37,12 @@ interface Row {
   body: string;
 }
 
+/** `<row id>:<delivery count>` → its two numbers. */
+function parseTag(tag: string): [number, number] {
+  const [id, n] = tag.split(':');
+  return [Number(id), Number(n)];
+}
+
 /** The embedded broker. One instance per process; safe with many processes on one file. */
 export class SqliteTransport implements Transport {
   readonly kind = 'sqlite';
@@ -48,7 +54,7 @@ export class SqliteTransport implements Transport {
   private readonly maxPollMs: number;
   private readonly consumers = new Set<SqliteConsumer>();
   private renewTimer: NodeJS.Timeout | null = null;
-  private pendingAcks: number[] = [];
+  private pendingAcks: Array<[number, number]> = [];
   private ackFlush: Promise<void> | null = null;
   private stmts: ReturnType<SqliteTransport['prepare']> | null = null;
 
@@ -64,10 +70,10 @@ export class SqliteTransport implements Transport {
       promote: db.prepare(`UPDATE messages SET state = ${MSG_READY}, owner = NULL WHERE state IN (${MSG_DELAYED}, ${MSG_LEASED}) AND visible_at <= ?`),
       pick: db.prepare(`SELECT id, queue, deliveries, properties, headers, body FROM messages WHERE queue = ? AND state = ${MSG_READY} ORDER BY priority DESC, id LIMIT ?`),
       lease: db.prepare(`UPDATE messages SET state = ${MSG_LEASED}, visible_at = ?, owner = ?, deliveries = deliveries + 1 WHERE id = ?`),
-      ack: db.prepare('DELETE FROM messages WHERE id = ? AND owner = ?'),
-      requeue: db.prepare(`UPDATE messages SET state = ${MSG_READY}, visible_at = ?, owner = NULL WHERE id = ? AND owner = ?`),
+      ack: db.prepare('DELETE FROM messages WHERE id = ? AND owner = ? AND deliveries = ?'),
+      requeue: db.prepare(`UPDATE messages SET state = ${MSG_READY}, visible_at = ?, owner = NULL WHERE id = ? AND owner = ? AND deliveries = ?`),
       renew: db.prepare(`UPDATE messages SET visible_at = ? WHERE owner = ? AND state = ${MSG_LEASED}`),
-      dead: db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) SELECT queue, ?, deliveries, properties, headers, body, ? FROM messages WHERE id = ? AND owner = ?'),
+      dead: db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) SELECT queue, ?, deliveries, properties, headers, body, ? FROM messages WHERE id = ? AND owner = ? AND deliveries = ?'),
       deadRow: db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) SELECT queue, ?, deliveries, properties, headers, body, ? FROM messages WHERE id = ?'),
       drop: db.prepare('DELETE FROM messages WHERE id = ?'),
       purge: db.prepare(`DELETE FROM messages WHERE queue = ? AND state IN (${MSG_READY}, ${MSG_DELAYED})`),
@@ -150,7 +156,9 @@ export class SqliteTransport implements Transport {
           }
           s.lease.run(now + this.visibilityMs, this.owner, r.id);
           out.push({
-            tag: String(r.id),
+            // The delivery count makes each hand-out's tag unique: a late ack of an older
+            // delivery of the same row (lease expired, handed out again) matches nothing.
+            tag: `${r.id}:${r.deliveries + 1}`,
             queue: r.queue,
             message,
             redelivered: r.deliveries > 0,
@@ -194,7 +202,7 @@ export class SqliteTransport implements Transport {
   }
 
   async ack(delivery: Delivery): Promise<void> {
-    this.pendingAcks.push(Number(delivery.tag));
+    this.pendingAcks.push(parseTag(delivery.tag));
     for (const c of this.consumers) c.release(delivery.tag);
     if (!this.ackFlush) {
       this.ackFlush = new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flushAcks());
@@ -211,19 +219,19 @@ export class SqliteTransport implements Transport {
     if (!ids.length) return;
     await this.withRetry('ack', 60_000, () =>
       this.db!.transaction(() => {
-        for (const id of ids) this.s.ack.run(id, this.owner);
+        for (const [id, n] of ids) this.s.ack.run(id, this.owner, n);
       })(),
     );
   }
 
   async reject(delivery: Delivery, opts: { requeue: boolean; reason?: string }): Promise<void> {
-    const id = Number(delivery.tag);
+    const [id, n] = parseTag(delivery.tag);
     for (const c of this.consumers) c.release(delivery.tag);
     await this.withRetry('reject', 60_000, () =>
       this.db!.transaction(() => {
-        if (!opts.requeue) this.s.dead.run(opts.reason ?? 'rejected', Date.now(), id, this.owner);
-        if (opts.requeue) this.s.requeue.run(Date.now(), id, this.owner);
-        else this.s.ack.run(id, this.owner);
+        if (!opts.requeue) this.s.dead.run(opts.reason ?? 'rejected', Date.now(), id, this.owner, n);
+        if (opts.requeue) this.s.requeue.run(Date.now(), id, this.owner, n);
+        else this.s.ack.run(id, this.owner, n);
       })(),
     );
     this.settled();

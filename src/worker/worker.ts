@@ -147,6 +147,7 @@ export class Worker {
       await this.consume();
       await this.startControl();
       this.setState('running');
+      this.pump(); // deliveries that arrived while starting were buffered
       this.statusTimer = setInterval(() => this.writeStatus(), this.opts.statusIntervalMs ?? 2000);
       this.statusTimer.unref();
       this.cleanupTimer = setInterval(() => void this.backend.cleanup().catch(() => undefined), 600_000);
@@ -214,7 +215,7 @@ export class Worker {
   }
 
   private async receive(d: Delivery): Promise<void> {
-    if (this.state !== 'running') {
+    if (this.state !== 'running' && this.state !== 'starting') {
       await this.transport.reject(d, { requeue: true });
       return;
     }

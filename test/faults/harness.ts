@@ -115,8 +115,8 @@ export class Ledger {
       return ids.every((id) => c.has(id));
     }, timeoutMs, 200).catch((err: Error) => {
       const c = this.counts();
-      const missing = ids.filter((id) => !c.has(id)).length;
-      throw new Error(`${err.message}: ${missing} of ${ids.length} still missing`);
+      const missing = ids.filter((id) => !c.has(id));
+      throw new Error(`${err.message}: ${missing.length} of ${ids.length} still missing (e.g. ${missing.slice(0, 3).join(', ')})`);
     });
   }
 

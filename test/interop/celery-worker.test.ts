@@ -138,7 +138,16 @@ describe('Celery interop through the asynx worker and app', { skip }, () => {
     const conn = await amqplib.connect(node.url);
     try {
       const ch = await conn.createChannel();
-      const dead = await ch.get('asynx.dead', { noAck: true });
+      // Other tests may have dead-lettered messages too: find this one by id.
+      let dead: amqplib.GetMessage | false = false;
+      for (let i = 0; i < 100; i++) {
+        const m = await ch.get('asynx.dead', { noAck: true });
+        if (!m) await sleep(50);
+        else if (m.properties.headers?.id === r.id) {
+          dead = m;
+          break;
+        }
+      }
       assert.ok(dead, 'the message is in asynx.dead');
       assert.equal(dead.properties.contentType, 'application/x-python-serialize');
       assert.equal(dead.properties.headers?.id, r.id);

@@ -1,0 +1,101 @@
+// Cases 1 and 2 on RabbitMQ: the raw amqplib limit (one confirming publisher, one manual-ack consumer, durable
+// queue), asynx end to end at -c 2, and Celery 5.2 prefork -c 2 on the same workload when it is installed.
+
+import amqplib from 'amqplib';
+import type { BenchContext } from '../context.js';
+import { cpuDelta, cpuSnapshot } from '../procstat.js';
+import { median, ratio, type BenchRow } from '../report.js';
+import { client, mark, publishAll, startAsynx, startCelery, type BenchWorker } from '../workers.js';
+
+/** Raw amqplib: publish n persistent messages with confirms (256 in flight) while one consumer acks them. */
+export async function rawAmqp(url: string, queue: string, n: number, prefetch = 100): Promise<{ rate: number; cpuUs: number; brokerPids: number[] }> {
+  const pub = await amqplib.connect(url, { noDelay: true });
+  const sub = await amqplib.connect(url, { noDelay: true });
+  try {
+    const pc = await pub.createConfirmChannel();
+    const cc = await sub.createChannel();
+    await pc.assertQueue(queue, { durable: true });
+    await pc.purgeQueue(queue);
+    await cc.prefetch(prefetch);
+    let got = 0;
+    let resolveAll!: () => void;
+    const all = new Promise<void>((r) => (resolveAll = r));
+    await cc.consume(queue, (m) => {
+      if (!m) return;
+      cc.ack(m);
+      if (++got === n) resolveAll();
+    });
+    const body = Buffer.from(JSON.stringify([[], {}, { callbacks: null, errbacks: null, chain: null, chord: null }]));
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await publishAll(n, () => new Promise<void>((resolve, reject) => pc.publish('', queue, body, { persistent: true, contentType: 'application/json' }, (err) => (err ? reject(err) : resolve()))));
+    await all;
+    const ms = performance.now() - t0;
+    const c1 = process.cpuUsage(c0);
+    return { rate: (n / ms) * 1000, cpuUs: (c1.user + c1.system) / n, brokerPids: [] };
+  } finally {
+    await pub.close().catch(() => undefined);
+    await sub.close().catch(() => undefined);
+  }
+}
+
+async function endToEnd(ctx: BenchContext, w: BenchWorker, url: string, queue: string, n: number, label: string, brokerPid: number | null): Promise<{ rate: number; cpuUs: number }> {
+  const app = client(ctx, url);
+  await mark(ctx, app, queue);
+  const rates: number[] = [];
+  const cpus: number[] = [];
+  for (let run = 1; run <= ctx.runs; run++) {
+    ctx.progress.step(`${label}, run ${run}/${ctx.runs}`);
+    const roots = brokerPid ? [w.pid, brokerPid] : [w.pid];
+    const before = cpuSnapshot(roots);
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    await publishAll(n, () => app.sendTask('bench.noop', [], {}, { queue, ignoreResult: true }), (d) => ctx.progress.tick(d, n));
+    await mark(ctx, app, queue);
+    const ms = performance.now() - t0;
+    const c1 = process.cpuUsage(c0);
+    rates.push((n / ms) * 1000);
+    cpus.push((cpuDelta(before, cpuSnapshot(roots)) + c1.user + c1.system) / n);
+  }
+  return { rate: median(rates), cpuUs: median(cpus) };
+}
+
+export async function limit(ctx: BenchContext): Promise<BenchRow[]> {
+  const rabbit = await ctx.rabbit();
+  if (!rabbit) return [{ case: '1 limit', metric: 'skipped', value: null, unit: '', note: ctx.rabbitReason ?? 'no RabbitMQ' }];
+  const n = ctx.n(20_000);
+  const raws: number[] = [];
+  const rawCpu: number[] = [];
+  for (let run = 1; run <= ctx.runs; run++) {
+    ctx.progress.step(`1 limit: raw amqplib, run ${run}/${ctx.runs}`);
+    const before = cpuSnapshot([rabbit.pid() ?? process.pid]);
+    const r = await rawAmqp(rabbit.url, 'bench.raw', n);
+    raws.push(r.rate);
+    rawCpu.push(r.cpuUs + (rabbit.pid() ? cpuDelta(before, cpuSnapshot([rabbit.pid()!])) / n : 0));
+  }
+  const raw = median(raws);
+  ctx.progress.step('1 limit: starting an asynx node (-c 2, AMQP)');
+  const w = await startAsynx(ctx, rabbit.url, 2, 'bench.asynx', 'none');
+  const a = await endToEnd(ctx, w, rabbit.url, 'bench.asynx', n, '1 limit: asynx end to end', rabbit.pid());
+  await w.stop();
+  const rows: BenchRow[] = [
+    { case: '1 limit', metric: 'raw amqplib publish(confirm)+consume(ack)', value: raw, unit: 'msg/s', note: `CPU ${rawCpu.length ? median(rawCpu).toFixed(0) : '?'} µs/msg (client + broker)` },
+    { case: '1 limit', metric: 'asynx AMQP -c 2 end to end', value: a.rate, unit: 'tasks/s', baseline: { label: 'raw amqplib', value: raw }, ratio: ratio(a.rate, raw), target: '≥ 0.60', met: (ratio(a.rate, raw) ?? 0) >= 0.6 },
+    { case: '1 limit', metric: 'asynx AMQP CPU per task (client + worker + broker)', value: a.cpuUs, unit: 'µs', baseline: { label: 'raw amqplib', value: median(rawCpu) }, ratio: ratio(a.cpuUs, median(rawCpu)) },
+  ];
+  const missing = ctx.celeryMissing();
+  if (missing) {
+    rows.push({ case: '2 peer', metric: 'Celery prefork -c 2', value: null, unit: 'tasks/s', note: `skipped: ${missing}` });
+    return rows;
+  }
+  ctx.progress.step('2 peer: starting a Celery worker (-P prefork -c 2)');
+  const cw = await startCelery(ctx, rabbit.url, 2, 'bench.celery');
+  const c = await endToEnd(ctx, cw, rabbit.url, 'bench.celery', n, `2 peer: Celery ${ctx.celeryVersion()} end to end`, rabbit.pid());
+  await cw.stop();
+  rows.push(
+    { case: '2 peer', metric: `Celery ${ctx.celeryVersion()} prefork -c 2 end to end`, value: c.rate, unit: 'tasks/s', baseline: { label: 'raw amqplib', value: raw }, ratio: ratio(c.rate, raw), note: 'same asynx client publishes' },
+    { case: '2 peer', metric: 'asynx / Celery throughput', value: ratio(a.rate, c.rate), unit: '×', target: '≥ 4', met: (ratio(a.rate, c.rate) ?? 0) >= 4 },
+    { case: '2 peer', metric: 'Celery CPU per task (client + worker + broker)', value: c.cpuUs, unit: 'µs', baseline: { label: 'asynx', value: a.cpuUs }, ratio: ratio(c.cpuUs, a.cpuUs) },
+  );
+  return rows;
+}

@@ -1,0 +1,72 @@
+// /proc readings for the benchmark: CPU time of process trees, RSS and PSS, process liveness.
+
+import { readFileSync } from 'node:fs';
+
+const TICK_US = 1_000_000 / 100; // USER_HZ is 100 on Linux
+
+/** Direct children of a pid. */
+export function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** The pid and all its descendants that are alive now. */
+export function treeOf(pid: number): number[] {
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) out.push(...childrenOf(out[i]!));
+  return out.filter(alive);
+}
+
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** utime + stime of one process in µs (0 if it is gone). */
+export function cpuUs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_US;
+  } catch {
+    return 0;
+  }
+}
+
+/** CPU of a set of process trees, per pid, so a delta can be taken over an interval. */
+export function cpuSnapshot(roots: number[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const r of roots) for (const p of treeOf(r)) m.set(p, cpuUs(p));
+  return m;
+}
+
+/** CPU µs spent between two snapshots (processes that appeared count from 0). */
+export function cpuDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let us = 0;
+  for (const [pid, v] of after) us += v - (before.get(pid) ?? 0);
+  return us;
+}
+
+/** RSS and PSS in KiB of a process tree (from smaps_rollup). */
+export function memoryOf(root: number): { rssKb: number; pssKb: number; processes: number } {
+  let rssKb = 0;
+  let pssKb = 0;
+  const pids = treeOf(root);
+  for (const p of pids) {
+    try {
+      const text = readFileSync(`/proc/${p}/smaps_rollup`, 'utf8');
+      rssKb += Number(/^Rss:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+      pssKb += Number(/^Pss:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return { rssKb, pssKb, processes: pids.length };
+}

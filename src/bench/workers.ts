@@ -1,0 +1,133 @@
+// Workers under test: asynx nodes through `multi` (the programmatic API), Celery prefork workers, and the
+// drivers that push a batch of tasks through them and time it.
+
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Asynx } from '../app/app.js';
+import { multi, type MultiOptions } from '../multi/index.js';
+import { BENCH_APP, BENCH_DIR, PYTHON, type BenchContext } from './context.js';
+import { alive } from './procstat.js';
+
+/** A worker node the bench started: its main pid and a bounded stop. */
+export interface BenchWorker {
+  readonly kind: 'asynx' | 'celery';
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/** Polls until `fn()` is truthy, at most `timeoutMs`. */
+export async function until(what: string, fn: () => boolean, timeoutMs: number, everyMs = 2): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!fn()) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out after ${timeoutMs} ms waiting for ${what}`);
+    await sleep(everyMs);
+  }
+}
+
+export function multiOptions(ctx: BenchContext, broker: string, concurrency: number, queue: string, extra: Partial<MultiOptions> = {}): MultiOptions {
+  return {
+    cwd: ctx.dir,
+    env: { ...process.env, NO_COLOR: '1' },
+    app: BENCH_APP,
+    concurrency,
+    queues: queue,
+    broker,
+    loglevel: 'warning',
+    hostname: 'localhost',
+    pidfile: join(ctx.dir, 'run/%n.pid'),
+    logfile: join(ctx.dir, 'log/%n%I.log'),
+    startTimeout: 60,
+    timeout: 60,
+    killAfter: 30,
+    ...extra,
+  };
+}
+
+let nodeSeq = 0;
+
+/** Starts one asynx node with `multi start` and resolves once it is confirmed up. */
+export async function startAsynx(ctx: BenchContext, broker: string, concurrency: number, queue: string, resultBackend?: string): Promise<BenchWorker> {
+  const name = `bench${++nodeSeq}`;
+  const opts = multiOptions(ctx, broker, concurrency, queue, resultBackend ? { resultBackend } : {});
+  const r = await multi.start([name], opts);
+  const node = r.nodes[0]!;
+  if (!r.ok || !node.pid) throw new Error(`bench: asynx node ${name} did not start: ${node.reason ?? node.outcome}`);
+  let stopped: Promise<void> | null = null;
+  const w: BenchWorker = {
+    kind: 'asynx',
+    pid: node.pid,
+    stop: () => (stopped ??= multi.stopwait([name], opts).then(() => undefined)),
+  };
+  ctx.defer(() => w.stop());
+  return w;
+}
+
+/** Environment for the Celery app module bench/celery_app.py. */
+export function celeryEnv(broker: string, backend?: string): NodeJS.ProcessEnv {
+  return { ...process.env, PYTHONPATH: BENCH_DIR, BENCH_BROKER: broker, BENCH_BACKEND: backend ?? '', PYTHONDONTWRITEBYTECODE: '1' };
+}
+
+/** Starts `celery worker -P prefork -c N` in its own process group; ready once it ran a marker task. */
+export async function startCelery(ctx: BenchContext, broker: string, concurrency: number, queue: string, backend?: string): Promise<BenchWorker> {
+  const name = `celery${++nodeSeq}@localhost`;
+  const log = ctx.path('celery.log');
+  const p = spawn(PYTHON, ['-m', 'celery', '-A', 'celery_app', 'worker', '-P', 'prefork', '-c', String(concurrency), '-Q', queue, '-n', name, '-l', 'warning', '--without-gossip', '--without-mingle', '--without-heartbeat', '-f', log], {
+    cwd: BENCH_DIR,
+    env: celeryEnv(broker, backend),
+    stdio: 'ignore',
+    detached: true,
+  });
+  const pid = p.pid!;
+  const exited = new Promise<void>((resolve) => p.on('exit', () => resolve()));
+  let stopped: Promise<void> | null = null;
+  const w: BenchWorker = {
+    kind: 'celery',
+    pid,
+    stop: () =>
+      (stopped ??= (async () => {
+        if (alive(pid)) process.kill(pid, 'SIGTERM');
+        const ok = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
+        try {
+          process.kill(-pid, 'SIGKILL'); // the pool children, or all of it after the deadline
+        } catch {
+          // group gone
+        }
+        if (!ok) await Promise.race([exited, sleep(5_000)]);
+      })()),
+  };
+  ctx.defer(() => w.stop());
+  return w;
+}
+
+/** A client app that publishes to `broker`. */
+export function client(ctx: BenchContext, broker: string, resultBackend = 'none'): Asynx {
+  const app = new Asynx({ brokerUrl: broker, resultBackend, configFile: false, defaultQueue: 'celery' });
+  ctx.defer(() => app.close());
+  return app;
+}
+
+/** Sends `bench.mark` and waits for its file: every task queued before it has started. */
+export async function mark(ctx: BenchContext, app: Asynx, queue: string, timeoutMs = 120_000): Promise<number> {
+  const path = ctx.path('mark');
+  await app.sendTask('bench.mark', [path], {}, { queue, ignoreResult: true });
+  await until('the marker task', () => existsSync(path) && readFileSync(path, 'utf8').length > 0, timeoutMs);
+  return Date.now();
+}
+
+/** Publishes `n` calls of `send(i)` with at most `window` in flight. */
+export async function publishAll(n: number, send: (i: number) => Promise<unknown>, onProgress?: (done: number) => void, window = 256): Promise<void> {
+  let next = 0;
+  let done = 0;
+  const lane = async () => {
+    while (next < n) {
+      const i = next++;
+      await send(i);
+      done++;
+      if ((done & 255) === 0) onProgress?.(done);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(window, n) }, lane));
+  onProgress?.(done);
+}
