@@ -51,7 +51,7 @@ export function recordRow(row: FaultRow): void {
 }
 
 const COLS: Array<[string, number, (r: FaultRow) => string]> = [
-  ['fault', 34, (r) => r.fault],
+  ['fault', 38, (r) => r.fault],
   ['broker', 7, (r) => r.broker],
   ['mode', 18, (r) => r.mode],
   ['tasks', 6, (r) => String(r.tasks)],
