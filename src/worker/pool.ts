@@ -101,7 +101,7 @@ export class Pool {
       fd = openSync(logPath, 'a');
     }
     const child = fork(CHILD_ENTRY, [], {
-      env: { ...process.env, ...this.opts.env, ASYNX_CHILD_APP: this.opts.appUrl, ASYNX_POOL_INDEX: String(index) },
+      env: { ...process.env, ...this.opts.env, ASYNX_CHILD_APP: this.opts.appUrl, ASYNX_POOL_INDEX: String(index), ASYNX_CHILD_MEASURE_RSS: this.opts.maxMemoryPerChildKb ? '1' : '0' },
       stdio: fd === null ? ['ignore', 'inherit', 'inherit', 'ipc'] : ['ignore', fd, fd, 'ipc'],
       serialization: 'json',
     });

@@ -256,7 +256,7 @@ export class Worker {
       await this.store(p, errorBody(req.id, 'FAILURE', encodeError(new WorkerLostError(reason, { taskId: req.id }))));
       return;
     }
-    this.log.info(`Task ${req.task}[${req.id}] received${req.eta ? ` (eta ${new Date(req.eta).toISOString()})` : ''}`);
+    if (this.log.enabled('info')) this.log.info(`Task ${req.task}[${req.id}] received${req.eta ? ` (eta ${new Date(req.eta).toISOString()})` : ''}`);
     const wait = req.eta !== null ? req.eta - Date.now() : 0;
     if (wait > 0) {
       if (wait > ETA_HOLD_MS && this.transport.capabilities.delayedDelivery) {
@@ -357,7 +357,8 @@ export class Worker {
     if (r.kind === 'done') {
       const o = r.outcome;
       if (o.kind === 'success') {
-        this.log.info(`Task ${name} succeeded in ${secs}s: ${reprOf(o.value, 200)}`);
+        // Built only when it will be written: at -l warning this line costs nothing per task.
+        if (this.log.enabled('info')) this.log.info(`Task ${name} succeeded in ${secs}s: ${reprOf(o.value, 200)}`);
         await this.store(p, successBody(req.id, o.value));
         await this.followUps(p, o.value);
       } else if (o.kind === 'retry') {
