@@ -1,19 +1,10 @@
 // Parent ↔ pool-child protocol: typed discriminated unions with a ready/initFailed handshake.
 
-import type { Outcome } from '../app/execute.js';
+import type { ExecInput, Outcome } from '../app/execute.js';
 
-/** One task attempt handed to a child. */
-export interface Job {
+/** One task attempt handed to a child: what the attempt needs, plus a sequence number for the replies. */
+export interface Job extends ExecInput {
   seq: number;
-  id: string;
-  name: string;
-  args: unknown[];
-  kwargs: Record<string, unknown>;
-  retries: number;
-  rootId: string;
-  parentId: string | null;
-  hostname: string;
-  softTimeLimit: number | null;
 }
 
 /** Parent → child. */
