@@ -78,16 +78,8 @@ export function scratch(prefix: string): { dir: string; cleanup: () => void } {
   return { dir, cleanup: () => (process.env.ASYNX_FAULT_KEEP === '1' ? console.log(`# kept ${dir}`) : rmSync(dir, { recursive: true, force: true })) };
 }
 
-/** Polls `fn` every `everyMs` until truthy, at most `timeoutMs`; throws naming `what`. */
-export async function waitFor<T>(what: string, fn: () => T | Promise<T>, timeoutMs: number, everyMs = 50): Promise<NonNullable<T>> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn();
-    if (v) return v as NonNullable<T>;
-    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(everyMs);
-  }
-}
+/** Bounded polling, shared with the other suites. */
+export { waitFor } from '../helpers/tmp.js';
 
 /** Completion ledger: the fixture tasks append their id, one line each. */
 export class Ledger {
