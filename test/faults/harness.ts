@@ -5,7 +5,6 @@ import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readFileS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Asynx } from '../../src/index.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
