@@ -36,6 +36,7 @@ export class RpcResultBackend implements ResultBackend {
   private pubCh: ConfirmChannel | null = null;
   private pubChOpening: Promise<ConfirmChannel> | null = null;
   private listening = false;
+  private firstConnect: Promise<void> | null = null;
   private release: (() => void) | null = null;
   private closed = false;
 
@@ -67,22 +68,30 @@ export class RpcResultBackend implements ResultBackend {
 
   async connect(): Promise<void> {
     if (this.closed) throw new BrokerUnavailableError('The rpc:// result backend is closed');
-    if (!this.listening) {
-      this.listening = true;
-      this.release = this.conn.hold();
-      const current = this.conn.current;
-      if (current) {
-        try {
-          await this.listen(current);
-        } catch (err) {
-          this.listening = false;
-          this.release();
-          throw err;
-        }
-        return;
-      }
+    // Only the first connect waits for the broker. After that the hold keeps reconnecting and the
+    // open hook re-declares and re-consumes the reply queue, so get()/wait() work from what has
+    // arrived and keep waiting across a broker restart instead of failing at connectTimeout.
+    if (!this.firstConnect) {
+      this.firstConnect = this.connectFirst();
+      this.firstConnect.catch(() => {
+        this.firstConnect = null;
+      });
     }
-    await this.conn.get(Date.now() + this.opts.connectTimeoutMs, `connect the rpc:// result backend`);
+    await this.firstConnect;
+  }
+
+  private async connectFirst(): Promise<void> {
+    this.listening = true;
+    this.release = this.conn.hold();
+    try {
+      const current = this.conn.current;
+      if (current) await this.listen(current);
+      else await this.conn.get(Date.now() + this.opts.connectTimeoutMs, `connect the rpc:// result backend`);
+    } catch (err) {
+      this.listening = false;
+      this.release();
+      throw err;
+    }
   }
 
   private onReply(msg: ConsumeMessage | null): void {
