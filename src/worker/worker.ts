@@ -269,12 +269,18 @@ export class Worker {
       p.timer = setTimeout(() => {
         this.held.delete(p);
         p.timer = null;
-        this.buffer.push(p);
-        this.pump();
+        this.enqueue(p);
       }, wait);
       return;
     }
-    this.buffer.push(p);
+    this.enqueue(p);
+  }
+
+  /** Puts a due task in the local buffer, highest priority first (FIFO within a priority), and dispatches. */
+  private enqueue(p: Pending): void {
+    let i = this.buffer.length;
+    while (i > 0 && this.buffer[i - 1]!.req.priority < p.req.priority) i--;
+    this.buffer.splice(i, 0, p);
     this.pump();
   }
 

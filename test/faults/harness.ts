@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Asynx } from '../../src/index.js';
+import { waitFor } from '../helpers/tmp.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 export const BIN = join(ROOT, 'bin/asynx');
@@ -78,7 +79,7 @@ export function scratch(prefix: string): { dir: string; cleanup: () => void } {
 }
 
 /** Bounded polling, shared with the other suites. */
-export { waitFor } from '../helpers/tmp.js';
+export { waitFor };
 
 /** Completion ledger: the fixture tasks append their id, one line each. */
 export class Ledger {
