@@ -135,8 +135,9 @@ export async function loadConfigFile(path: string): Promise<AsynxOptions> {
   }
 }
 
-function stripUndefined(o: AsynxOptions): AsynxOptions {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as AsynxOptions;
+/** A copy of `o` without its undefined fields, so that merging it never blanks an earlier source. */
+export function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Merges the sources in order (later wins) and validates. */

@@ -1,7 +1,7 @@
 // The app: task registry, config resolution, broker and result backend, sending tasks.
 
 import { randomUUID } from 'node:crypto';
-import { findConfigFile, loadConfigFile, optionsFromEnv, resolveConfig, type AsynxOptions, type ResolvedConfig } from '../config.js';
+import { findConfigFile, loadConfigFile, optionsFromEnv, resolveConfig, stripUndefined, type AsynxOptions, type ResolvedConfig } from '../config.js';
 import { BrokerUnavailableError, NotRegistered, UsageError } from '../errors.js';
 import { buildTaskMessage, defaultOrigin, type SendOptions } from '../protocol/codec.js';
 import type { Signature } from '../protocol/message.js';
@@ -217,10 +217,6 @@ export class Asynx {
     if (!c) return;
     await Promise.allSettled([c.transport?.close(), c.backend.close()]);
   }
-}
-
-function stripUndefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
 }
 
 /** Hides the password in a URL for messages. */

@@ -65,7 +65,6 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
 export class Pool {
   private readonly slots: Slot[] = [];
   private closing = false;
-  private readonly waiters: Array<() => void> = [];
 
   constructor(private readonly opts: PoolOptions) {}
 
@@ -82,15 +81,6 @@ export class Pool {
   /** Children that are ready and have no job. */
   get idle(): number {
     return this.slots.filter((s) => s.ready && !s.job && !s.retiring).length;
-  }
-
-  get active(): number {
-    return this.slots.filter((s) => s.job).length;
-  }
-
-  /** Jobs running now, for USR1 dumps. */
-  runningJobs(): Array<{ job: Job; pid: number }> {
-    return this.slots.filter((s) => s.job).map((s) => ({ job: s.job!, pid: s.pid }));
   }
 
   private spawn(index: number): Promise<void> {
@@ -122,7 +112,6 @@ export class Pool {
           clearTimeout(timeout);
           slot.ready = true;
           resolve();
-          this.wakeWaiters();
           this.opts.onEvent?.({ type: 'pool:child:ready', index, pid: slot.pid });
         } else if (m.type === 'initFailed') {
           clearTimeout(timeout);
@@ -172,7 +161,6 @@ export class Pool {
     slot.onState = null;
     slot.killedFor = null;
     resolve?.(result);
-    this.wakeWaiters();
   }
 
   private retire(slot: Slot, reason: string): void {
@@ -216,28 +204,8 @@ export class Pool {
     });
   }
 
-  /** Resolves when a child becomes idle (or after `ms`). */
-  waitIdle(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const t = setTimeout(resolve, ms);
-      this.waiters.push(() => {
-        clearTimeout(t);
-        resolve();
-      });
-    });
-  }
-
-  private wakeWaiters(): void {
-    for (const w of this.waiters.splice(0)) w();
-  }
-
-  /** Resolves once no job is running. */
-  async drain(): Promise<void> {
-    while (this.active > 0) await this.waitIdle(1000);
-  }
-
   /**
-   * Stops every child. Warm: children exit after the parent disconnects (call after drain()).
+   * Stops every child. Warm: children exit after the parent disconnects (call once no job runs).
    * Cold: SIGKILL at once; running jobs resolve as `lost`.
    */
   async close(cold = false): Promise<void> {
