@@ -74,6 +74,65 @@ export function parseDuration(value: number | string, option: string, unit: 's' 
   return n * mult;
 }
 
+/** How each option is written as text (env vars, `asynx worker -- key=value`): the one settings table. */
+export const OPTION_KINDS = {
+  brokerUrl: 'string',
+  resultBackend: 'string',
+  defaultQueue: 'string',
+  resultExpires: 'duration',
+  publishTimeout: 'duration',
+  connectTimeout: 'duration',
+  eager: 'boolean',
+  visibilityTimeout: 'duration',
+  prefetchMultiplier: 'number',
+  acksLate: 'boolean',
+  httpMaxBodyBytes: 'number',
+  httpAllowedHosts: 'list',
+  maxDeliveries: 'number',
+  maxPriority: 'number',
+} as const satisfies Record<keyof AsynxOptions, 'string' | 'number' | 'boolean' | 'duration' | 'list'>;
+
+/** An option name from `camelCase` or `snake_case` text, or null when asynx has no such option. */
+export function optionKey(name: string): keyof AsynxOptions | null {
+  const camel = name.trim().replace(/[_-]([a-z])/g, (_, c: string) => c.toUpperCase());
+  return Object.hasOwn(OPTION_KINDS, camel) ? (camel as keyof AsynxOptions) : null;
+}
+
+/** Converts the text form of option `key` to its value; `source` names where it came from in errors. */
+export function optionFromText(key: keyof AsynxOptions, raw: string, source: string): unknown {
+  const kind = OPTION_KINDS[key];
+  if (kind === 'boolean') {
+    const v = raw.trim().toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(v)) return true;
+    if (['0', 'false', 'no', 'off'].includes(v)) return false;
+    throw new UsageError('asynx.config.badBoolean', `${source}='${raw}' must be true or false`, { option: source, value: raw });
+  }
+  if (kind === 'list') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (kind === 'number') {
+    const n = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError('asynx.config.badNumber', `${source}='${raw}' must be a number`, { option: source, value: raw });
+    return n;
+  }
+  return raw; // strings, and durations (kept as text: resolveConfig applies the duration rule)
+}
+
+/**
+ * Options from `key=value` pairs, as given after `--` to `asynx worker` (`prefetchMultiplier=2`,
+ * `acks_late=true`). An unknown key or a pair without `=` is a UsageError that names it.
+ */
+export function optionsFromPairs(pairs: string[]): AsynxOptions {
+  const out: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const eq = pair.indexOf('=');
+    if (eq <= 0) throw new UsageError('asynx.cli.badOverride', `Config override '${pair}' is not key=value: write e.g. -- prefetchMultiplier=2`, { value: pair });
+    const name = pair.slice(0, eq);
+    const key = optionKey(name);
+    if (!key) throw new UsageError('asynx.cli.unknownOverride', `Unknown config key '${name}' after --: asynx options are ${Object.keys(OPTION_KINDS).join(', ')}`, { option: name, value: pair });
+    out[key] = optionFromText(key, pair.slice(eq + 1), name);
+  }
+  return out as AsynxOptions;
+}
+
 const ENV_KEYS: Record<string, keyof AsynxOptions> = {
   ASYNX_BROKER_URL: 'brokerUrl',
   ASYNX_RESULT_BACKEND: 'resultBackend',

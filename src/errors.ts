@@ -8,6 +8,8 @@ export const ExitCode = {
   dataErr: 65,
   unavailable: 69,
   software: 70,
+  /** A file the command must create exists or cannot be created (a live pidfile, an unwritable log). */
+  cantCreate: 73,
 } as const;
 
 /** Facts an error may carry, for logs and for callers that branch on them. */

@@ -1,0 +1,37 @@
+// Broker and result-backend URLs parsed once into a typed form; every other module branches on `kind`.
+
+import { resolve } from 'node:path';
+import { UsageError } from './errors.js';
+
+/** A parsed broker URL. */
+export type BrokerUrl =
+  | { kind: 'sqlite'; url: string; /** Absolute path of the database file. */ path: string }
+  | { kind: 'amqp'; url: string; secure: boolean };
+
+/** A parsed result-backend URL. */
+export type BackendUrl =
+  | { kind: 'sqlite'; url: string; path: string }
+  | { kind: 'rpc'; url: string }
+  | { kind: 'none'; url: 'none' };
+
+/** Path of the SQLite file named by a `sqlite://` URL (relative paths from `cwd`). */
+export function sqlitePath(url: string, cwd = process.cwd()): string {
+  const rest = url.replace(/^sqlite:\/\//, '');
+  if (rest === '') throw new UsageError('asynx.config.badBroker', `SQLite URL '${url}' has no path: use sqlite://./.asynx/asynx.db or sqlite:///abs/path.db`, { option: 'brokerUrl', value: url });
+  return resolve(cwd, rest);
+}
+
+/** Parses `sqlite://<path>` or `amqp[s]://user:pass@host:port/vhost`. */
+export function parseBrokerUrl(url: string, cwd = process.cwd()): BrokerUrl {
+  if (url.startsWith('sqlite://')) return { kind: 'sqlite', url, path: sqlitePath(url, cwd) };
+  if (/^amqps?:\/\//.test(url)) return { kind: 'amqp', url, secure: url.startsWith('amqps:') };
+  throw new UsageError('asynx.config.badBroker', `Broker URL '${url}' is not supported: use sqlite://<path> or amqp://user:pass@host:port/vhost`, { option: 'brokerUrl', value: url });
+}
+
+/** Parses `sqlite://<path>`, `rpc://` or `none`. */
+export function parseBackendUrl(url: string, cwd = process.cwd()): BackendUrl {
+  if (url.startsWith('sqlite://')) return { kind: 'sqlite', url, path: sqlitePath(url, cwd) };
+  if (url.startsWith('rpc://')) return { kind: 'rpc', url };
+  if (url === 'none') return { kind: 'none', url: 'none' };
+  throw new UsageError('asynx.config.badBackend', `Result backend '${url}' is not supported: use sqlite://<path>, rpc:// or none`, { option: 'resultBackend', value: url });
+}
