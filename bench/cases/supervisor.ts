@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { multi } from '../../multi/index.js';
+import { multi } from 'asynx';
 import type { BenchContext } from '../context.js';
 import { BENCH_DIR, PYTHON } from '../context.js';
 import { alive, memoryOf, treeOf } from '../procstat.js';

@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import amqplib from 'amqplib';
-import type { Asynx } from '../../app/app.js';
+import type { Asynx } from 'asynx';
 import type { BenchContext } from '../context.js';
 import { percentile, ratio, type BenchRow } from '../report.js';
 import { client, mark, startAsynx, startCelery, until, type BenchWorker } from '../workers.js';

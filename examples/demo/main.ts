@@ -7,10 +7,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Asynx } from '../app/app.js';
-import type { AsyncResult } from '../app/result.js';
-import { painter, ProgressBar } from '../cli/output.js';
-import type { HttpResponseResult } from '../tasks/http.js';
+import { Asynx, type AsyncResult, type HttpResponseResult } from 'asynx';
+import { painter, ProgressBar } from '../../dist/cli/output.js';
 
 function arg(name: string, dflt: number): number {
   const i = process.argv.indexOf(`--${name}`);
@@ -45,12 +43,13 @@ async function main(): Promise<number> {
   say(c.bold(`asynx demo: ${total} HTTP calls through a ${concurrency}-process worker on the embedded SQLite broker`));
   say(`  endpoint ${base}   broker ${brokerUrl}`);
 
-  // 2. A worker node, as `asynx worker -A <app> -c 4` would run it.
+  // 2. A worker node, as `asynx worker -A <app> -c 4` would run it; tsx loads the TypeScript app module (the pool
+  // children inherit the flag through fork's execArgv).
   const bin = fileURLToPath(new URL('../../bin/asynx', import.meta.url));
-  const appModule = fileURLToPath(new URL('./app.js', import.meta.url));
+  const appModule = fileURLToPath(new URL('./app.ts', import.meta.url));
   const logfile = join(process.cwd(), '.asynx', 'demo-worker.log');
   say(`  worker log ${logfile}`);
-  const worker = spawn(process.execPath, [bin, 'worker', '-A', appModule, '-c', String(concurrency), '-n', 'demo@%h', '-l', 'info', '-f', logfile], {
+  const worker = spawn(process.execPath, ['--import', 'tsx', bin, 'worker', '-A', appModule, '-c', String(concurrency), '-n', 'demo@%h', '-l', 'info', '-f', logfile], {
     env: { ...process.env, ASYNX_BROKER_URL: brokerUrl },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

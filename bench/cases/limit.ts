@@ -2,8 +2,8 @@
 // queue), asynx end to end at -c 2, and Celery 5.2 prefork -c 2 on the same workload when it is installed.
 
 import amqplib, { type Options } from 'amqplib';
-import { buildTaskMessage } from '../../protocol/codec.js';
-import { toPublishOptions } from '../../transports/amqp-topology.js';
+import { buildTaskMessage } from '../../dist/protocol/codec.js';
+import { toPublishOptions } from '../../dist/transports/amqp-topology.js';
 import type { BenchContext } from '../context.js';
 import { cpuDelta, cpuSnapshot } from '../procstat.js';
 import { median, ratio, type BenchRow } from '../report.js';

@@ -5,8 +5,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Asynx } from '../app/app.js';
-import { multi, type MultiOptions } from '../multi/index.js';
+import { Asynx, multi, type MultiOptions } from 'asynx';
 import { BENCH_APP, BENCH_DIR, PYTHON, type BenchContext } from './context.js';
 import { alive } from './procstat.js';
 

@@ -1,6 +1,6 @@
 // The demo's app module, loaded by the demo's worker with -A (broker from ASYNX_BROKER_URL).
 
-import { Asynx } from '../app/app.js';
+import { Asynx } from 'asynx';
 
 /** The demo app: only the built-in HTTP dispatch task is used. */
 export const app = new Asynx({ configFile: false });

@@ -5,14 +5,15 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { rabbitmqMissing, startRabbit } from '../test/helpers/rabbitmq.js';
 import type { Progress } from './progress.js';
 
-export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const ROOT = fileURLToPath(new URL('..', import.meta.url));
 export const BENCH_APP = join(ROOT, 'bench/app.mjs');
 export const BENCH_DIR = join(ROOT, 'bench');
 export const PYTHON = '/usr/bin/python3';
 
-/** The private RabbitMQ node (test/helpers/rabbitmq.ts, loaded through tsx). */
+/** The private RabbitMQ node (test/helpers/rabbitmq.ts: the bench runs through tsx, like the tests). */
 export interface Rabbit {
   url: string;
   dir: string;
@@ -20,12 +21,6 @@ export interface Rabbit {
   dispose(): Promise<void>;
   /** The beam.smp pid, for CPU accounting. */
   pid(): number | null;
-}
-
-/** The part of test/helpers/rabbitmq.ts the benchmark uses (typed here: tsc builds src/ only). */
-interface RabbitHelper {
-  rabbitmqMissing(): string | null;
-  startRabbit(): Promise<{ url: string; dir: string; ctl(args: string[], timeoutMs?: number): Promise<string>; dispose(): Promise<void> }>;
 }
 
 export class BenchContext {
@@ -63,14 +58,13 @@ export class BenchContext {
   rabbit(): Promise<Rabbit | null> {
     this.rabbitPromise ??= (async () => {
       try {
-        const helper = (await import(new URL('../../test/helpers/rabbitmq.ts', import.meta.url).href)) as RabbitHelper;
-        const missing = helper.rabbitmqMissing();
+        const missing = rabbitmqMissing();
         if (missing) {
           this.rabbitReason = missing;
           return null;
         }
         this.progress.step('starting a private RabbitMQ node');
-        const node = await helper.startRabbit();
+        const node = await startRabbit();
         this.defer(() => node.dispose());
         const pid = () => {
           try {
@@ -81,7 +75,7 @@ export class BenchContext {
         };
         return { url: node.url, dir: node.dir, ctl: node.ctl, dispose: node.dispose, pid };
       } catch (err) {
-        this.rabbitReason = `RabbitMQ unavailable: ${(err as Error).message.split('\n')[0]} (run through \`npm run bench\`, which loads tsx for the test helper)`;
+        this.rabbitReason = `RabbitMQ unavailable: ${(err as Error).message.split('\n')[0]}`;
         return null;
       }
     })();

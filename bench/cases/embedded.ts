@@ -1,8 +1,8 @@
 // Case 3, embedded: the raw better-sqlite3 insert + delete loop as the limit, and asynx end to end on the
 // SQLite broker at -c 2 (no-op task, no result): tasks/s, ratio, CPU µs per task.
 
-import { buildTaskMessage } from '../../protocol/codec.js';
-import { openDb } from '../../transports/sqlite-db.js';
+import { buildTaskMessage } from '../../dist/protocol/codec.js';
+import { openDb } from '../../dist/transports/sqlite-db.js';
 import type { BenchContext } from '../context.js';
 import { cpuDelta, cpuSnapshot } from '../procstat.js';
 import { median, ratio, type BenchRow } from '../report.js';
