@@ -1,11 +1,13 @@
 // Fault-matrix harness: real worker nodes, a completion ledger, bounded waits, and the result table rows.
 
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import assert from 'node:assert/strict';
+import { appendFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Asynx } from '../../src/index.js';
+import { childPidsOf, spawnProcess } from '../helpers/process.js';
 import { waitFor } from '../helpers/tmp.js';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -40,14 +42,25 @@ export interface FaultRow {
   note?: string;
 }
 
-/** Rows of one `npm run test:faults` run go to a file keyed by the test runner's pid; zz-summary prints them. */
-export function resultsFile(): string {
-  return join(tmpdir(), `asynx-faults-${process.ppid}.jsonl`);
+/** What a row's mode promises, as failures (empty when the row keeps it): nothing lost, and nothing run twice
+ * unless the mode is at-least-once (acks late). */
+export function rowViolations(row: FaultRow): string[] {
+  const out: string[] = [];
+  if (row.lost !== 0) out.push(`${row.lost} of ${row.tasks} tasks lost`);
+  if (!row.mode.startsWith('acks-late') && row.duplicated !== 0) out.push(`${row.duplicated} tasks ran twice in ${row.mode} mode`);
+  return out;
 }
 
+/**
+ * Checks one fault row against its mode's promise (throws an AssertionError naming the fault), prints it, and,
+ * when ASYNX_FAULT_TABLE names a file, appends it there as one JSON line (the source for BENCHMARKS.md's table:
+ * `node --import tsx bench/fault-table.ts <file>`). Each fault file asserts its own rows: no file depends on
+ * another having run first.
+ */
 export function recordRow(row: FaultRow): void {
-  appendFileSync(resultsFile(), `${JSON.stringify(row)}\n`);
   console.log(`# fault row: ${formatRow(row)}`);
+  if (process.env.ASYNX_FAULT_TABLE) appendFileSync(process.env.ASYNX_FAULT_TABLE, `${JSON.stringify(row)}\n`);
+  assert.deepEqual(rowViolations(row), [], `fault row '${row.fault}' (${row.broker}, ${row.mode})`);
 }
 
 const COLS: Array<[string, number, (r: FaultRow) => string]> = [
@@ -64,11 +77,6 @@ const COLS: Array<[string, number, (r: FaultRow) => string]> = [
 
 export function formatRow(r: FaultRow): string {
   return COLS.map(([, w, f]) => f(r).padEnd(w)).join(' ') + (r.note ? ` ${r.note}` : '');
-}
-
-export function formatTable(rows: FaultRow[]): string {
-  const head = COLS.map(([h, w]) => h.padEnd(w)).join(' ');
-  return [head, '-'.repeat(head.length), ...rows.map(formatRow)].join('\n');
 }
 
 /** A fresh temp dir per test file. */
@@ -190,22 +198,12 @@ export async function publishLedger(app: Asynx, n: number, ledger: Ledger, ms = 
   return ids;
 }
 
-export function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
+/** Liveness, from the one process helper (a zombie counts as gone). */
+export { isAlive as alive } from '../helpers/process.js';
 
 /** Pool children of a worker's main process, from /proc. */
 export function childPids(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
+  return childPidsOf(pid);
 }
 
 /** A worker node process started by the test. */
@@ -244,57 +242,31 @@ export async function startNode(spec: NodeSpec): Promise<Node> {
   const pidfile = join(spec.dir, `${spec.name}.pid`);
   const logfile = join(spec.dir, `${spec.name}-${k}.log`);
   const outPath = join(spec.dir, `${spec.name}-${k}.out`);
-  const fd = openSync(outPath, 'a');
   const args = [BIN, 'worker', '-A', spec.app ?? FAULTS_APP, '-n', `${spec.name}@localhost`, '-c', String(spec.concurrency ?? 2), '-l', 'warning', '--pidfile', pidfile, '--logfile', logfile, '--no-color', ...(spec.args ?? [])];
-  const proc = spawn(process.execPath, args, {
+  const p = spawnProcess(process.execPath, args, {
     cwd: spec.dir,
     env: { ...process.env, NO_COLOR: '1', ASYNX_BROKER_URL: spec.brokerUrl, ...spec.env },
-    stdio: ['ignore', fd, fd],
+    output: { file: outPath },
+    reapChildren: true,
   });
-  closeSync(fd);
-  let done = false;
-  const exited = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => ((done = true), resolve(code ?? sig ?? -1))));
-  const log = () => [logfile, outPath].map((p) => (existsSync(p) ? readFileSync(p, 'utf8') : '')).join('');
-  const pid = proc.pid!;
-  const known = new Set<number>();
-  const remember = () => childPids(pid).forEach((c) => known.add(c));
-  const killChildren = () => {
-    for (const c of known) if (alive(c)) process.kill(c, 'SIGKILL');
-  };
+  const log = () => [logfile, outPath].map((f) => (existsSync(f) ? readFileSync(f, 'utf8') : '')).join('');
+  const pid = p.pid;
   const node: Node = {
     name: spec.name,
     pid,
     pidfile,
     logfile,
-    proc,
-    exited,
-    isDone: () => done,
+    proc: p.proc,
+    exited: p.exited,
+    isDone: p.isDone,
     log,
-    async kill9() {
-      remember();
-      if (!done) process.kill(pid, 'SIGKILL');
-      killChildren();
-      await exited;
-      await waitFor(`pool children of ${spec.name} to exit`, () => [...known].every((c) => !alive(c)), 10_000, 20);
-    },
-    async stop(signal: NodeJS.Signals = 'SIGTERM', deadlineMs = 30_000) {
-      remember();
-      if (!done) proc.kill(signal);
-      const t = setTimeout(() => {
-        remember();
-        if (!done) proc.kill('SIGKILL');
-        killChildren();
-      }, deadlineMs);
-      const code = await exited;
-      clearTimeout(t);
-      killChildren();
-      return code;
-    },
+    kill9: () => p.kill9(10_000),
+    stop: (signal: NodeJS.Signals = 'SIGTERM', deadlineMs = 30_000) => p.stop(signal, deadlineMs),
   };
   const status = `${pidfile}.status.json`;
   try {
     await waitFor(`${spec.name} to report running`, () => {
-      if (done) return true;
+      if (p.isDone()) return true;
       try {
         const s = JSON.parse(readFileSync(status, 'utf8')) as { pid: number; state: string };
         return s.pid === pid && s.state === 'running';
@@ -306,8 +278,8 @@ export async function startNode(spec: NodeSpec): Promise<Node> {
     await node.stop('SIGKILL');
     throw new Error(`${(err as Error).message}\n${log()}`);
   }
-  if (done) throw new Error(`${spec.name} exited during start:\n${log()}`);
-  remember();
+  if (p.isDone()) throw new Error(`${spec.name} exited during start:\n${log()}`);
+  p.remember();
   return node;
 }
 

@@ -1,6 +1,7 @@
 // Last-resort cleanup for helper-started processes: runs on exit and on SIGTERM/SIGINT/SIGHUP, then re-raises.
 
-import { readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
+import { isAlive } from '../../src/process/proc.js';
 
 type Cleanup = () => void;
 
@@ -59,15 +60,8 @@ export function killQuietly(pid: number | null | undefined): void {
 export function waitGoneSync(pids: number[], timeoutMs = 3_000): void {
   const deadline = Date.now() + timeoutMs;
   const cell = new Int32Array(new SharedArrayBuffer(4));
-  const alive = (pid: number) => {
-    try {
-      // A zombie (state Z) holds no files any more: count it as gone.
-      return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
-    } catch {
-      return false;
-    }
-  };
-  while (pids.some(alive) && Date.now() < deadline) Atomics.wait(cell, 0, 0, 50);
+  // isAlive counts a zombie (it holds no files any more) as gone.
+  while (pids.some(isAlive) && Date.now() < deadline) Atomics.wait(cell, 0, 0, 50);
 }
 
 /** Removes a directory tree, ignoring errors. */

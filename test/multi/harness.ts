@@ -1,14 +1,12 @@
 // Test harness for `asynx multi`: a temp host project, the real CLI as a child process, and cleanup by pid.
 
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Asynx } from '../../src/index.js';
 import { readPidfile } from '../../src/process/pidfile.js';
-import { childPidsOf, isAlive } from '../../src/process/proc.js';
-import { waitFor } from '../helpers/tmp.js';
+import { isAlive, killTree, runToEnd, waitGone } from '../helpers/process.js';
 
 export const BIN = fileURLToPath(new URL('../../bin/asynx', import.meta.url));
 export const MULTI_APP = fileURLToPath(new URL('../fixtures/multi-app.mjs', import.meta.url));
@@ -43,23 +41,9 @@ export interface CliRun {
 }
 
 /** Runs `asynx <args>` to completion (SIGKILL by pid at the deadline). */
-export function runAsynx(args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliRun> {
-  const started = Date.now();
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [BIN, ...args], { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      if (p.pid !== undefined) process.kill(p.pid, 'SIGKILL');
-      reject(new Error(`asynx ${args.join(' ')} did not finish within ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    p.on('exit', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? (signal === null ? -1 : 128), stdout, stderr, ms: Date.now() - started });
-    });
-  });
+export async function runAsynx(args: string[], cwd: string, env: NodeJS.ProcessEnv, timeoutMs = 60_000): Promise<CliRun> {
+  const { code, stdout, stderr, ms } = await runToEnd(process.execPath, [BIN, ...args], { cwd, env, timeoutMs });
+  return { code, stdout, stderr, ms };
 }
 
 function pidsInRunDir(runDir: string): number[] {
@@ -85,12 +69,8 @@ export function project(t: Ctx): Project {
   t.after(async () => {
     for (const c of clients) await c.close().catch(() => undefined);
     remember();
-    for (const pid of [...seen, ...tracked]) {
-      if (!isAlive(pid)) continue;
-      const children = childPidsOf(pid);
-      for (const p of [pid, ...children]) try { process.kill(p, 'SIGKILL'); } catch { /* gone */ }
-    }
-    await waitFor('test processes to exit', () => [...seen, ...tracked].every((pid) => !isAlive(pid)), 5_000).catch(() => undefined);
+    for (const pid of [...seen, ...tracked]) killTree(pid);
+    await waitGone([...seen, ...tracked], 5_000);
     rmSync(dir, { recursive: true, force: true });
   });
   return {
