@@ -1,6 +1,7 @@
 // /proc readings for the benchmark: CPU time of process trees, RSS and PSS, process liveness.
 
 import { readFileSync } from 'node:fs';
+import { isAlive } from '../test/helpers/process.js';
 
 const TICK_US = 1_000_000 / 100; // USER_HZ is 100 on Linux
 
@@ -17,18 +18,11 @@ export function childrenOf(pid: number): number[] {
 export function treeOf(pid: number): number[] {
   const out = [pid];
   for (let i = 0; i < out.length; i++) out.push(...childrenOf(out[i]!));
-  return out.filter(alive);
+  return out.filter(isAlive);
 }
 
 /** True while the process runs; a zombie (exited, not yet reaped by its parent) counts as gone. */
-export function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
+export { isAlive as alive };
 
 /** utime + stime of one process in µs (0 if it is gone). */
 export function cpuUs(pid: number): number {

@@ -1,13 +1,12 @@
 // Workers under test: asynx nodes through `multi` (the programmatic API), Celery prefork workers, and the
 // drivers that push a batch of tasks through them and time it.
 
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Asynx, multi, type MultiOptions } from 'asynx';
 import { BENCH_APP, BENCH_DIR, PYTHON, type BenchContext } from './context.js';
-import { alive } from './procstat.js';
+import { spawnProcess } from '../test/helpers/process.js';
 
 /** A worker node the bench started: its main pid and a bounded stop. */
 export interface BenchWorker {
@@ -72,29 +71,19 @@ export function celeryEnv(broker: string, backend?: string): NodeJS.ProcessEnv {
 export async function startCelery(ctx: BenchContext, broker: string, concurrency: number, queue: string, backend?: string): Promise<BenchWorker> {
   const name = `celery${++nodeSeq}@localhost`;
   const log = ctx.path('celery.log');
-  const p = spawn(PYTHON, ['-m', 'celery', '-A', 'celery_app', 'worker', '-P', 'prefork', '-c', String(concurrency), '-Q', queue, '-n', name, '-l', 'warning', '--without-gossip', '--without-mingle', '--without-heartbeat', '-f', log], {
+  // Its own process group, so the stop reaches the prefork children; TERM, then KILL after 30 s.
+  const p = spawnProcess(PYTHON, ['-m', 'celery', '-A', 'celery_app', 'worker', '-P', 'prefork', '-c', String(concurrency), '-Q', queue, '-n', name, '-l', 'warning', '--without-gossip', '--without-mingle', '--without-heartbeat', '-f', log], {
     cwd: BENCH_DIR,
     env: celeryEnv(broker, backend),
-    stdio: 'ignore',
-    detached: true,
+    output: { file: `${log}.out` },
+    group: true,
+    reapChildren: true,
   });
-  const pid = p.pid!;
-  const exited = new Promise<void>((resolve) => p.on('exit', () => resolve()));
   let stopped: Promise<void> | null = null;
   const w: BenchWorker = {
     kind: 'celery',
-    pid,
-    stop: () =>
-      (stopped ??= (async () => {
-        if (alive(pid)) process.kill(pid, 'SIGTERM');
-        const ok = await Promise.race([exited.then(() => true), sleep(30_000).then(() => false)]);
-        try {
-          process.kill(-pid, 'SIGKILL'); // the pool children, or all of it after the deadline
-        } catch {
-          // group gone
-        }
-        if (!ok) await Promise.race([exited, sleep(5_000)]);
-      })()),
+    pid: p.pid,
+    stop: () => (stopped ??= p.stop('SIGTERM', 30_000).then(() => undefined)),
   };
   ctx.defer(() => w.stop());
   return w;

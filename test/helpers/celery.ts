@@ -1,9 +1,9 @@
 // Python Celery for interop tests: locate `/usr/bin/python3 -m celery`, run a worker or a client script, bounded.
 
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { killQuietly, onAbort } from './reaper.js';
+import { runToEnd, spawnProcess } from './process.js';
 
 /** Debian's python3-celery lives in the system Python, not whatever `python3` is first on PATH. */
 export const PYTHON = '/usr/bin/python3';
@@ -37,24 +37,6 @@ function pyEnv(brokerUrl: string, extra: NodeJS.ProcessEnv = {}): NodeJS.Process
   return { ...process.env, PYTHONPATH: PY_FIXTURES, BROKER_URL: brokerUrl, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1', ...extra };
 }
 
-/** Kills a detached child's whole process group: TERM, then KILL after `graceMs`. Resolves on exit. */
-async function killGroup(child: ChildProcess, exited: Promise<unknown>, graceMs: number): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
-  const signalGroup = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, sig);
-    } catch {
-      // already gone
-    }
-  };
-  signalGroup('SIGTERM');
-  const ac = new AbortController();
-  const done = await Promise.race([exited.then(() => true), sleep(graceMs, false, { signal: ac.signal }).catch(() => false)]);
-  ac.abort();
-  signalGroup('SIGKILL');
-  if (!done) await Promise.race([exited, sleep(5_000)]);
-}
-
 /** A running Python Celery worker. */
 export interface CeleryWorker {
   readonly nodeName: string;
@@ -68,29 +50,20 @@ export interface CeleryWorker {
 export async function startCeleryWorker(opts: { brokerUrl: string; nodeName?: string; queues?: string[]; concurrency?: number; readyTimeoutMs?: number; extraArgs?: string[] }): Promise<CeleryWorker> {
   const nodeName = opts.nodeName ?? `py-${process.pid}@localhost`;
   const args = ['-m', 'celery', '-A', 'capp', 'worker', '-l', 'info', '-n', nodeName, '-c', String(opts.concurrency ?? 2), '-P', 'prefork', '--without-gossip', '--without-mingle', '--without-heartbeat', ...(opts.queues ? ['-Q', opts.queues.join(',')] : []), ...(opts.extraArgs ?? [])];
-  const child = spawn(PYTHON, args, { cwd: PY_FIXTURES, env: pyEnv(opts.brokerUrl), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let out = '';
-  child.stdout!.on('data', (b: Buffer) => (out += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (out += b.toString()));
-  const unregister = onAbort(() => killQuietly(-(child.pid ?? 0)));
-  const exited = new Promise<void>((resolve) =>
-    child.once('exit', () => {
-      unregister();
-      resolve();
-    }),
-  );
+  // Its own process group: a stop reaches the prefork children too.
+  const child = spawnProcess(PYTHON, args, { cwd: PY_FIXTURES, env: pyEnv(opts.brokerUrl), group: true, reapChildren: true });
   let stopping: Promise<void> | null = null;
   const worker: CeleryWorker = {
     nodeName,
-    output: () => out,
-    stop: () => (stopping ??= killGroup(child, exited, 10_000)),
+    output: child.output,
+    stop: () => (stopping ??= child.stop('SIGTERM', 10_000).then(() => undefined)),
   };
   const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
-  while (!/ ready\./.test(out)) {
-    if (child.exitCode !== null || child.signalCode !== null) throw new Error(`Celery worker exited before it was ready:\n${out.slice(-3000)}`);
+  while (!/ ready\./.test(child.output())) {
+    if (child.isDone()) throw new Error(`Celery worker exited before it was ready:\n${child.output().slice(-3000)}`);
     if (Date.now() > deadline) {
       await worker.stop();
-      throw new Error(`Celery worker not ready within ${opts.readyTimeoutMs ?? 30_000} ms:\n${out.slice(-3000)}`);
+      throw new Error(`Celery worker not ready within ${opts.readyTimeoutMs ?? 30_000} ms:\n${child.output().slice(-3000)}`);
     }
     await sleep(100);
   }
@@ -99,27 +72,8 @@ export async function startCeleryWorker(opts: { brokerUrl: string; nodeName?: st
 
 /** Runs a Python command (argv after `/usr/bin/python3`) with the fixtures on PYTHONPATH; bounded. */
 export async function runPython(args: string[], opts: { brokerUrl: string; timeoutMs?: number; env?: NodeJS.ProcessEnv }): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawn(PYTHON, args, { cwd: PY_FIXTURES, env: pyEnv(opts.brokerUrl, opts.env), stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (b: Buffer) => (stdout += b.toString()));
-  child.stderr!.on('data', (b: Buffer) => (stderr += b.toString()));
-  const unregister = onAbort(() => killQuietly(-(child.pid ?? 0)));
-  const exited = new Promise<number | null>((resolve) =>
-    child.once('exit', (code) => {
-      unregister();
-      resolve(code);
-    }),
-  );
-  const timeoutMs = opts.timeoutMs ?? 60_000;
-  const ac = new AbortController();
-  const code = await Promise.race([exited, sleep(timeoutMs, 'timeout' as const, { signal: ac.signal }).catch(() => 'aborted' as const)]);
-  ac.abort();
-  if (code === 'timeout' || code === 'aborted') {
-    await killGroup(child, exited, 2_000);
-    throw new Error(`python3 ${args.join(' ')} did not finish within ${timeoutMs} ms\nstdout: ${stdout.slice(-2000)}\nstderr: ${stderr.slice(-3000)}`);
-  }
-  return { code, stdout, stderr };
+  const r = await runToEnd(PYTHON, args, { cwd: PY_FIXTURES, env: pyEnv(opts.brokerUrl, opts.env), group: true, timeoutMs: opts.timeoutMs ?? 60_000 });
+  return { code: r.signal === null ? r.code : null, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** One call for the Python client script. */

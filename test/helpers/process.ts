@@ -22,7 +22,7 @@ export interface SpawnOptions {
   group?: boolean;
   /** `'pipe'` captures stdout + stderr for output(); a path appends both to that file. @defaultValue 'pipe' */
   output?: 'pipe' | { file: string };
-  /** After the process exited on stop()/kill9(), SIGKILL the children seen while it ran. @defaultValue false */
+  /** After the process exited on stop(), SIGKILL the children seen while it ran (and its group). @defaultValue false */
   reapChildren?: boolean;
 }
 
@@ -92,6 +92,7 @@ export function spawnProcess(command: string, args: readonly string[], opts: Spa
   };
   const killChildren = () => {
     for (const c of known) if (isAlive(c)) killQuietly(c);
+    if (opts.group) killQuietly(-pid); // whatever is left of the group
   };
   const self: Spawned = {
     proc,

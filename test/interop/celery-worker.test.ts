@@ -1,7 +1,6 @@
 // Interop with real Python Celery through the asynx CLI worker and app on a private RabbitMQ (issue 4, item 5 a–d).
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,8 +12,6 @@ import { startWorker, type RunningWorker } from '../helpers/worker.js';
 
 const skip = rabbitSkip() || celerySkip();
 const INTEROP_APP = fileURLToPath(new URL('../fixtures/interop-app.mjs', import.meta.url));
-/** (d) needs the worker to start the pidbox (src/control/pidbox.ts) on AMQP brokers. */
-const workerHasPidbox = readFileSync(new URL('../../src/worker/worker.ts', import.meta.url), 'utf8').includes('startPidbox');
 
 async function waitForText(what: string, get: () => string, re: RegExp, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -157,7 +154,7 @@ describe('Celery interop through the asynx worker and app', { skip }, () => {
     }
   });
 
-  test('(d) celery inspect ping is answered by an asynx node', { timeout: 90_000, todo: workerHasPidbox ? false : 'the worker does not start src/control/pidbox.ts yet' }, async () => {
+  test('(d) celery inspect ping is answered by an asynx node', { timeout: 90_000 }, async () => {
     await asynxWorker('js-d@localhost', ['d-q']);
     const r = await runPython(['-m', 'celery', '-A', 'capp', 'inspect', 'ping', '-d', 'js-d@localhost', '-t', '5', '-j'], { brokerUrl: node.url, timeoutMs: 60_000 });
     assert.equal(r.code, 0, r.stderr);
