@@ -2,10 +2,10 @@
 // publishes wait (bounded) and resume; every task completes exactly once.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { join } from 'node:path';
 import { Asynx } from '../../src/index.js';
+import { spawnProcess } from '../helpers/process.js';
 import { Ledger, Nodes, Progress, publishLedger, recordRow, ROOT, scaled, scratch, waitFor } from './harness.js';
 
 const LOCK_MS = 5_000;
@@ -19,13 +19,11 @@ async function lockFor(db: string, ms: number): Promise<{ released: Promise<numb
     process.stdout.write('locked\\n');
     setTimeout(() => { db.exec('COMMIT'); db.close(); process.exit(0); }, Number(process.argv[2]));
   `;
-  const p = spawn(process.execPath, ['-e', code, db, String(ms)], { cwd: ROOT, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  p.stdout!.on('data', (d) => (out += d));
-  const released = new Promise<number>((resolve) => p.on('exit', (c) => resolve(c ?? -1)));
-  const kill = setTimeout(() => p.kill('SIGKILL'), ms + 20_000);
+  const p = spawnProcess(process.execPath, ['-e', code, db, String(ms)], { cwd: ROOT });
+  const released = p.exited.then((c) => (typeof c === 'number' ? c : -1));
+  const kill = setTimeout(() => void p.kill9().catch(() => undefined), ms + 20_000);
   void released.then(() => clearTimeout(kill));
-  await waitFor('the locker to hold the lock', () => out.includes('locked'), 15_000, 10);
+  await waitFor('the locker to hold the lock', () => p.stdout().includes('locked'), 15_000, 10);
   return { released };
 }
 
