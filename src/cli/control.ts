@@ -169,7 +169,9 @@ Prints one JSON line {"id","state","result","traceback"}. Exit codes: 0 SUCCESS 
     .addHelpText('after', `
 Examples:
   $ asynx purge
-  $ asynx purge -Q emails,default`)
+  $ asynx purge -Q emails,default
+
+Exit codes: 0 purged (also when nothing was waiting) · 64 bad usage · 69 broker unavailable.`)
     .action((f: CommonFlags & { queues?: string }) =>
       run(async () => {
         const app = await makeApp(f, cwd);
