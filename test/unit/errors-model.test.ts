@@ -87,7 +87,9 @@ const PENDING: Known[] = [
   { rule: 'code-reused', file: 'src/process/pidfile.ts', snippet: "'asynx.pidfile.lockFailed'", why: 'two faults: "changed while written" and "keeps reappearing": one factory or two codes' },
   { rule: 'code-reused', file: 'src/multi/args.ts', snippet: "'asynx.multi.missingValue'", why: 'H2: one factory' },
   { rule: 'code-reused', file: 'src/multi/nodes.ts', snippet: "'asynx.multi.badIndex'", why: 'H2: one factory' },
-  { rule: 'code-reused', file: 'src/multi/args.ts', snippet: "'asynx.multi.badIndex'", why: 'H2: one factory' },
+  { rule: 'code-reused', file: 'src/transports/factory.ts', snippet: "'asynx.config.badBroker'", why: 'H3/H4: parseBrokerUrl() from src/urls.ts throws it; drop this copy' },
+  { rule: 'code-reused', file: 'src/results/factory.ts', snippet: "'asynx.config.badBackend'", why: 'H3/H4: parseBackendUrl() from src/urls.ts throws it; drop this copy' },
+  { rule: 'code-reused', file: 'src/cli/cli-errors.ts', snippet: "'asynx.cli.badNumber'", why: 'the factory itself: clears once src/cli/worker.ts calls badNumberFlag()' },
   { rule: 'code-reused', file: 'src/cli/worker.ts', snippet: "'asynx.cli.badNumber'", why: 'H1: use badNumberFlag() from src/cli/cli-errors.ts' },
   { rule: 'code-reused', file: 'src/process/logfile.ts', snippet: "'asynx.logfile.badOption'", why: 'one factory (or the CLI validates these flags)' },
 ];
