@@ -1,7 +1,7 @@
 // The CLI in-process: main(argv, io) with captured streams, never process.exit; help, usage errors, suggestions.
 
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +11,7 @@ import { main } from '../../src/cli/main.js';
 import { failureLine, formatCliError, painter } from '../../src/cli/output.js';
 import { closest, editDistance } from '../../src/cli/suggest.js';
 import { AsynxError, ExitCode } from '../../src/errors.js';
+import { tempDir } from '../helpers/tmp.js';
 import { ROOT } from '../helpers/worker.js';
 
 const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
@@ -134,6 +135,28 @@ describe('asynx CLI in-process', () => {
     assert.equal(conn.configFile, '/srv/app/conf/asynx.json');
     assert.deepEqual(conn.childEnv, { ASYNX_BROKER_URL: 'sqlite://./a.db', ASYNX_RESULT_BACKEND: 'none', ASYNX_CONFIG: '/srv/app/conf/asynx.json' });
     assert.deepEqual(connectionFromFlags({}, '/srv/app'), { overrides: {}, configFile: null, childEnv: {} });
+  });
+
+  it('-b and --config reach the app of a control command (purge against a fresh SQLite file)', async () => {
+    const tmp = tempDir();
+    const saved = process.env.ASYNX_CONFIG;
+    try {
+      const viaFlag = join(tmp.dir, 'flag.db');
+      const r = await cli('purge', '-b', `sqlite://${viaFlag}`);
+      assert.equal(r.code, ExitCode.ok, r.stderr);
+      assert.equal(r.stdout, 'Purged 0 messages from celery.\n');
+      assert.ok(existsSync(viaFlag), '-b chose the broker');
+      const viaConfig = join(tmp.dir, 'config.db');
+      writeFileSync(join(tmp.dir, 'asynx.json'), JSON.stringify({ brokerUrl: `sqlite://${viaConfig}`, defaultQueue: 'from-config' }));
+      const c = await cli('purge', '--config', join(tmp.dir, 'asynx.json'));
+      assert.equal(c.code, ExitCode.ok, c.stderr);
+      assert.equal(c.stdout, 'Purged 0 messages from from-config.\n');
+      assert.ok(existsSync(viaConfig), '--config chose the broker');
+    } finally {
+      if (saved === undefined) delete process.env.ASYNX_CONFIG;
+      else process.env.ASYNX_CONFIG = saved;
+      tmp.cleanup();
+    }
   });
 
   it('errors print as one `asynx: <message>`, never `Error: Error:`', () => {
