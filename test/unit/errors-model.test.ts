@@ -1,7 +1,8 @@
 // Static guard for the one error model: parses src/**/*.ts and fails on plain Errors, exit-code literals and reused codes.
 //
 // The rules, precisely:
-//  1. plain-error: no `new Error(...)` (nor TypeError, RangeError, ...) anywhere in src/, except ALLOWED below.
+//  1. plain-error: no `new Error(...)` (nor TypeError, RangeError, ...) anywhere in src/, and no `throw 'text'`,
+//     except ALLOWED below.
 //  2. exit-code-literal: an exit code is always `ExitCode.x`. Flagged: `exitCode: <number>`, `x.exitCode = <number>`,
 //     `process.exit(<number other than 0>)`, and `const EXIT_* = <number>` (a second table of exit codes).
 //  3. code-reused: every dotted code literal ('asynx.area.name') passed to an error constructor (AsynxError or any
@@ -170,6 +171,9 @@ export function scanSource(file: string, source: string, errorClasses: Map<strin
     if (ts.isNewExpression(node) && ts.isIdentifier(node.expression) && BUILTIN_ERRORS.has(node.expression.text)) {
       flag('plain-error', node, `new ${node.expression.text}(...): throw an AsynxError (or toAsynxError(err, code, message))`);
     }
+    if (ts.isThrowStatement(node) && (ts.isStringLiteral(node.expression) || ts.isTemplateExpression(node.expression) || ts.isNoSubstitutionTemplateLiteral(node.expression))) {
+      flag('plain-error', node, 'throw of a string: throw an AsynxError');
+    }
     // Rule 2: exit-code literals.
     if (ts.isPropertyAssignment(node) && node.name.getText(sf) === 'exitCode' && isNumber(node.initializer)) {
       flag('exit-code-literal', node, `exitCode: ${node.initializer.text}: use ExitCode.*`);
@@ -244,10 +248,11 @@ describe('the error model (static guard over src/)', () => {
       'const EXIT_FOO = 70;',
       "throw toAsynxError(err, 'asynx.demo.two', 'wrapped');",
     "throw new BrokerUnavailableError('a message, not a code');",
+    'throw `text ${1}`;',
     ].join('\n');
     const r = scanSource('sample.ts', sample, classes);
     const found = [...r.violations, ...reusedCodes(r.sites)].map((v) => `${v.line}:${v.rule}`).sort();
-    assert.deepEqual(found, ['1:plain-error', '2:code-reused', '2:exit-code-literal', '3:code-reused', '4:code-shape', '5:exit-code-literal', '7:exit-code-literal'].sort());
+    assert.deepEqual(found, ['1:plain-error', '2:code-reused', '2:exit-code-literal', '3:code-reused', '4:code-shape', '5:exit-code-literal', '7:exit-code-literal', '10:plain-error'].sort());
     assert.deepEqual(r.sites.map((s) => s.code), ['asynx.demo.one', 'asynx.demo.one', 'asynx.demo.two']);
   });
 
