@@ -1,4 +1,9 @@
 // One error model for asynx: a base class with a stable code, an exit code, a cause and typed facts.
+//
+// Rules (checked by test/unit/errors-model.test.ts): nothing in src/ throws a plain `new Error(...)`;
+// exit codes come from `ExitCode`, never a number literal; each dotted code is constructed at exactly
+// one place (a class here, or one factory function), so one code always means one fault and one
+// message template. Wrap a foreign error with `toAsynxError()` rather than rethrowing it raw.
 
 /** CLI exit codes (BSD sysexits where one fits). */
 export const ExitCode = {
@@ -11,6 +16,9 @@ export const ExitCode = {
   /** A file the command must create exists or cannot be created (a live pidfile, an unwritable log). */
   cantCreate: 73,
 } as const;
+
+/** One of the exit codes above. */
+export type ExitCodeValue = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** Facts an error may carry, for logs and for callers that branch on them. */
 export interface ErrorFacts {
@@ -26,16 +34,26 @@ export interface ErrorFacts {
   [key: string]: unknown;
 }
 
+/** What an {@link AsynxError} carries besides its code and message. */
+export interface AsynxErrorOptions {
+  /** Exit code the CLI uses. @defaultValue `ExitCode.failure` (1) */
+  exitCode?: ExitCodeValue;
+  /** The error this one explains (a driver error, a failed import). */
+  cause?: unknown;
+  /** Typed facts for logs and for callers that branch. @defaultValue `{}` */
+  facts?: ErrorFacts;
+}
+
 /** Base class of every error asynx throws on purpose. */
 export class AsynxError extends Error {
   /** Stable dotted code, e.g. `asynx.broker.unavailable`. */
   readonly code: string;
   /** Exit code the CLI uses when this error ends a command. */
-  readonly exitCode: number;
+  readonly exitCode: ExitCodeValue;
   /** Facts about what failed. */
   readonly facts: ErrorFacts;
 
-  constructor(code: string, message: string, opts: { exitCode?: number; cause?: unknown; facts?: ErrorFacts } = {}) {
+  constructor(code: string, message: string, opts: AsynxErrorOptions = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'AsynxError';
     this.code = code;
@@ -46,8 +64,8 @@ export class AsynxError extends Error {
 
 /** Bad input from a user: a flag, an option value, a config file. Exit code 64. */
 export class UsageError extends AsynxError {
-  constructor(code: string, message: string, facts: ErrorFacts = {}) {
-    super(code, message, { exitCode: ExitCode.usage, facts });
+  constructor(code: string, message: string, facts: ErrorFacts = {}, cause?: unknown) {
+    super(code, message, { exitCode: ExitCode.usage, facts, cause });
     this.name = 'UsageError';
   }
 }
@@ -62,8 +80,8 @@ export class BrokerUnavailableError extends AsynxError {
 
 /** A message that does not follow Celery protocol v2 (or is not JSON). */
 export class ProtocolError extends AsynxError {
-  constructor(code: string, message: string, facts: ErrorFacts = {}) {
-    super(code, message, { exitCode: ExitCode.dataErr, facts });
+  constructor(code: string, message: string, facts: ErrorFacts = {}, cause?: unknown) {
+    super(code, message, { exitCode: ExitCode.dataErr, facts, cause });
     this.name = 'ProtocolError';
   }
 }
@@ -158,4 +176,33 @@ export class RemoteTaskError extends Error {
 /** True for errors thrown by asynx on purpose. */
 export function isAsynxError(err: unknown): err is AsynxError {
   return err instanceof AsynxError;
+}
+
+/**
+ * The message of any thrown value, without the `Error: ` prefix a stack or `String(err)` adds, so that a
+ * message built from another never reads `Error: Error: ...`.
+ */
+export function errorMessage(err: unknown): string {
+  let text: string;
+  if (err instanceof Error) text = err.message;
+  else if (typeof err === 'string') text = err;
+  else {
+    try {
+      text = JSON.stringify(err) ?? String(err);
+    } catch {
+      text = String(err);
+    }
+  }
+  return text.replace(/^(?:[A-Za-z]*Error: )+/, '');
+}
+
+/**
+ * `err` itself when it is already an {@link AsynxError}; otherwise a new one with `code`, the message
+ * `${message}: ${cause's message}` and `err` as its cause. Use it where a driver or Node error would
+ * otherwise escape raw (`catch (err) { throw toAsynxError(err, 'asynx.sqlite.open', 'Cannot open ...') }`).
+ * @param opts exit code and facts of the wrapper. @defaultValue `{ exitCode: ExitCode.failure }`
+ */
+export function toAsynxError(err: unknown, code: string, message: string, opts: Omit<AsynxErrorOptions, 'cause'> = {}): AsynxError {
+  if (err instanceof AsynxError) return err;
+  return new AsynxError(code, `${message}: ${errorMessage(err)}`, { ...opts, cause: err });
 }

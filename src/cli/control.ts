@@ -1,32 +1,29 @@
 // `asynx call`, `asynx result`, `asynx purge`: send a task, read a result, empty queues.
 
-import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { Asynx } from '../app/app.js';
-import type { AsynxOptions } from '../config.js';
-import { ExitCode, UsageError } from '../errors.js';
+import { errorMessage, ExitCode } from '../errors.js';
 import { loadApp, resolveAppModule } from '../worker/load-app.js';
+import { failureLine } from './output.js';
+import { badEta, badJson, badNumberFlag, badPriority } from './cli-errors.js';
+import { addConnectionOptions, applyConnection, connectionFromFlags, type ConnectionFlags } from './connection-options.js';
 
-interface CommonFlags {
+interface CommonFlags extends ConnectionFlags {
   app?: string;
-  broker?: string;
-  resultBackend?: string;
-  config?: string;
 }
 
+/** Where the control commands write, and the directory relative paths are from. */
 export interface CliIo {
   stdout: NodeJS.WritableStream;
   stderr: NodeJS.WritableStream;
+  /** @defaultValue process.cwd() */
+  cwd?: string;
 }
 
 async function makeApp(flags: CommonFlags, cwd: string): Promise<Asynx> {
-  if (flags.config) process.env.ASYNX_CONFIG = resolve(cwd, flags.config);
+  const conn = connectionFromFlags(flags, cwd);
   const app = flags.app ? await loadApp(resolveAppModule(flags.app, cwd)) : new Asynx({ cwd });
-  const o: AsynxOptions = {};
-  if (flags.broker) o.brokerUrl = flags.broker;
-  if (flags.resultBackend) o.resultBackend = flags.resultBackend;
-  app.configure(o);
-  return app;
+  return applyConnection(app, conn);
 }
 
 function parseJson(value: string | undefined, flag: string, kind: 'array' | 'object'): unknown {
@@ -35,30 +32,41 @@ function parseJson(value: string | undefined, flag: string, kind: 'array' | 'obj
   try {
     v = JSON.parse(value);
   } catch (err) {
-    throw new UsageError('asynx.cli.badJson', `${flag} must be JSON (${(err as Error).message}), e.g. ${kind === 'array' ? `--args '[1, 2]'` : `--kwargs '{"to": "a@b.c"}'`}`, { option: flag, value });
+    throw badJson(flag, value, kind, (err as Error).message);
   }
-  if (kind === 'array' && !Array.isArray(v)) throw new UsageError('asynx.cli.badJson', `${flag} must be a JSON array, e.g. '[1, 2]'`, { option: flag, value });
-  if (kind === 'object' && (typeof v !== 'object' || v === null || Array.isArray(v))) throw new UsageError('asynx.cli.badJson', `${flag} must be a JSON object, e.g. '{"a": 1}'`, { option: flag, value });
+  const ok = kind === 'array' ? Array.isArray(v) : typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (!ok) throw badJson(flag, value, kind);
   return v;
 }
 
 function num(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError('asynx.cli.badNumber', `${flag} must be a number of seconds ≥ 0, got '${value}'`, { option: flag, value });
+  if (!Number.isFinite(n) || n < 0) throw badNumberFlag(flag, value, 'a number of seconds ≥ 0');
   return n;
 }
 
+function priorityFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 255) throw badPriority(value);
+  return n;
+}
+
+/** `--eta` as given, once it is known to be a time; a usage error (64) naming --eta otherwise. */
+function etaFlag(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '' || Number.isNaN(Date.parse(value))) throw badEta(value);
+  return value;
+}
+
 function common(cmd: Command): Command {
-  return cmd
-    .option('-A, --app <module>', 'app module (for task defaults such as queue and priority)')
-    .option('-b, --broker <url>', 'broker URL')
-    .option('--result-backend <url>', 'result backend URL')
-    .option('--config <path>', 'config file');
+  return addConnectionOptions(cmd.option('-A, --app <module>', 'app module (for task defaults such as queue and priority)'));
 }
 
 /** Registers call / result / purge. */
 export function registerControlCommands(program: Command, run: (fn: () => Promise<number>) => void, io: CliIo): void {
+  const cwd = io.cwd ?? process.cwd();
   common(
     program
       .command('call <task>')
@@ -85,13 +93,13 @@ Exit codes: 0 sent (or succeeded with --wait) · 1 the task failed or --wait tim
       run(async () => {
         const args = parseJson(f.args as string, '--args', 'array') as unknown[];
         const kwargs = parseJson(f.kwargs as string, '--kwargs', 'object') as Record<string, unknown>;
-        const priority = f.priority === undefined ? undefined : Number(f.priority);
-        if (priority !== undefined && (!Number.isInteger(priority) || priority < 0 || priority > 255)) throw new UsageError('asynx.cli.badPriority', `--priority must be 0..255, got '${String(f.priority)}'`);
-        const app = await makeApp(f, process.cwd());
+        const priority = priorityFlag(f.priority as string | undefined);
+        const eta = etaFlag(f.eta as string | undefined);
+        const app = await makeApp(f, cwd);
         try {
           const r = await app.sendTask(task, args, kwargs, {
             countdown: num(f.countdown as string | undefined, '--countdown'),
-            eta: f.eta as string | undefined,
+            eta,
             expires: num(f.expires as string | undefined, '--expires'),
             priority,
             queue: f.queue as string | undefined,
@@ -106,7 +114,7 @@ Exit codes: 0 sent (or succeeded with --wait) · 1 the task failed or --wait tim
             io.stdout.write(`${JSON.stringify(value)}\n`);
             return ExitCode.ok;
           } catch (err) {
-            io.stderr.write(`${r.id}: ${(err as Error).name}: ${(err as Error).message}\n`);
+            io.stderr.write(`${r.id}: ${failureLine(err)}\n`);
             return ExitCode.failure;
           }
         } finally {
@@ -131,7 +139,7 @@ Prints one JSON line {"id","state","result","traceback"}. Exit codes: 0 SUCCESS 
 --wait) · 1 FAILURE / REVOKED / timed out · 64 bad usage · 69 broker unavailable.`)
     .action((id: string, f: CommonFlags & { wait?: boolean; timeout: string }) =>
       run(async () => {
-        const app = await makeApp(f, process.cwd());
+        const app = await makeApp(f, cwd);
         try {
           const backend = await app.backend();
           let body = await backend.get(id);
@@ -139,7 +147,7 @@ Prints one JSON line {"id","state","result","traceback"}. Exit codes: 0 SUCCESS 
             try {
               body = await backend.wait(id, (num(f.timeout, '--timeout') ?? 60) * 1000);
             } catch (err) {
-              io.stderr.write(`${(err as Error).message}\n`);
+              io.stderr.write(`asynx: ${errorMessage(err)}\n`);
               return ExitCode.failure;
             }
           }
@@ -161,10 +169,12 @@ Prints one JSON line {"id","state","result","traceback"}. Exit codes: 0 SUCCESS 
     .addHelpText('after', `
 Examples:
   $ asynx purge
-  $ asynx purge -Q emails,default`)
+  $ asynx purge -Q emails,default
+
+Exit codes: 0 purged (also when nothing was waiting) · 64 bad usage · 69 broker unavailable.`)
     .action((f: CommonFlags & { queues?: string }) =>
       run(async () => {
-        const app = await makeApp(f, process.cwd());
+        const app = await makeApp(f, cwd);
         try {
           const config = await app.config();
           const queues = f.queues ? f.queues.split(',').map((q) => q.trim()).filter(Boolean) : [config.defaultQueue];

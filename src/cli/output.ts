@@ -1,6 +1,7 @@
-// CLI output helpers: colour only on a TTY (NO_COLOR and --no-color honoured), progress bars.
+// CLI output helpers: colour only on a TTY (NO_COLOR and --no-color honoured), error lines, progress bars.
 
 import { Chalk, type ChalkInstance } from 'chalk';
+import { errorMessage, isAsynxError } from '../errors.js';
 
 /** True when colour should be used on this stream. */
 export function wantColor(stream: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env, flag = true): boolean {
@@ -12,6 +13,30 @@ export function wantColor(stream: NodeJS.WritableStream, env: NodeJS.ProcessEnv 
 /** A chalk instance that paints only when colour is wanted. */
 export function painter(stream: NodeJS.WritableStream, env: NodeJS.ProcessEnv = process.env, flag = true): ChalkInstance {
   return new Chalk({ level: wantColor(stream, env, flag) ? 1 : 0 });
+}
+
+/** `TypeError: kaput` for a task's failure: its type once, then its message (never `Error: Error: ...`). */
+export function failureLine(err: unknown): string {
+  const name = err instanceof Error ? err.name : 'Error';
+  return `${name}: ${errorMessage(err)}`;
+}
+
+/**
+ * What the CLI prints when a command ends with `err`: `asynx: <message>` once. An error that is not an
+ * AsynxError is a bug in asynx, so its stack follows; with ASYNX_DEBUG set every error shows its stack and
+ * its causes.
+ */
+export function formatCliError(err: unknown, paint: ChalkInstance, env: NodeJS.ProcessEnv = process.env): string {
+  const debug = Boolean(env.ASYNX_DEBUG);
+  if (isAsynxError(err)) {
+    let out = `${paint.red('asynx:')} ${err.message}\n`;
+    if (debug) {
+      for (let e: unknown = err; e instanceof Error; e = e.cause) out += `${e.stack ?? String(e)}\n`;
+    }
+    return out;
+  }
+  const stack = err instanceof Error && err.stack ? err.stack.split('\n').slice(1).join('\n') : '';
+  return `${paint.red('asynx:')} internal error (please report it with this trace): ${failureLine(err)}\n${stack ? `${stack}\n` : ''}`;
 }
 
 /** A one-line progress bar, redrawn in place on a TTY; silent elsewhere. */

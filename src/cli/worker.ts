@@ -147,7 +147,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd()): Promis
     logger.close();
     return worker.wasCold ? ExitCode.failure : ExitCode.ok;
   } catch (err) {
-    logger.error((err as Error).message);
+    if (logfile && process.env.ASYNX_DETACHED !== '1') logger.error((err as Error).message); // else main prints it once, on stderr
     logger.close();
     // A failure before the worker could write its status (e.g. the app module throws on import):
     // leave a `failed` status so `multi start` can show the reason at once.
