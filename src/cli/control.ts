@@ -6,6 +6,7 @@ import { Asynx } from '../app/app.js';
 import type { AsynxOptions } from '../config.js';
 import { ExitCode, UsageError } from '../errors.js';
 import { loadApp, resolveAppModule } from '../worker/load-app.js';
+import { durationSeconds } from '../util/duration.js';
 
 interface CommonFlags {
   app?: string;
@@ -42,11 +43,9 @@ function parseJson(value: string | undefined, flag: string, kind: 'array' | 'obj
   return v;
 }
 
+/** A duration flag in seconds: `30` is seconds, `'250ms'`, `'2m'` carry a unit (src/util/duration.ts). */
 function num(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw new UsageError('asynx.cli.badNumber', `${flag} must be a number of seconds ≥ 0, got '${value}'`, { option: flag, value });
-  return n;
+  return value === undefined ? undefined : durationSeconds(value, flag);
 }
 
 function common(cmd: Command): Command {
@@ -100,7 +99,7 @@ Exit codes: 0 sent (or succeeded with --wait) · 1 the task failed or --wait tim
             io.stdout.write(`${r.id}\n`);
             return ExitCode.ok;
           }
-          const timeout = (num(f.timeout as string, '--timeout') ?? 60) * 1000;
+          const timeout = num(f.timeout as string, '--timeout') ?? 60;
           try {
             const value = await r.get({ timeout });
             io.stdout.write(`${JSON.stringify(value)}\n`);
