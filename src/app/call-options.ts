@@ -84,6 +84,9 @@ function signatures(task: string, option: string, value: Signature | Signature[]
   const list = Array.isArray(value) ? value : [value];
   for (const s of list) {
     if (typeof s !== 'object' || s === null || typeof s.task !== 'string' || s.task === '') throw badCallOption(task, option, value, 'must be a signature (app.signature(name) or task.signature()) or a list of them');
+    // Checked now, not when the worker sends it: by then it would be a message's fault, not the caller's.
+    const p = s.options?.priority;
+    if (p !== undefined && p !== null && (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p > 255)) throw badCallOption(task, `${option}.options.priority`, p, 'must be an integer 0..255');
   }
   return list.map((s) => ({ task: s.task, args: s.args ?? [], kwargs: s.kwargs ?? {}, options: s.options ?? {}, subtask_type: s.subtask_type ?? null, immutable: s.immutable ?? false }));
 }

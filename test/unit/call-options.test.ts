@@ -40,6 +40,7 @@ describe('call options', () => {
     await assert.rejects(t.applyAsync({ retries: -2 }), badOption('retries'));
     await assert.rejects(t.applyAsync({ queue: '' }), badOption('queue'));
     await assert.rejects(t.applyAsync({ link: { nope: 1 } as never }), badOption('link'));
+    await assert.rejects(t.applyAsync({ link: offline.signature('c.next', [], {}, { priority: 300 }) }), badOption('link.options.priority'));
     assert.ok(Date.now() - t0 < 2_000, 'checked before connecting');
   });
 
