@@ -86,6 +86,7 @@ Exit codes: 0 sent (or succeeded with --wait) · 1 the task failed or --wait tim
         const kwargs = parseJson(f.kwargs as string, '--kwargs', 'object') as Record<string, unknown>;
         const priority = f.priority === undefined ? undefined : Number(f.priority);
         if (priority !== undefined && (!Number.isInteger(priority) || priority < 0 || priority > 255)) throw new UsageError('asynx.cli.badPriority', `--priority must be 0..255, got '${String(f.priority)}'`);
+        const timeout = num(f.timeout as string, '--timeout') ?? 60; // checked before anything is sent
         const app = await makeApp(f, process.cwd());
         try {
           const r = await app.sendTask(task, args, kwargs, {
@@ -99,7 +100,6 @@ Exit codes: 0 sent (or succeeded with --wait) · 1 the task failed or --wait tim
             io.stdout.write(`${r.id}\n`);
             return ExitCode.ok;
           }
-          const timeout = num(f.timeout as string, '--timeout') ?? 60;
           try {
             const value = await r.get({ timeout });
             io.stdout.write(`${JSON.stringify(value)}\n`);
@@ -130,13 +130,14 @@ Prints one JSON line {"id","state","result","traceback"}. Exit codes: 0 SUCCESS 
 --wait) · 1 FAILURE / REVOKED / timed out · 64 bad usage · 69 broker unavailable.`)
     .action((id: string, f: CommonFlags & { wait?: boolean; timeout: string }) =>
       run(async () => {
+        const waitMs = (num(f.timeout, '--timeout') ?? 60) * 1000; // a bad --timeout is a usage error, not a timeout
         const app = await makeApp(f, process.cwd());
         try {
           const backend = await app.backend();
           let body = await backend.get(id);
           if (f.wait) {
             try {
-              body = await backend.wait(id, (num(f.timeout, '--timeout') ?? 60) * 1000);
+              body = await backend.wait(id, waitMs);
             } catch (err) {
               io.stderr.write(`${(err as Error).message}\n`);
               return ExitCode.failure;
