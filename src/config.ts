@@ -1,9 +1,14 @@
 // Options → resolved config: defaults < config file < env ASYNX_* < explicit overrides; durations in ms.
+// Durations follow src/util/duration.ts: a bare number is seconds, a string may carry a unit ('250ms').
 
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError } from './errors.js';
+import { parseBackendUrl, parseBrokerUrl } from './urls.js';
+import { durationMs, type Duration } from './util/duration.js';
+
+export { sqlitePath } from './urls.js';
 
 /** App options. Every field is optional; see {@link resolveConfig} for defaults. */
 export interface AsynxOptions {
@@ -13,16 +18,16 @@ export interface AsynxOptions {
   resultBackend?: string;
   /** Queue for tasks that name none. @defaultValue `celery` (Celery's default, for interop) */
   defaultQueue?: string;
-  /** How long stored results are kept, seconds. @defaultValue 86400 */
-  resultExpires?: number;
-  /** Publish timeout: a publish that the broker has not accepted by then fails. ms or `'5s'`. @defaultValue 5000 */
-  publishTimeout?: number | string;
-  /** Connect timeout for the broker. @defaultValue 5000 */
-  connectTimeout?: number | string;
+  /** How long stored results are kept (a {@link Duration}: seconds, or `'1d'`). @defaultValue 86400 (one day) */
+  resultExpires?: Duration;
+  /** Publish timeout: a publish that the broker has not accepted by then fails. @defaultValue 5 (seconds) */
+  publishTimeout?: Duration;
+  /** Connect timeout for the broker. @defaultValue 5 (seconds) */
+  connectTimeout?: Duration;
   /** Run tasks in-process, synchronously with the call (for unit tests). @defaultValue false */
   eager?: boolean;
-  /** Lease on a claimed SQLite message before it returns to its queue if not renewed. @defaultValue 30000 */
-  visibilityTimeout?: number | string;
+  /** Lease on a claimed SQLite message before it returns to its queue if not renewed. @defaultValue 30 (seconds) */
+  visibilityTimeout?: Duration;
   /** Prefetch window per pool slot. @defaultValue 4 */
   prefetchMultiplier?: number;
   /** Default acks-late for all tasks. @defaultValue false */
@@ -60,18 +65,12 @@ export interface ResolvedConfig {
 
 export const DEFAULT_SQLITE_URL = 'sqlite://./.asynx/asynx.db';
 
-/** `30`, `'30'` → 30 000 ms when unit is s; `'250ms'`, `'5s'`, `'2m'`, `'1h'` → ms. */
-export function parseDuration(value: number | string, option: string, unit: 's' | 'ms' = 'ms'): number {
-  if (typeof value === 'number') {
-    if (!Number.isFinite(value) || value < 0) throw new UsageError('asynx.config.badDuration', `Option ${option} must be a non-negative duration, got ${value}`, { option, value });
-    return unit === 's' ? value * 1000 : value;
-  }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
-  if (!m) throw new UsageError('asynx.config.badDuration', `Option ${option}: '${value}' is not a duration (use e.g. 500ms, 30s, 5m)`, { option, value });
-  const n = Number(m[1]);
-  const u = m[2] ?? unit;
-  const mult = u === 'ms' ? 1 : u === 's' ? 1000 : u === 'm' ? 60_000 : 3_600_000;
-  return n * mult;
+/**
+ * @deprecated Old callers only: use `durationMs(value, option)` from src/util/duration.ts. A bare
+ * number is seconds now, whatever `_unit` says (it is ignored).
+ */
+export function parseDuration(value: Duration, option: string, _unit?: 's' | 'ms'): number {
+  return durationMs(value, option);
 }
 
 /** How each option is written as text (env vars, `asynx worker -- key=value`): the one settings table. */
@@ -113,6 +112,7 @@ export function optionFromText(key: keyof AsynxOptions, raw: string, source: str
     if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError('asynx.config.badNumber', `${source}='${raw}' must be a number`, { option: source, value: raw });
     return n;
   }
+  if (kind === 'duration') durationMs(raw, source); // rejects 'abc' here, naming the variable or key
   return raw; // strings, and durations (kept as text: resolveConfig applies the duration rule)
 }
 
@@ -150,19 +150,13 @@ const ENV_KEYS: Record<string, keyof AsynxOptions> = {
   ASYNX_MAX_PRIORITY: 'maxPriority',
 };
 
-/** Options read from `ASYNX_*` environment variables. */
+/** Options read from `ASYNX_*` environment variables (text read as {@link OPTION_KINDS} says). */
 export function optionsFromEnv(env: NodeJS.ProcessEnv = process.env): AsynxOptions {
   const out: Record<string, unknown> = {};
-  for (const [key, opt] of Object.entries(ENV_KEYS)) {
-    const raw = env[key];
+  for (const [name, key] of Object.entries(ENV_KEYS)) {
+    const raw = env[name];
     if (raw === undefined || raw === '') continue;
-    if (opt === 'eager' || opt === 'acksLate') out[opt] = raw === '1' || raw.toLowerCase() === 'true';
-    else if (opt === 'httpAllowedHosts') out[opt] = raw.split(',').map((s) => s.trim()).filter(Boolean);
-    else if (opt === 'resultExpires' || opt === 'prefetchMultiplier' || opt === 'httpMaxBodyBytes' || opt === 'maxDeliveries' || opt === 'maxPriority') {
-      const n = Number(raw);
-      if (!Number.isFinite(n)) throw new UsageError('asynx.config.badEnv', `Environment variable ${key}='${raw}' must be a number`, { option: key, value: raw });
-      out[opt] = n;
-    } else out[opt] = raw;
+    out[key] = optionFromText(key, raw, name);
   }
   return out as AsynxOptions;
 }
@@ -203,14 +197,9 @@ export function stripUndefined<T extends object>(o: T): Partial<T> {
 export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
   const o: AsynxOptions = Object.assign({}, ...sources.map(stripUndefined));
   const brokerUrl = o.brokerUrl ?? DEFAULT_SQLITE_URL;
-  if (!/^(sqlite|amqps?):\/\//.test(brokerUrl)) {
-    throw new UsageError('asynx.config.badBroker', `Broker URL '${brokerUrl}' is not supported: use sqlite://<path> or amqp://user:pass@host:port/vhost`, { option: 'brokerUrl', value: brokerUrl });
-  }
-  const defaultBackend = brokerUrl.startsWith('sqlite://') ? brokerUrl : 'rpc://';
-  const resultBackend = o.resultBackend ?? defaultBackend;
-  if (!/^(sqlite:\/\/|rpc:\/\/|none$)/.test(resultBackend)) {
-    throw new UsageError('asynx.config.badBackend', `Result backend '${resultBackend}' is not supported: use sqlite://<path>, rpc:// or none`, { option: 'resultBackend', value: resultBackend });
-  }
+  const broker = parseBrokerUrl(brokerUrl);
+  const resultBackend = o.resultBackend ?? (broker.kind === 'sqlite' ? brokerUrl : 'rpc://');
+  parseBackendUrl(resultBackend);
   const num = (v: unknown, name: string, dflt: number, min = 0): number => {
     if (v === undefined) return dflt;
     if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new UsageError('asynx.config.badNumber', `Option ${name} must be a number ≥ ${min}, got ${String(v)}`, { option: name, value: v });
@@ -220,11 +209,11 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
     brokerUrl,
     resultBackend,
     defaultQueue: o.defaultQueue ?? 'celery',
-    resultExpiresMs: num(o.resultExpires, 'resultExpires', 86400) * 1000,
-    publishTimeoutMs: parseDuration(o.publishTimeout ?? 5000, 'publishTimeout'),
-    connectTimeoutMs: parseDuration(o.connectTimeout ?? 5000, 'connectTimeout'),
+    resultExpiresMs: durationMs(o.resultExpires ?? 86_400, 'resultExpires'),
+    publishTimeoutMs: durationMs(o.publishTimeout ?? 5, 'publishTimeout'),
+    connectTimeoutMs: durationMs(o.connectTimeout ?? 5, 'connectTimeout'),
     eager: o.eager ?? false,
-    visibilityTimeoutMs: parseDuration(o.visibilityTimeout ?? 30000, 'visibilityTimeout'),
+    visibilityTimeoutMs: durationMs(o.visibilityTimeout ?? 30, 'visibilityTimeout'),
     prefetchMultiplier: num(o.prefetchMultiplier, 'prefetchMultiplier', 4, 1),
     acksLate: o.acksLate ?? false,
     httpMaxBodyBytes: num(o.httpMaxBodyBytes, 'httpMaxBodyBytes', 65536, 1),
@@ -232,11 +221,4 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
     maxDeliveries: num(o.maxDeliveries, 'maxDeliveries', 5, 1),
     maxPriority: o.maxPriority === undefined ? null : num(o.maxPriority, 'maxPriority', 0, 1),
   };
-}
-
-/** Path of the SQLite file named by a `sqlite://` URL (relative paths from `cwd`). */
-export function sqlitePath(url: string, cwd = process.cwd()): string {
-  const rest = url.replace(/^sqlite:\/\//, '');
-  if (rest === '' ) throw new UsageError('asynx.config.badBroker', `SQLite URL '${url}' has no path: use sqlite://./.asynx/asynx.db or sqlite:///abs/path.db`, { value: url });
-  return resolve(cwd, rest);
 }

@@ -12,8 +12,9 @@
  * export default app;
  *
  * // elsewhere, e.g. in a web request handler:
+ * // Durations: a bare number is seconds, as in Celery; '250ms', '30s', '5m', '1h' also work.
  * const result = await add.applyAsync({ args: [2, 3], countdown: 10 });
- * console.log(await result.get({ timeout: 30_000 })); // 5
+ * console.log(await result.get({ timeout: 30 })); // 5
  * ```
  *
  * @packageDocumentation
@@ -25,7 +26,8 @@ export { AsyncResult, type GetOptions } from './app/result.js';
 export { currentTask, type TaskContext, type RetryOptions } from './app/context.js';
 export type { TaskOptions, ErrorMatcher } from './app/task-options.js';
 export type { AsynxOptions, ResolvedConfig } from './config.js';
-export type { SendOptions } from './protocol/codec.js';
+export type { SendOptions } from './app/call-options.js';
+export type { Duration } from './util/duration.js';
 export type { TaskState, Signature, ResultBody } from './protocol/message.js';
 export {
   AsynxError,
@@ -62,7 +64,9 @@ export {
   HttpRetryableError,
   HttpClientError,
   HttpHostNotAllowedError,
+  HttpBadRequestError,
   type HttpDispatcher,
+  type HttpParam,
   type HttpRequestSpec,
   type HttpResponseResult,
   type DispatchOptions,

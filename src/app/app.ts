@@ -3,7 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import { findConfigFile, loadConfigFile, optionsFromEnv, resolveConfig, stripUndefined, type AsynxOptions, type ResolvedConfig } from '../config.js';
 import { BrokerUnavailableError, NotRegistered, UsageError } from '../errors.js';
-import { buildTaskMessage, defaultOrigin, type SendOptions } from '../protocol/codec.js';
+import { buildTaskMessage, defaultOrigin, type MessageOptions } from '../protocol/codec.js';
 import type { Signature } from '../protocol/message.js';
 import type { ResultBackend } from '../results/backend.js';
 import { errorBody, stateBody, successBody } from '../results/body.js';
@@ -12,6 +12,9 @@ import { MemoryResultBackend } from '../results/memory.js';
 import { createTransport } from '../transports/factory.js';
 import type { Transport } from '../transports/transport.js';
 import { registerHttpTask, type HttpDispatcher } from '../tasks/http.js';
+import { withDeadline } from '../util/deadline.js';
+import { redact } from '../util/redact.js';
+import { checkCallOptions, type SendOptions } from './call-options.js';
 import type { TaskContext } from './context.js';
 import { executeTask, type TaskDefinition } from './execute.js';
 import { AsyncResult } from './result.js';
@@ -107,7 +110,7 @@ export class Asynx {
   }
 
   /** Sends a task by name (it may be defined in another service, in JS or Python). */
-  sendTask<R = unknown>(name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: Omit<SendOptions, 'replyTo'> = {}): Promise<AsyncResult<R>> {
+  sendTask<R = unknown>(name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: SendOptions = {}): Promise<AsyncResult<R>> {
     return this.send<R>(name, args, kwargs, options);
   }
 
@@ -133,7 +136,7 @@ export class Asynx {
         if (config.eager) return { transport: null, backend: new MemoryResultBackend() };
         const transport = await createTransport(config, this.cwd);
         const backend = await createResultBackend(config, this.cwd);
-        await withTimeout(Promise.all([transport.connect(), backend.connect()]), config.connectTimeoutMs, () =>
+        await withDeadline(Promise.all([transport.connect(), backend.connect()]), config.connectTimeoutMs, () =>
           new BrokerUnavailableError(`Could not connect to the broker ${redact(config.brokerUrl)} within ${config.connectTimeoutMs} ms: is it running? (set ASYNX_BROKER_URL or --broker)`),
         );
         return { transport, backend };
@@ -158,17 +161,19 @@ export class Asynx {
   }
 
   /** @internal Publishes (or, in eager mode, runs) one task call. */
-  async send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: Omit<SendOptions, 'replyTo'>): Promise<AsyncResult<R>> {
+  async send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: SendOptions): Promise<AsyncResult<R>> {
     if (!Array.isArray(args)) throw new UsageError('asynx.call.badArgs', `Task '${name}': args must be an array, got ${typeof args}`, { task: name });
     if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs)) throw new UsageError('asynx.call.badKwargs', `Task '${name}': kwargs must be an object`, { task: name });
-    const config = await this.config();
+    if (typeof opts !== 'object' || opts === null) throw new UsageError('asynx.call.badOption', `Task '${name}': call options must be an object`, { task: name });
     const def = this.tasks.get(name);
-    const merged: SendOptions = {
+    // Options given at the call are checked before anything connects: a bad one is the caller's UsageError.
+    const merged = checkCallOptions(name, {
       queue: def?.options.queue ?? undefined,
       priority: def?.options.priority || undefined,
       ignoreResult: def?.options.ignoreResult || undefined,
       ...stripUndefined(opts),
-    };
+    });
+    const config = await this.config();
     const { connectTimeoutMs, publishTimeoutMs } = config;
     const conns = await this.connections();
     if (config.eager) return this.runEager<R>(name, args, kwargs, merged, conns.backend);
@@ -180,14 +185,14 @@ export class Asynx {
     });
     const transport = conns.transport!;
     if (!this.declared.has(queue)) {
-      await withTimeout(transport.declareQueue(queue), connectTimeoutMs, () => new BrokerUnavailableError(`Declaring queue '${queue}' timed out after ${connectTimeoutMs} ms`));
+      await withDeadline(transport.declareQueue(queue), connectTimeoutMs, () => new BrokerUnavailableError(`Declaring queue '${queue}' timed out after ${connectTimeoutMs} ms`));
       this.declared.add(queue);
     }
     await transport.publish(queue, message, { timeoutMs: publishTimeoutMs });
     return new AsyncResult<R>(message.headers.id, () => this.backend());
   }
 
-  private async runEager<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: SendOptions, backend: ResultBackend): Promise<AsyncResult<R>> {
+  private async runEager<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: MessageOptions, backend: ResultBackend): Promise<AsyncResult<R>> {
     const def = this.tasks.get(name);
     const id = opts.taskId ?? randomUUID();
     const target = { taskId: id, taskName: name };
@@ -219,21 +224,5 @@ export class Asynx {
   }
 }
 
-/** Hides the password in a URL for messages. */
-export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]+@/, '$1****@');
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(onTimeout()), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** Hides the password in a URL for messages (kept here for old importers; see src/util/redact.ts). */
+export { redact };

@@ -1,11 +1,13 @@
 // TaskContext: what a running task can see and do (id, retries, AbortSignal, retry(), updateState()).
 
 import { AsyncLocalStorage } from 'node:async_hooks';
+import { AsynxError } from '../errors.js';
+import type { Duration } from '../util/duration.js';
 
 /** Options of `ctx.retry()`. */
 export interface RetryOptions {
-  /** Seconds before the next attempt. @defaultValue the task's backoff, else its `defaultRetryDelay` */
-  countdown?: number;
+  /** Delay before the next attempt (seconds, or `'500ms'`, `'2m'`). @defaultValue the task's backoff, else its `defaultRetryDelay` */
+  countdown?: Duration;
   /** The error that caused the retry; it becomes the FAILURE result once retries run out. */
   error?: unknown;
   /** Overrides the task's `maxRetries` for this decision. */
@@ -44,9 +46,12 @@ export function runWithContext<T>(ctx: TaskContext, fn: () => T): T {
   return storage.run(ctx, fn);
 }
 
-/** The context of the task running now (for arrow-function handlers), or throws outside a task. */
+/**
+ * The context of the task running now (for arrow-function handlers). Outside a task it throws
+ * AsynxError `asynx.task.noContext`.
+ */
 export function currentTask(): TaskContext {
   const ctx = storage.getStore();
-  if (!ctx) throw new Error('currentTask() was called outside a running task: call it from inside a task handler');
+  if (!ctx) throw new AsynxError('asynx.task.noContext', 'currentTask() was called outside a running task: call it from inside a task handler (or use `this` in a function handler)');
   return ctx;
 }

@@ -1,10 +1,11 @@
 // Runs one task attempt: context, soft time limit, and the retry decision. Used by pool children and eager mode.
 
-import { MaxRetriesExceededError, Retry, SoftTimeLimitExceeded } from '../errors.js';
+import { MaxRetriesExceededError, Retry, SoftTimeLimitExceeded, UsageError } from '../errors.js';
 import { encodeException, tracebackOf } from '../protocol/codec.js';
 import type { EncodedException } from '../protocol/message.js';
 import { runWithContext, type RetryOptions, type TaskContext } from './context.js';
 import { backoffSeconds, matchesError, type ResolvedTaskOptions } from './task-options.js';
+import { durationMs } from '../util/duration.js';
 
 /** A task's handler plus options, as registered in an app. */
 export interface TaskDefinition {
@@ -43,6 +44,14 @@ export interface ExecHooks {
   updateState(state: string, meta: unknown): Promise<void>;
 }
 
+function retryCountdownMs(task: string, value: unknown): number {
+  try {
+    return durationMs(value, 'countdown');
+  } catch {
+    throw new UsageError('asynx.task.badOption', `Task '${task}': retry option countdown must be a duration: a number of seconds (30) or a string with a unit ('250ms', '30s'), got ${typeof value === 'string' ? `'${value}'` : String(value)}`, { task, option: 'countdown', value });
+  }
+}
+
 export function encodeError(err: unknown): EncodedError {
   return { ...encodeException(err), traceback: tracebackOf(err) };
 }
@@ -66,13 +75,18 @@ export async function executeTask(def: TaskDefinition, input: ExecInput, hooks: 
     parentId: input.parentId,
     hostname: input.hostname,
     retry(ro: RetryOptions = {}): never {
+      if (ro.maxRetries !== undefined && ro.maxRetries !== null && (!Number.isInteger(ro.maxRetries) || ro.maxRetries < 0)) {
+        throw new UsageError('asynx.task.badOption', `Task '${input.name}': retry option maxRetries must be an integer ≥ 0, got ${String(ro.maxRetries)}`, { task: input.name, taskId: input.id, option: 'maxRetries', value: ro.maxRetries });
+      }
+      // Checked before the retries decision, so a bad countdown fails the task whatever the count.
+      const countdownMs = ro.countdown === undefined || ro.countdown === null ? null : retryCountdownMs(input.name, ro.countdown);
       const max = ro.maxRetries !== undefined ? ro.maxRetries : opts.maxRetries;
       if (max !== null && input.retries >= max) {
         if (ro.error !== undefined) throw ro.error;
         throw new MaxRetriesExceededError(input.name, input.id, max);
       }
-      const seconds = ro.countdown ?? backoffSeconds(opts, input.retries);
-      throw new Retry(Math.round(seconds * 1000), ro.error, { taskId: input.id, task: input.name });
+      const ms = countdownMs ?? backoffSeconds(opts, input.retries) * 1000;
+      throw new Retry(Math.round(ms), ro.error, { taskId: input.id, task: input.name });
     },
     updateState: (state, meta) => hooks.updateState(state, meta ?? null),
   };

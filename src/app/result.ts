@@ -1,14 +1,15 @@
 // AsyncResult: follow a task by id (state, get with timeout, ready, forget).
 
-import { TaskRevokedError } from '../errors.js';
+import { TaskRevokedError, UsageError } from '../errors.js';
 import { decodeException } from '../protocol/codec.js';
 import { READY_STATES, type ResultBody, type TaskState } from '../protocol/message.js';
 import type { ResultBackend } from '../results/backend.js';
+import { durationMs, type Duration } from '../util/duration.js';
 
 /** Options of {@link AsyncResult.get}. */
 export interface GetOptions {
-  /** Milliseconds to wait for a ready state. @defaultValue 60000 */
-  timeout?: number;
+  /** How long to wait for a ready state: seconds (`0.5`, as in Celery) or `'250ms'`, `'2m'`. @defaultValue 60 (seconds) */
+  timeout?: Duration;
   /** Reject with the task's error when it failed. @defaultValue true */
   propagate?: boolean;
   /** Called on each new state seen while waiting (e.g. PROGRESS updates). */
@@ -53,11 +54,17 @@ export class AsyncResult<R = unknown> {
   /**
    * Waits for the result. Resolves to the return value; rejects with the task's error re-created
    * (its `name` is the remote type, `remoteTraceback` the worker's traceback), TaskRevokedError,
-   * or TimeoutError after `timeout` ms.
+   * or TimeoutError after `timeout` (seconds, like Celery's `get(timeout=…)`).
    */
   async get(opts: GetOptions = {}): Promise<R> {
+    let timeoutMs: number;
+    try {
+      timeoutMs = durationMs(opts.timeout ?? 60, 'timeout');
+    } catch {
+      throw new UsageError('asynx.result.badOption', `AsyncResult.get(): timeout must be a duration: a number of seconds (30) or a string with a unit ('250ms', '2m'), got ${typeof opts.timeout === 'string' ? `'${opts.timeout}'` : String(opts.timeout)}`, { taskId: this.id, option: 'timeout', value: opts.timeout });
+    }
     const backend = await this.backend();
-    const body = await backend.wait(this.id, opts.timeout ?? 60_000, opts.onState ? (b) => opts.onState!(b.status, b.result) : undefined);
+    const body = await backend.wait(this.id, timeoutMs, opts.onState ? (b) => opts.onState!(b.status, b.result) : undefined);
     return settle<R>(body, opts.propagate ?? true);
   }
 

@@ -1,28 +1,30 @@
 // Task options (user form) and their resolved form, plus the retry backoff rule.
 
 import { UsageError } from '../errors.js';
+import { backoffDelay } from '../util/backoff.js';
+import { durationMs, type Duration } from '../util/duration.js';
 
 /** An error class, or an error name (`'TypeError'`), that triggers an automatic retry. */
 export type ErrorMatcher = (abstract new (...args: never[]) => Error) | string;
 
-/** Per-task options. */
+/** Per-task options. Durations: a bare number is seconds, a string may carry a unit (`'500ms'`, `'2m'`). */
 export interface TaskOptions {
   /** Retries allowed before the task fails. `null` means unlimited. @defaultValue 3 */
   maxRetries?: number | null;
-  /** Seconds between retries when neither `countdown` nor backoff says otherwise. @defaultValue 180 */
-  defaultRetryDelay?: number;
-  /** Exponential backoff: `true` (base 1 s) or a base in seconds; delay = base × 2^retries. @defaultValue false */
-  retryBackoff?: boolean | number;
-  /** Largest backoff delay, seconds. @defaultValue 600 */
-  retryBackoffMax?: number;
+  /** Delay between retries when neither `countdown` nor backoff says otherwise. @defaultValue 180 (seconds) */
+  defaultRetryDelay?: Duration;
+  /** Exponential backoff: `true` (base 1 s) or a base Duration; delay = base × 2^retries. @defaultValue false */
+  retryBackoff?: boolean | Duration;
+  /** Largest backoff delay. @defaultValue 600 (seconds) */
+  retryBackoffMax?: Duration;
   /** Full jitter on backoff (random delay between 0 and the computed one). @defaultValue true */
   retryJitter?: boolean;
   /** Errors retried automatically (classes or names). @defaultValue [] */
   autoretryFor?: ErrorMatcher[];
-  /** Hard time limit, seconds: the pool child running the task is killed. @defaultValue none */
-  timeLimit?: number;
-  /** Soft time limit, seconds: the task's signal aborts and it fails with SoftTimeLimitExceeded. @defaultValue none */
-  softTimeLimit?: number;
+  /** Hard time limit: the pool child running the task is killed. @defaultValue none */
+  timeLimit?: Duration;
+  /** Soft time limit: the task's signal aborts and it fails with SoftTimeLimitExceeded. @defaultValue none */
+  softTimeLimit?: Duration;
   /** Acknowledge after the task ran (redelivered if the worker dies) rather than before. @defaultValue app's acksLate */
   acksLate?: boolean;
   /** Store no result. @defaultValue false */
@@ -35,7 +37,7 @@ export interface TaskOptions {
   priority?: number;
 }
 
-/** Options with defaults applied. */
+/** Options with defaults applied. Durations are numbers of seconds here, as on Celery's wire. */
 export interface ResolvedTaskOptions {
   maxRetries: number | null;
   defaultRetryDelay: number;
@@ -52,28 +54,40 @@ export interface ResolvedTaskOptions {
   priority: number;
 }
 
-function positive(name: string, task: string, v: number | undefined): number | null {
-  if (v === undefined) return null;
-  if (typeof v !== 'number' || !(v > 0)) throw new UsageError('asynx.task.badOption', `Task '${task}': option ${name} must be a positive number of seconds, got ${String(v)}`, { option: name, value: v, task });
-  return v;
+function badOption(task: string, option: string, value: unknown, expected: string): UsageError {
+  const shown = typeof value === 'string' ? `'${value}'` : String(value);
+  return new UsageError('asynx.task.badOption', `Task '${task}': option ${option} ${expected}, got ${shown}`, { option, value, task });
+}
+
+/** Seconds for a duration option, or `dflt` when unset; `positive` rejects 0. */
+function seconds(task: string, option: string, value: Duration | undefined, dflt: number | null, positive = false): number | null {
+  if (value === undefined || value === null) return dflt;
+  let s: number;
+  try {
+    s = durationMs(value, option) / 1000;
+  } catch {
+    throw badOption(task, option, value, "must be a duration: a number of seconds (30) or a string with a unit ('250ms', '30s', '5m')");
+  }
+  if (positive && !(s > 0)) throw badOption(task, option, value, 'must be a positive duration');
+  return s;
 }
 
 /** Validates and fills in task options. */
 export function resolveTaskOptions(task: string, o: TaskOptions = {}): ResolvedTaskOptions {
-  const backoff = o.retryBackoff === true ? 1 : typeof o.retryBackoff === 'number' ? o.retryBackoff : 0;
+  const backoff = o.retryBackoff === true ? 1 : o.retryBackoff === false || o.retryBackoff === undefined ? 0 : seconds(task, 'retryBackoff', o.retryBackoff, 0)!;
   const priority = o.priority ?? 0;
-  if (!Number.isInteger(priority) || priority < 0 || priority > 255) {
-    throw new UsageError('asynx.task.badOption', `Task '${task}': priority must be an integer 0..255, got ${String(priority)}`, { option: 'priority', value: priority, task });
-  }
+  if (!Number.isInteger(priority) || priority < 0 || priority > 255) throw badOption(task, 'priority', priority, 'must be an integer 0..255');
+  const maxRetries = o.maxRetries === undefined ? 3 : o.maxRetries;
+  if (maxRetries !== null && (!Number.isInteger(maxRetries) || maxRetries < 0)) throw badOption(task, 'maxRetries', maxRetries, 'must be an integer ≥ 0, or null for unlimited');
   return {
-    maxRetries: o.maxRetries === undefined ? 3 : o.maxRetries,
-    defaultRetryDelay: o.defaultRetryDelay ?? 180,
+    maxRetries,
+    defaultRetryDelay: seconds(task, 'defaultRetryDelay', o.defaultRetryDelay, 180)!,
     retryBackoff: backoff,
-    retryBackoffMax: o.retryBackoffMax ?? 600,
+    retryBackoffMax: seconds(task, 'retryBackoffMax', o.retryBackoffMax, 600)!,
     retryJitter: o.retryJitter ?? true,
     autoretryFor: o.autoretryFor ?? [],
-    timeLimit: positive('timeLimit', task, o.timeLimit),
-    softTimeLimit: positive('softTimeLimit', task, o.softTimeLimit),
+    timeLimit: seconds(task, 'timeLimit', o.timeLimit, null, true),
+    softTimeLimit: seconds(task, 'softTimeLimit', o.softTimeLimit, null, true),
     acksLate: o.acksLate ?? null,
     ignoreResult: o.ignoreResult ?? false,
     trackStarted: o.trackStarted ?? false,
@@ -85,8 +99,7 @@ export function resolveTaskOptions(task: string, o: TaskOptions = {}): ResolvedT
 /** Seconds to wait before retry number `retries + 1` (Celery's exponential backoff with full jitter). */
 export function backoffSeconds(opts: ResolvedTaskOptions, retries: number, random: () => number = Math.random): number {
   if (!opts.retryBackoff) return opts.defaultRetryDelay;
-  const full = Math.min(opts.retryBackoffMax, opts.retryBackoff * 2 ** retries);
-  return opts.retryJitter ? random() * full : full;
+  return backoffDelay({ base: opts.retryBackoff, max: opts.retryBackoffMax, jitter: opts.retryJitter ? 'full' : 'none' }, retries, random);
 }
 
 /** True when `err` matches one of the matchers (by class or by name). */

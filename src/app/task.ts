@@ -1,12 +1,12 @@
 // Task: a registered handler with typed delay() / applyAsync() / signature().
 
-import type { SendOptions } from '../protocol/codec.js';
+import type { SendOptions } from './call-options.js';
 import type { Signature } from '../protocol/message.js';
 import type { TaskDefinition } from './execute.js';
 import type { AsyncResult } from './result.js';
 
-/** Options of one call; durations in seconds as in Celery. */
-export interface CallOptions<A extends unknown[] = unknown[]> extends Omit<SendOptions, 'replyTo'> {
+/** Options of one call, plus its arguments; durations as {@link SendOptions} says (bare numbers are seconds). */
+export interface CallOptions<A extends unknown[] = unknown[]> extends SendOptions {
   /** Positional arguments. */
   args?: A;
   /** Keyword arguments; the handler gets them as one trailing object. */
@@ -15,7 +15,7 @@ export interface CallOptions<A extends unknown[] = unknown[]> extends Omit<SendO
 
 /** What a Task needs from its app (kept narrow so tasks do not depend on the whole app). */
 export interface TaskSender {
-  send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: Omit<SendOptions, 'replyTo'>): Promise<AsyncResult<R>>;
+  send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: SendOptions): Promise<AsyncResult<R>>;
 }
 
 /** A task registered with `app.task()`. Argument and result types come from the handler. */

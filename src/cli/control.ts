@@ -5,8 +5,9 @@ import { Asynx } from '../app/app.js';
 import { errorMessage, ExitCode } from '../errors.js';
 import { loadApp, resolveAppModule } from '../worker/load-app.js';
 import { failureLine } from './output.js';
-import { badEta, badJson, badNumberFlag, badPriority } from './cli-errors.js';
+import { badEta, badJson, badPriority } from './cli-errors.js';
 import { addConnectionOptions, applyConnection, connectionFromFlags, type ConnectionFlags } from './connection-options.js';
+import { durationSeconds } from '../util/duration.js';
 
 interface CommonFlags extends ConnectionFlags {
   app?: string;
@@ -39,11 +40,9 @@ function parseJson(value: string | undefined, flag: string, kind: 'array' | 'obj
   return v;
 }
 
+/** A duration flag in seconds: `30` is seconds, `'250ms'`, `'2m'` carry a unit (src/util/duration.ts). */
 function num(value: string | undefined, flag: string): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n < 0) throw badNumberFlag(flag, value, 'a number of seconds ≥ 0');
-  return n;
+  return value === undefined ? undefined : durationSeconds(value, flag);
 }
 
 function priorityFlag(value: string | undefined): number | undefined {
@@ -95,6 +94,7 @@ Exit codes: 0 sent (or succeeded with --wait) · 1 the task failed or --wait tim
         const kwargs = parseJson(f.kwargs as string, '--kwargs', 'object') as Record<string, unknown>;
         const priority = priorityFlag(f.priority as string | undefined);
         const eta = etaFlag(f.eta as string | undefined);
+        const timeout = num(f.timeout as string, '--timeout') ?? 60; // checked before anything is sent
         const app = await makeApp(f, cwd);
         try {
           const r = await app.sendTask(task, args, kwargs, {
@@ -108,7 +108,6 @@ Exit codes: 0 sent (or succeeded with --wait) · 1 the task failed or --wait tim
             io.stdout.write(`${r.id}\n`);
             return ExitCode.ok;
           }
-          const timeout = (num(f.timeout as string, '--timeout') ?? 60) * 1000;
           try {
             const value = await r.get({ timeout });
             io.stdout.write(`${JSON.stringify(value)}\n`);
@@ -139,13 +138,14 @@ Prints one JSON line {"id","state","result","traceback"}. Exit codes: 0 SUCCESS 
 --wait) · 1 FAILURE / REVOKED / timed out · 64 bad usage · 69 broker unavailable.`)
     .action((id: string, f: CommonFlags & { wait?: boolean; timeout: string }) =>
       run(async () => {
+        const waitMs = (num(f.timeout, '--timeout') ?? 60) * 1000; // a bad --timeout is a usage error, not a timeout
         const app = await makeApp(f, cwd);
         try {
           const backend = await app.backend();
           let body = await backend.get(id);
           if (f.wait) {
             try {
-              body = await backend.wait(id, (num(f.timeout, '--timeout') ?? 60) * 1000);
+              body = await backend.wait(id, waitMs);
             } catch (err) {
               io.stderr.write(`asynx: ${errorMessage(err)}\n`);
               return ExitCode.failure;

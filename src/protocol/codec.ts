@@ -12,8 +12,11 @@ import {
   type WireMessage,
 } from './message.js';
 
-/** Options of one call, as `applyAsync` takes them. Durations are in seconds, as in Celery. */
-export interface SendOptions {
+/**
+ * What a message is built from: checked options, durations as numbers of seconds, as on Celery's wire.
+ * Callers' options (durations with units, one link) are checked first by src/app/call-options.ts.
+ */
+export interface MessageOptions {
   taskId?: string;
   /** Seconds from now before the task may run. */
   countdown?: number;
@@ -90,8 +93,26 @@ export function parseCeleryTime(value: string, header: string): number {
 }
 
 function toMs(value: Date | string, what: string): number {
-  if (value instanceof Date) return value.getTime();
+  if (value instanceof Date) {
+    if (Number.isNaN(value.getTime())) throw new ProtocolError('asynx.protocol.badTime', `'${what}' is an invalid Date`, { option: what, value: String(value) });
+    return value.getTime();
+  }
+  if (typeof value !== 'string') throw new ProtocolError('asynx.protocol.badTime', `'${what}' must be an ISO-8601 time, got ${typeof value}`, { option: what, value });
   return parseCeleryTime(value, what);
+}
+
+/** Message fields come checked from the app; anything else reaching here came from a received message. */
+function finiteSeconds(value: unknown, what: string): number {
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new ProtocolError('asynx.protocol.badOption', `'${what}' must be a number of seconds, got ${JSON.stringify(value)}`, { option: what, value });
+  return value;
+}
+
+/** AMQP priority is an octet: an integer 0..255. */
+function checkPriority(priority: unknown, taskId?: string): number {
+  if (typeof priority !== 'number' || !Number.isInteger(priority) || priority < 0 || priority > 255) {
+    throw new ProtocolError('asynx.protocol.badPriority', `Message priority must be an integer 0..255, got ${JSON.stringify(priority)}`, { option: 'priority', value: priority, ...(taskId ? { taskId } : {}) });
+  }
+  return priority;
 }
 
 /** A display form of args/kwargs for logs, bounded like Celery's argsrepr. */
@@ -118,20 +139,17 @@ export function buildTaskMessage(
   task: string,
   args: unknown[],
   kwargs: Record<string, unknown>,
-  opts: SendOptions & { defaultQueue?: string; origin?: string; now?: number } = {},
+  opts: MessageOptions & { defaultQueue?: string; origin?: string; now?: number } = {},
 ): { queue: string; message: WireMessage } {
   const now = opts.now ?? Date.now();
   const id = opts.taskId ?? randomUUID();
   let etaMs: number | null = null;
-  if (opts.countdown !== undefined && opts.countdown !== null) etaMs = now + opts.countdown * 1000;
+  if (opts.countdown !== undefined && opts.countdown !== null) etaMs = now + finiteSeconds(opts.countdown, 'countdown') * 1000;
   else if (opts.eta !== undefined && opts.eta !== null) etaMs = toMs(opts.eta, 'eta');
   let expiresMs: number | null = null;
-  if (typeof opts.expires === 'number') expiresMs = now + opts.expires * 1000;
+  if (typeof opts.expires === 'number') expiresMs = now + finiteSeconds(opts.expires, 'expires') * 1000;
   else if (opts.expires !== undefined && opts.expires !== null) expiresMs = toMs(opts.expires, 'expires');
-  const priority = opts.priority ?? 0;
-  if (!Number.isInteger(priority) || priority < 0 || priority > 255) {
-    throw new ProtocolError('asynx.protocol.badPriority', `priority must be an integer 0..255, got ${String(priority)}`, { option: 'priority', value: priority });
-  }
+  const priority = checkPriority(opts.priority ?? 0);
   const queue = opts.queue ?? opts.defaultQueue ?? 'celery';
   const headers: TaskHeaders = {
     lang: 'js',
@@ -246,7 +264,7 @@ export function decodeTaskMessage(raw: { properties?: Partial<WireMessage['prope
   const tl = Array.isArray(h.timelimit) ? h.timelimit : [null, null];
   const rootId = optString(h, 'root_id') ?? h.id;
   const ignore = h.ignore_result;
-  const priority = typeof props.priority === 'number' ? props.priority : 0;
+  const priority = props.priority === undefined || props.priority === null ? 0 : checkPriority(props.priority, h.id);
   const gi = h.group_index;
   return {
     id: h.id,

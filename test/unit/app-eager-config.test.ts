@@ -5,7 +5,8 @@ import { describe, it, after } from 'node:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Asynx, MaxRetriesExceededError, RemoteTaskError, UsageError } from '../../src/index.js';
-import { parseDuration, resolveConfig } from '../../src/config.js';
+import { resolveConfig } from '../../src/config.js';
+import { durationMs } from '../../src/util/duration.js';
 import { backoffSeconds, resolveTaskOptions } from '../../src/app/task-options.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -43,9 +44,10 @@ describe('config', () => {
   it('rejects bad values with a usage error naming the option', () => {
     assert.throws(() => resolveConfig({ brokerUrl: 'redis://x' }), (e: unknown) => e instanceof UsageError && /redis:\/\/x/.test(e.message) && e.exitCode === 64);
     assert.throws(() => resolveConfig({ prefetchMultiplier: 0 }), /prefetchMultiplier/);
-    assert.throws(() => parseDuration('soon', 'publishTimeout'), /publishTimeout/);
-    assert.equal(parseDuration('250ms', 'x'), 250);
-    assert.equal(parseDuration(3, 'x', 's'), 3000);
+    assert.throws(() => durationMs('soon', 'publishTimeout'), /publishTimeout/);
+    assert.equal(durationMs('250ms', 'x'), 250);
+    assert.equal(durationMs(3, 'x'), 3000);
+    assert.throws(() => resolveConfig({ publishTimeout: 'soon' }), /publishTimeout/);
     assert.equal(resolveConfig({ brokerUrl: 'amqp://h' }).resultBackend, 'rpc://');
   });
 

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { RemoteTaskError } from '../../src/errors.js';
-import { buildTaskMessage, decodeException, decodeTaskMessage, encodeException, parseCeleryTime, type SendOptions } from '../../src/protocol/codec.js';
+import { buildTaskMessage, decodeException, decodeTaskMessage, encodeException, parseCeleryTime, type MessageOptions } from '../../src/protocol/codec.js';
 
 interface Vector {
   name: string;
@@ -27,7 +27,7 @@ function normalise(v: Vector): { properties: Record<string, unknown>; headers: R
 const taskVectors: Vector[] = [...fixtures.task_messages, ...fixtures.worker_publishes.filter((v) => v.name.startsWith('task_message'))];
 
 /** The send options a decoded request corresponds to, so re-encoding can be compared. */
-function optionsOf(raw: ReturnType<typeof normalise>): SendOptions & { origin: string } {
+function optionsOf(raw: ReturnType<typeof normalise>): MessageOptions & { origin: string } {
   const r = decodeTaskMessage(raw);
   const embed = r.embed;
   return {
@@ -131,6 +131,20 @@ describe('codec: captured Celery 5.2 task messages', () => {
   test('a pickle message is refused, never decoded', () => {
     const v = normalise(fixtures.task_messages[0]);
     assert.throws(() => decodeTaskMessage({ ...v, properties: { ...v.properties, content_type: 'application/x-python-serialize' }, body: '\u0080\u0004K\u0001.' }), { name: 'ProtocolError', code: 'asynx.protocol.contentType' });
+  });
+
+  test('a received message with a priority outside 0..255 is a ProtocolError; an absent priority is 0', () => {
+    const v = normalise(fixtures.task_messages[0]);
+    assert.throws(() => decodeTaskMessage({ ...v, properties: { ...v.properties, priority: 256 } }), { name: 'ProtocolError', code: 'asynx.protocol.badPriority' });
+    assert.throws(() => decodeTaskMessage({ ...v, properties: { ...v.properties, priority: -1 } }), { name: 'ProtocolError', code: 'asynx.protocol.badPriority' });
+    const { priority: _p, ...noPriority } = v.properties as Record<string, unknown>;
+    assert.equal(decodeTaskMessage({ ...v, properties: noPriority }).priority, 0);
+  });
+
+  test('message options that did not come through the call check (fields of a received message) fail as ProtocolError', () => {
+    assert.throws(() => buildTaskMessage('t', [], {}, { countdown: 'soon' as unknown as number }), { name: 'ProtocolError', code: 'asynx.protocol.badOption' });
+    assert.throws(() => buildTaskMessage('t', [], {}, { priority: 999 }), { name: 'ProtocolError', code: 'asynx.protocol.badPriority' });
+    assert.throws(() => buildTaskMessage('t', [], {}, { eta: new Date('nope') }), { name: 'ProtocolError', code: 'asynx.protocol.badTime' });
   });
 
   test('unknown headers (stamps, replaced_task_nesting) are tolerated', () => {
