@@ -14,7 +14,7 @@ import type { Transport } from '../transports/transport.js';
 import { registerHttpTask, type HttpDispatcher } from '../tasks/http.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
-import { checkCallOptions, type SendOptions } from './call-options.js';
+import { badCallOption, checkCallOptions, type SendOptions } from './call-options.js';
 import type { TaskContext } from './context.js';
 import { executeTask, type TaskDefinition } from './execute.js';
 import { AsyncResult } from './result.js';
@@ -164,7 +164,7 @@ export class Asynx {
   async send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: SendOptions): Promise<AsyncResult<R>> {
     if (!Array.isArray(args)) throw new UsageError('asynx.call.badArgs', `Task '${name}': args must be an array, got ${typeof args}`, { task: name });
     if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs)) throw new UsageError('asynx.call.badKwargs', `Task '${name}': kwargs must be an object`, { task: name });
-    if (typeof opts !== 'object' || opts === null) throw new UsageError('asynx.call.badOption', `Task '${name}': call options must be an object`, { task: name });
+    if (typeof opts !== 'object' || opts === null) throw badCallOption(name, 'options', opts, 'must be an object');
     const def = this.tasks.get(name);
     // Options given at the call are checked before anything connects: a bad one is the caller's UsageError.
     const merged = checkCallOptions(name, {

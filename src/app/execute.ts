@@ -1,10 +1,10 @@
 // Runs one task attempt: context, soft time limit, and the retry decision. Used by pool children and eager mode.
 
-import { MaxRetriesExceededError, Retry, SoftTimeLimitExceeded, UsageError } from '../errors.js';
+import { MaxRetriesExceededError, Retry, SoftTimeLimitExceeded } from '../errors.js';
 import { encodeException, tracebackOf } from '../protocol/codec.js';
 import type { EncodedException } from '../protocol/message.js';
 import { runWithContext, type RetryOptions, type TaskContext } from './context.js';
-import { backoffSeconds, matchesError, type ResolvedTaskOptions } from './task-options.js';
+import { backoffSeconds, badTaskOption, matchesError, type ResolvedTaskOptions } from './task-options.js';
 import { durationMs } from '../util/duration.js';
 
 /** A task's handler plus options, as registered in an app. */
@@ -48,7 +48,7 @@ function retryCountdownMs(task: string, value: unknown): number {
   try {
     return durationMs(value, 'countdown');
   } catch {
-    throw new UsageError('asynx.task.badOption', `Task '${task}': retry option countdown must be a duration: a number of seconds (30) or a string with a unit ('250ms', '30s'), got ${typeof value === 'string' ? `'${value}'` : String(value)}`, { task, option: 'countdown', value });
+    throw badTaskOption(task, 'countdown', value, "given to retry() must be a duration: a number of seconds (30) or a string with a unit ('250ms', '30s')");
   }
 }
 
@@ -76,7 +76,7 @@ export async function executeTask(def: TaskDefinition, input: ExecInput, hooks: 
     hostname: input.hostname,
     retry(ro: RetryOptions = {}): never {
       if (ro.maxRetries !== undefined && ro.maxRetries !== null && (!Number.isInteger(ro.maxRetries) || ro.maxRetries < 0)) {
-        throw new UsageError('asynx.task.badOption', `Task '${input.name}': retry option maxRetries must be an integer ≥ 0, got ${String(ro.maxRetries)}`, { task: input.name, taskId: input.id, option: 'maxRetries', value: ro.maxRetries });
+        throw badTaskOption(input.name, 'maxRetries', ro.maxRetries, 'given to retry() must be an integer ≥ 0');
       }
       // Checked before the retries decision, so a bad countdown fails the task whatever the count.
       const countdownMs = ro.countdown === undefined || ro.countdown === null ? null : retryCountdownMs(input.name, ro.countdown);

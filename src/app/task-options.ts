@@ -54,7 +54,8 @@ export interface ResolvedTaskOptions {
   priority: number;
 }
 
-function badOption(task: string, option: string, value: unknown, expected: string): UsageError {
+/** The error for a bad task option (at definition, or given to `ctx.retry()`): names the task, option and value. */
+export function badTaskOption(task: string, option: string, value: unknown, expected: string): UsageError {
   const shown = typeof value === 'string' ? `'${value}'` : String(value);
   return new UsageError('asynx.task.badOption', `Task '${task}': option ${option} ${expected}, got ${shown}`, { option, value, task });
 }
@@ -66,9 +67,9 @@ function seconds(task: string, option: string, value: Duration | undefined, dflt
   try {
     s = durationMs(value, option) / 1000;
   } catch {
-    throw badOption(task, option, value, "must be a duration: a number of seconds (30) or a string with a unit ('250ms', '30s', '5m')");
+    throw badTaskOption(task, option, value, "must be a duration: a number of seconds (30) or a string with a unit ('250ms', '30s', '5m')");
   }
-  if (positive && !(s > 0)) throw badOption(task, option, value, 'must be a positive duration');
+  if (positive && !(s > 0)) throw badTaskOption(task, option, value, 'must be a positive duration');
   return s;
 }
 
@@ -76,9 +77,9 @@ function seconds(task: string, option: string, value: Duration | undefined, dflt
 export function resolveTaskOptions(task: string, o: TaskOptions = {}): ResolvedTaskOptions {
   const backoff = o.retryBackoff === true ? 1 : o.retryBackoff === false || o.retryBackoff === undefined ? 0 : seconds(task, 'retryBackoff', o.retryBackoff, 0)!;
   const priority = o.priority ?? 0;
-  if (!Number.isInteger(priority) || priority < 0 || priority > 255) throw badOption(task, 'priority', priority, 'must be an integer 0..255');
+  if (!Number.isInteger(priority) || priority < 0 || priority > 255) throw badTaskOption(task, 'priority', priority, 'must be an integer 0..255');
   const maxRetries = o.maxRetries === undefined ? 3 : o.maxRetries;
-  if (maxRetries !== null && (!Number.isInteger(maxRetries) || maxRetries < 0)) throw badOption(task, 'maxRetries', maxRetries, 'must be an integer ≥ 0, or null for unlimited');
+  if (maxRetries !== null && (!Number.isInteger(maxRetries) || maxRetries < 0)) throw badTaskOption(task, 'maxRetries', maxRetries, 'must be an integer ≥ 0, or null for unlimited');
   return {
     maxRetries,
     defaultRetryDelay: seconds(task, 'defaultRetryDelay', o.defaultRetryDelay, 180)!,

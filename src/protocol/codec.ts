@@ -82,22 +82,26 @@ export function formatCeleryTime(ms: number): string {
 }
 
 /** Parses an ISO-8601 time (with or without offset; no offset means UTC) to epoch ms. */
+function badTime(option: string, value: unknown, problem: string): ProtocolError {
+  return new ProtocolError('asynx.protocol.badTime', `'${option}' ${problem}`, { option, value });
+}
+
 export function parseCeleryTime(value: string, header: string): number {
   let text = value.trim();
   // Python writes microseconds; Date.parse accepts only milliseconds.
   text = text.replace(/(\.\d{3})\d+/, '$1');
   if (!/(Z|[+-]\d\d:?\d\d)$/i.test(text)) text += 'Z';
   const ms = Date.parse(text);
-  if (Number.isNaN(ms)) throw new ProtocolError('asynx.protocol.badTime', `Header '${header}' is not an ISO-8601 time: ${JSON.stringify(value)}`, { option: header, value });
+  if (Number.isNaN(ms)) throw badTime(header, value, `is not an ISO-8601 time: ${JSON.stringify(value)}`);
   return ms;
 }
 
 function toMs(value: Date | string, what: string): number {
   if (value instanceof Date) {
-    if (Number.isNaN(value.getTime())) throw new ProtocolError('asynx.protocol.badTime', `'${what}' is an invalid Date`, { option: what, value: String(value) });
+    if (Number.isNaN(value.getTime())) throw badTime(what, String(value), 'is an invalid Date');
     return value.getTime();
   }
-  if (typeof value !== 'string') throw new ProtocolError('asynx.protocol.badTime', `'${what}' must be an ISO-8601 time, got ${typeof value}`, { option: what, value });
+  if (typeof value !== 'string') throw badTime(what, value, `must be an ISO-8601 time, got ${typeof value}`);
   return parseCeleryTime(value, what);
 }
 
