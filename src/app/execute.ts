@@ -2,7 +2,7 @@
 
 import { MaxRetriesExceededError, Retry, SoftTimeLimitExceeded } from '../errors.js';
 import { encodeException, tracebackOf } from '../protocol/codec.js';
-import type { EncodedException } from '../protocol/message.js';
+import type { EncodedError } from '../protocol/message.js';
 import { runWithContext, type RetryOptions, type TaskContext } from './context.js';
 import { backoffSeconds, badTaskOption, matchesError, type ResolvedTaskOptions } from './task-options.js';
 import { durationMs } from '../util/duration.js';
@@ -28,10 +28,7 @@ export interface ExecInput {
   softTimeLimit: number | null;
 }
 
-/** An exception in Celery's form plus the traceback text: travels over IPC and into results. */
-export interface EncodedError extends EncodedException {
-  traceback: string | null;
-}
+export type { EncodedError };
 
 /** The outcome of one attempt. */
 export type Outcome =

@@ -77,6 +77,11 @@ export interface EncodedException {
   exc_module: string;
 }
 
+/** An exception in Celery's form plus the traceback text: travels over IPC and into results. */
+export interface EncodedError extends EncodedException {
+  traceback: string | null;
+}
+
 /** A result body, as the rpc:// backend sends it and as the SQLite backend stores it. */
 export interface ResultBody {
   task_id: string;

@@ -1,6 +1,6 @@
 // Builds result bodies (Celery's rpc/backend form) for each state.
 
-import type { EncodedError } from '../app/execute.js';
+import type { EncodedError } from '../protocol/message.js';
 import type { ResultBody } from '../protocol/message.js';
 
 export function successBody(taskId: string, value: unknown): ResultBody {
