@@ -1,7 +1,6 @@
 // Builds result bodies (Celery's rpc/backend form) for each state.
 
-import type { EncodedError } from '../protocol/message.js';
-import type { ResultBody } from '../protocol/message.js';
+import type { EncodedError, ResultBody } from '../protocol/message.js';
 
 export function successBody(taskId: string, value: unknown): ResultBody {
   return { task_id: taskId, status: 'SUCCESS', result: value, traceback: null, children: [] };
