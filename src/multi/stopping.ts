@@ -32,7 +32,7 @@ function nodePid(t: Target): NodePid {
 export function findRunning(nodes: readonly MultiNode[], events: MultiEvents, mayClean: boolean): FindOutcome[] {
   return nodes.map((node) => {
     const seen = probeNode(node);
-    if (seen.kind === 'alive') return { node, target: { node, ref: { pid: seen.record.pid, startTime: seen.record.startTime } } };
+    if (seen.kind === 'alive') return { node, target: { node, ref: { pid: seen.record.pid, startTime: seen.record.startTime, node: node.name.full } } };
     if (seen.kind === 'stale') {
       const removed = mayClean && removeStaleFiles(node, seen.record);
       events.emit('node:stale', { node: node.name.full, pidfile: node.pidfile, pid: seen.record?.pid ?? null, reason: seen.reason, removed });
