@@ -5,7 +5,7 @@ import { AsynxError, ExitCode, UsageError } from '../errors.js';
 import { expandMultiTemplate } from '../process/placeholders.js';
 import { parseArgs, type ParsedArgs } from '../multi/args.js';
 import { banner, HELP, USAGE } from '../multi/help.js';
-import { formatCommand, planFromParsed, type MultiPlan } from '../multi/nodes.js';
+import { formatCommand, nodeCommand, planFromParsed, type MultiPlan } from '../multi/nodes.js';
 import { formatStatusTable, renderEvents } from '../multi/render.js';
 import { resolveSupervisorOptions, Supervisor } from '../multi/supervisor.js';
 
@@ -88,7 +88,7 @@ async function runCommand(command: string, rest: string[], io: CliIo, color: boo
     }
     case 'show': {
       const plan = planFromParsed(parsed, io.cwd);
-      for (const node of plan.nodes) io.stdout.write(`${formatCommand(node.command)}\n`);
+      for (const node of plan.nodes) io.stdout.write(`${formatCommand(nodeCommand(node))}\n`);
       return ExitCode.ok;
     }
     case 'get': {
@@ -99,7 +99,7 @@ async function runCommand(command: string, rest: string[], io: CliIo, color: boo
         io.stderr.write(`No node named ${wanted} among: ${plan.nodes.map((n) => n.name.full).join(', ') || '(none)'} (give the full name, name@host)\n`);
         return ExitCode.failure;
       }
-      io.stdout.write(`${formatCommand(node.command.slice(1))}\n`);
+      io.stdout.write(`${formatCommand(nodeCommand(node).slice(1))}\n`);
       return ExitCode.ok;
     }
     case 'expand': {

@@ -18,7 +18,7 @@ export function banner(): string {
 }
 
 /** The short usage text. */
-export const USAGE = `Usage: asynx multi start <nodes> [worker options] [-- worker args]
+export const USAGE = `Usage: asynx multi start <nodes> [worker options] [-- key=value ...]
        asynx multi stop|stopwait|kill <nodes> [-SIG] [--timeout=S] [--kill-after=S]
        asynx multi restart <nodes> [-SIG] [worker options] [--all-at-once]
        asynx multi status <nodes> [--json]
@@ -50,8 +50,8 @@ Examples:
   # Nodes 1-3 get 10 processes, node 4 gets 3 (range mode)
   $ asynx multi start 4 -A ./tasks.mjs -c 3 -c:1-3 10
 
-  # Debug logging for one node; everything after -- goes to every worker untouched
-  $ asynx multi start w1 w2 -A ./tasks.mjs --loglevel:w1=DEBUG -- --max-tasks-per-child=100
+  # Debug logging for one node; -- and what follows go to every worker untouched (its key=value overrides)
+  $ asynx multi start w1 w2 -A ./tasks.mjs --loglevel:w1=DEBUG -- prefetchMultiplier=2
 
   # Rolling restart (one node at a time, never zero consumers), then status
   $ asynx multi restart 3 -A ./tasks.mjs -c 4

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { removeStatus, readStatus } from '../process/status-file.js';
 import { isAlive } from '../process/proc.js';
 import type { StartResult } from './events.js';
-import type { MultiNode } from './nodes.js';
+import { nodeCommand, type MultiNode } from './nodes.js';
 import { probeNode, removeStaleFiles } from './probe.js';
 
 /** What {@link startNode} needs besides the node. */
@@ -159,8 +159,9 @@ export async function startNode(node: MultiNode, ctx: LaunchContext): Promise<St
   removeStatus(node.statusFile);
   const logOffset = fileSize(node.logfile);
 
-  ctx.onSpawn(node.command);
-  const launcher = await runLauncher(node.command, ctx, deadline);
+  const command = nodeCommand(node);
+  ctx.onSpawn(command);
+  const launcher = await runLauncher(command, ctx, deadline);
   if (launcher === null) return done('failed', null, `the launcher did not exit within ${ctx.startTimeoutMs / 1000}s (raise --start-timeout)`);
   if (launcher.code !== 0) return done('failed', launcher.workerPid, describeLauncherFailure(launcher));
 

@@ -1,7 +1,7 @@
 // The multi verbs on a compiled plan: start, stop, stopwait, restart, kill, status. Emits events; never prints.
 
 import { dirname } from 'node:path';
-import { parseDuration } from '../config.js';
+import { optionalDurationMs } from '../util/duration.js';
 import { MultiEvents, type NodePid, type StartResult } from './events.js';
 import { createNodeDirectories, startNode, type LaunchContext } from './launch.js';
 import { withDirectoryLock } from './lock.js';
@@ -51,17 +51,27 @@ export interface ResolvedSupervisorOptions {
   rolling: boolean;
 }
 
+/** How the duration options are named in error messages: CLI flags by default, API option names from code. */
+export interface DurationNames {
+  startTimeout: string;
+  timeout: string;
+  killAfter: string;
+}
+
+const CLI_DURATION_NAMES: DurationNames = { startTimeout: '--start-timeout', timeout: '--timeout', killAfter: '--kill-after' };
+
 /**
- * Resolves `--start-timeout` (default 30 s), `--timeout`, `--kill-after` (seconds, or `500ms`, `2m`) and the signal.
- * `--timeout` ends every wait; a `--kill-after` that is not shorter than it has no effect.
+ * Resolves `--start-timeout` (default 30 s), `--timeout`, `--kill-after` and the signal. Durations follow the one
+ * rule (src/util/duration.ts): a bare number is seconds, a string may carry a unit (`500ms`, `2m`); anything else
+ * is a usage error naming the option.
  */
-export function resolveSupervisorOptions(plan: MultiPlan, env: NodeJS.ProcessEnv): ResolvedSupervisorOptions {
+export function resolveSupervisorOptions(plan: MultiPlan, env: NodeJS.ProcessEnv, names: DurationNames = CLI_DURATION_NAMES): ResolvedSupervisorOptions {
   const s = plan.settings;
-  const timeoutMs = s.timeout === null ? null : parseDuration(s.timeout, '--timeout', 's');
-  const killAfterMs = s.killAfter === null ? null : parseDuration(s.killAfter, '--kill-after', 's');
+  const timeoutMs = optionalDurationMs(s.timeout, names.timeout);
+  const killAfterMs = optionalDurationMs(s.killAfter, names.killAfter);
   return {
     env,
-    startTimeoutMs: s.startTimeout === null ? 30_000 : parseDuration(s.startTimeout, '--start-timeout', 's'),
+    startTimeoutMs: optionalDurationMs(s.startTimeout, names.startTimeout) ?? 30_000,
     timeoutMs,
     killAfterMs,
     signal: plan.signal ?? 'SIGTERM',
