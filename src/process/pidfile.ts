@@ -62,8 +62,9 @@ function readText(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    throw new AsynxError('asynx.pidfile.unreadable', `Cannot read pidfile ${path} (${code ?? 'error'}): run as the user that started the node, or pass the --pidfile it was started with`, { cause: err, facts: { path, option: '--pidfile' } });
   }
 }
 
@@ -138,8 +139,9 @@ export function removeIfUnchanged(path: string, expected: PidfileRecord | null):
     unlinkSync(path);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return false;
+    throw new AsynxError('asynx.pidfile.unremovable', `Cannot remove stale pidfile ${path} (${code ?? 'error'}): remove it by hand, or run as a user that can write to ${dirname(path)}`, { exitCode: ExitCode.cantCreate, cause: err, facts: { path } });
   }
 }
 
