@@ -48,7 +48,9 @@ export interface MultiEventMap {
   'node:gone': NodePid;
   /** `--kill-after` ran out: KILL sent. */
   'node:escalate': NodePid & { afterMs: number };
-  /** `--timeout` ran out with nodes still alive. */
+  /** `--timeout` ran out before a later `--kill-after`: these nodes are still alive; KILL follows at `killAfterMs`. */
+  'wait:overdue': { nodes: NodePid[]; afterMs: number; killAfterMs: number };
+  /** The wait gave up (`--timeout`, or 10 s after a KILL that did not take) with nodes still alive. */
   'wait:timeout': { nodes: NodePid[]; afterMs: number };
   /** `restart`: one node's outcome. */
   'node:restart': StartResult & { previousPid: number | null };

@@ -41,7 +41,8 @@ Examples:
   # Three nodes asynx1..3 with 4 pool processes each, app in ./tasks.mjs
   $ asynx multi start 3 -A ./tasks.mjs -c 4
 
-  # The same nodes must be named again to stop them; wait for running tasks to finish
+  # The same nodes must be named again to stop them; wait for running tasks to finish, list the nodes
+  # still busy after 60 s, and KILL those still alive 90 s after the TERM (exit 0 once all are gone)
   $ asynx multi stopwait 3 --timeout=60 --kill-after=90
 
   # Named nodes; 10 processes for image, 2 for the others; queue 'img' only on image
@@ -64,6 +65,10 @@ Examples:
 Placeholders in option values: %n short name, %h node name (name@host), %d host, %p node name, %N short name,
 %% a literal %. %i and %I are expanded by each worker process: %I is '' in the main process and -1..-N in
 pool children, so --logfile=%n%I.log gives each pool process its own file.
+
+Durations (--timeout, --kill-after, --start-timeout): a bare number is seconds; 500ms, 30s, 2m, 1h also work.
+stopwait/restart: --kill-after=K sends KILL to the nodes still alive K after the signal and waits for them to
+go. --timeout=T alone gives up at T (exit 1); before a later --kill-after it only reports who is still alive.
 
 Exit status: 0 ok; 1 a node failed to start/restart, is still alive after --timeout, is not up (status) or
 is unknown (get); 64 usage error.

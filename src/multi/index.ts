@@ -79,9 +79,12 @@ export interface MultiOptions {
   passthrough?: string[];
   /** How long to wait for each node to report ready: seconds, or a string with a unit (`'500ms'`). @defaultValue 30 */
   startTimeout?: Duration;
-  /** stopwait/restart: give up waiting for a node to exit after this long (seconds, or `'2m'`). @defaultValue no limit */
+  /**
+   * stopwait/restart: give up waiting for a node to exit after this long (seconds, or `'2m'`); before a later
+   * `killAfter` it only reports the nodes still alive, and the wait goes on to the KILL. @defaultValue no limit
+   */
   timeout?: Duration;
-  /** stopwait/restart: KILL nodes still alive this long after the signal (seconds, or `'90s'`). @defaultValue never */
+  /** stopwait/restart: KILL nodes still alive this long after the signal (seconds, or `'90s'`), then wait for them to go. @defaultValue never */
   killAfter?: Duration;
   /** stop/stopwait/restart signal. @defaultValue `'SIGTERM'` */
   signal?: NodeJS.Signals | number;
