@@ -1,9 +1,10 @@
 // Starting one node: spawn `asynx worker --detach`, then wait (bounded) until its pidfile and status say it is up.
 
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { makeDirectory } from '../process/make-directory.js';
 import { removeStatus, readStatus } from '../process/status-file.js';
 import { isAlive } from '../process/proc.js';
 import type { StartResult } from './events.js';
@@ -30,7 +31,7 @@ export function createNodeDirectories(node: MultiNode): string | null {
   const wanted: Array<[string, string]> = [[dirname(node.pidfile), '--pidfile'], [dirname(node.logfile), '--logfile']];
   for (const [dir, flag] of wanted) {
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirectory(dir);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       return `cannot create directory ${dir} (${code}): create it with write access for this user, or pass ${flag}=<writable path>`;

@@ -4,7 +4,7 @@ import { dirname } from 'node:path';
 import { optionalDurationMs } from '../util/duration.js';
 import { MultiEvents, type NodePid, type StartResult } from './events.js';
 import { createNodeDirectories, startNode, type LaunchContext } from './launch.js';
-import { withDirectoryLock } from './lock.js';
+import { preparePidfileDirs, withDirectoryLock } from './lock.js';
 import type { MultiNode, MultiPlan } from './nodes.js';
 import { collectStatus, type NodeStatusRow } from './status.js';
 import { findRunning, killTarget, signalTarget, waitForExit, type Target } from './stopping.js';
@@ -122,6 +122,7 @@ export class Supervisor {
   /** Starts every node concurrently; results (and events) in node order. Already running nodes are left alone. */
   async start(): Promise<MultiResult<StartResult>> {
     const { nodes } = this.plan;
+    preparePidfileDirs(this.pidDirs);
     this.events.emit('start:begin', { count: nodes.length });
     const emit = inNodeOrder<StartResult>(nodes.length, (r) => this.events.emit('node:start', r));
     const dirProblems = nodes.map(createNodeDirectories);
@@ -214,8 +215,9 @@ export class Supervisor {
    * `--all-at-once`: signal every node, wait for all, start all (Celery's behaviour).
    */
   async restart(): Promise<MultiResult<RestartResult>> {
+    preparePidfileDirs(this.pidDirs);
     const results = await withDirectoryLock(this.pidDirs, this.lockWaitMs, async (locked) =>
-      this.options.rolling ? this.restartRolling(locked) : this.restartAllAtOnce(locked));
+      this.options.rolling ? this.restartRolling(locked) : this.restartAllAtOnce(locked), { mustWrite: true });
     return { ok: results.every((r) => r.outcome !== 'failed'), nodes: results };
   }
 
