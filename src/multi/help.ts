@@ -21,7 +21,7 @@ export function banner(): string {
 export const USAGE = `Usage: asynx multi start <nodes> [worker options] [-- key=value ...]
        asynx multi stop|stopwait|kill <nodes> [-SIG] [--timeout=S] [--kill-after=S]
        asynx multi restart <nodes> [-SIG] [worker options] [--all-at-once]
-       asynx multi status <nodes> [--json]
+       asynx multi status [<nodes>] [--pidfile=...] [--json]   (no nodes: those with a pidfile there)
        asynx multi show|names <nodes> [worker options]
        asynx multi get <node@host> <nodes> [worker options]
        asynx multi expand <template> <nodes>

@@ -27,7 +27,8 @@ import type { Duration } from '../util/duration.js';
 import { parseArgs, parseSignalToken, type ParsedArgs, type RawOption } from './args.js';
 import type { MultiListeners, StartResult } from './events.js';
 import { planFromParsed, type MultiPlan } from './nodes.js';
-import { renderEvents } from './render.js';
+import { formatStatusTable, renderEvents } from './render.js';
+import { discoverNodes } from './discover.js';
 import type { NodeStatusRow } from './status.js';
 import { resolveSupervisorOptions, Supervisor, type MultiResult, type RestartResult, type StopResult, type StopWaitResult } from './supervisor.js';
 
@@ -190,7 +191,10 @@ export function planFromOptions(nodes: MultiNodes, opts: MultiOptions = {}): Mul
 }
 
 function supervisorFor(nodes: MultiNodes, opts: MultiOptions): Supervisor {
-  const plan = planFromOptions(nodes, opts);
+  return supervisorForPlan(planFromOptions(nodes, opts), opts);
+}
+
+function supervisorForPlan(plan: MultiPlan, opts: MultiOptions): Supervisor {
   const sup = new Supervisor(plan, resolveSupervisorOptions(plan, opts.env ?? process.env, API_DURATION_NAMES));
   if (opts.on !== undefined) sup.events.listen(opts.on);
   if (opts.output !== undefined) renderEvents(sup.events, { out: opts.output, color: opts.color ?? false });
@@ -227,9 +231,18 @@ function kill(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<S
   return supervisorFor(nodes, opts).kill();
 }
 
-/** One row a node: state, pid, uptime, CPU, RSS, pool, tasks. `ok` only when every node is up. */
-function status(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<NodeStatusRow>> {
-  return supervisorFor(nodes, opts).status();
+/**
+ * One row a node: state, pid, uptime, CPU, RSS, pool, tasks. `ok` only when every node is up. An empty node list
+ * (`[]`) lists the nodes whose pidfiles are in the `pidfile` template's directory. With `output`, the status table
+ * is printed there too.
+ */
+async function status(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<NodeStatusRow>> {
+  const parsed = parsedFromOptions(nodes, opts);
+  const cwd = opts.cwd ?? process.cwd();
+  if (parsed.positionals.length === 0) parsed.positionals.push(...discoverNodes(parsed, cwd).names);
+  const result = await supervisorForPlan(planFromParsed(parsed, cwd), opts).status();
+  opts.output?.write(formatStatusTable(result.nodes, opts.color ?? false));
+  return result;
 }
 
 /** The pidfile directories the nodes use (what `multi` locks), for host projects that clean up. */

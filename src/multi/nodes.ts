@@ -79,7 +79,8 @@ export function asynxBin(): string {
   return fileURLToPath(new URL('../../bin/asynx', import.meta.url));
 }
 
-function hostPart(settings: MultiSettings): string {
+/** The host part of plain node names: `--suffix`, else `--hostname`, else the OS host name. */
+export function hostPart(settings: MultiSettings): string {
   if (settings.suffix !== null) return settings.suffix === '""' || settings.suffix === "''" ? '' : settings.suffix;
   return settings.hostname ?? osHostname();
 }
