@@ -7,7 +7,7 @@ import { createNodeDirectories, startNode, type LaunchContext } from './launch.j
 import { preparePidfileDirs, withDirectoryLock } from './lock.js';
 import type { MultiNode, MultiPlan } from './nodes.js';
 import { collectStatus, type NodeStatusRow } from './status.js';
-import { findRunning, killTarget, signalTarget, waitForExit, type Target } from './stopping.js';
+import { findRunning, killTarget, signalTarget, waitForExit, waitLimitMs, type Target } from './stopping.js';
 import { stillRunning } from './probe.js';
 
 /** Per-node results plus the overall verdict (`ok` false → exit 1). */
@@ -105,7 +105,7 @@ export class Supervisor {
 
   /** How long a verb waits for another multi's lock: long enough for that multi to start or stop every node. */
   private get lockWaitMs(): number {
-    const per = this.options.startTimeoutMs + (this.options.timeoutMs ?? 60_000);
+    const per = this.options.startTimeoutMs + (waitLimitMs(this.options.timeoutMs, this.options.killAfterMs) ?? 60_000);
     return Math.max(60_000, per * Math.max(1, this.plan.nodes.length));
   }
 
