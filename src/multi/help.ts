@@ -71,5 +71,5 @@ stopwait/restart: --kill-after=K sends KILL to the nodes still alive K after the
 go. --timeout=T alone gives up at T (exit 1); before a later --kill-after it only reports who is still alive.
 
 Exit status: 0 ok; 1 a node failed to start/restart, is still alive after --timeout, is not up (status) or
-is unknown (get); 64 usage error.
+is unknown (get); 64 usage error; 73 the pidfile directory cannot be created or written (start, restart).
 `;

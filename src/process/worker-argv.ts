@@ -33,7 +33,8 @@ export function parseWorkerArgv(argv: readonly string[]): WorkerArgv | null {
   const program = args.findIndex((a) => basename(a).includes('asynx'));
   if (program === -1) return null;
   const worker = args.indexOf('worker', program + 1);
-  if (worker === -1) return null;
+  // `asynx multi start worker` names a node `worker`: that is multi, not a worker
+  if (worker === -1 || args.slice(program + 1, worker).includes('multi')) return null;
   let hostname = 'asynx@%h';
   let logfile: string | null = null;
   let pidfile: string | null = null;

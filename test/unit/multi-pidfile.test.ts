@@ -110,6 +110,7 @@ test('worker command lines: node from -n/--hostname (default asynx@%h), logfile,
   assert.equal(parseWorkerArgv(['node', bin, 'worker', '-n', 'a@h', '--', '-n', 'b@h'])?.node, 'a@h');
   assert.equal(parseWorkerArgv(['sleep', '30']), null);
   assert.equal(parseWorkerArgv(['node', bin, 'multi', 'start', 'w1']), null);
+  assert.equal(parseWorkerArgv(['node', bin, 'multi', 'start', 'worker']), null);
   assert.equal(parseWorkerArgv(['node', '/srv/other/worker.js', 'worker']), null);
   assert.ok(isWorkerArgvFor(['node', bin, 'worker', '-n', 'w1@h'], 'w1@h'));
   assert.ok(!isWorkerArgvFor(['node', bin, 'worker', '-n', 'w1@h'], 'w2@h'));
