@@ -31,7 +31,11 @@ export interface MultiEventMap {
   /** `start`: one node's outcome. */
   'node:start': StartResult;
   /** A pidfile whose pid is dead or reused was found (and removed unless another multi holds the lock). */
-  'node:stale': { node: string; pidfile: string; pid: number | null; reason: string; removed: boolean };
+  'node:stale': {
+    node: string; pidfile: string; pid: number | null; reason: string; removed: boolean;
+    /** stop/stopwait/kill/restart: the pid was about to be signalled and was not (it is not this node). */
+    notSignalled?: boolean;
+  };
   /** `stop`/`stopwait`/`kill`/`restart`: the node has no live pid. */
   'node:down': { node: string };
   /** `stop`: at least one node will be signalled (`> Stopping nodes...`). */

@@ -56,7 +56,8 @@ export function renderEvents(events: MultiEvents, opts: RenderOptions): void {
   });
   events.on('node:stale', (e) => {
     const what = e.removed ? 'stale pidfile removed' : 'stale pidfile (left in place: another asynx multi holds the lock)';
-    write(`> ${e.node}: ${c.yellow(what)} (${e.reason}: ${e.pidfile})\n`);
+    const untouched = e.notSignalled === true && e.pid !== null ? `; pid ${e.pid} not signalled` : '';
+    write(`> ${e.node}: ${c.yellow(what)} (${e.reason}: ${e.pidfile})${untouched}\n`);
   });
   events.on('node:down', (e) => write(`> ${e.node}: ${c.magenta('DOWN')}\n`));
   events.on('stop:begin', () => write(`${c.blue('> Stopping nodes...')}\n`));

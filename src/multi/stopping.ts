@@ -1,7 +1,7 @@
 // Signalling nodes and waiting for them to exit: stop, stopwait (timeout, kill-after), kill (spec §9.2–9.4).
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childPidsOf, readProcStat } from '../process/proc.js';
+import { childPidsOf, isAlive, readProcStat } from '../process/proc.js';
 import { readStatus } from '../process/status-file.js';
 import type { MultiEvents, NodePid } from './events.js';
 import type { MultiNode } from './nodes.js';
@@ -35,7 +35,8 @@ export function findRunning(nodes: readonly MultiNode[], events: MultiEvents, ma
     if (seen.kind === 'alive') return { node, target: { node, ref: { pid: seen.record.pid, startTime: seen.record.startTime, node: node.name.full } } };
     if (seen.kind === 'stale') {
       const removed = mayClean && removeStaleFiles(node, seen.record);
-      events.emit('node:stale', { node: node.name.full, pidfile: node.pidfile, pid: seen.record?.pid ?? null, reason: seen.reason, removed });
+      const alive = seen.record !== null && isAlive(seen.record.pid);
+      events.emit('node:stale', { node: node.name.full, pidfile: node.pidfile, pid: seen.record?.pid ?? null, reason: seen.reason, removed, ...(alive ? { notSignalled: true } : {}) });
     }
     events.emit('node:down', { node: node.name.full });
     return { node, target: null, ...(seen.kind === 'invalid' ? { problem: seen.reason } : {}) };

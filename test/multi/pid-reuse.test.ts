@@ -19,7 +19,7 @@ test('a bare pidfile naming a live `sleep`: status stale; stop/stopwait/kill nev
   p.track(sleepPid);
   mkdirSync(p.runDir, { recursive: true });
   const plant = (): void => writeFileSync(join(p.runDir, 'asynx2.pid'), `${sleepPid}\n`);
-  const stale = new RegExp(`> asynx2@${H}: stale pidfile removed \\(pid ${sleepPid} is 'sleep 60', not an asynx worker: \\S+asynx2\\.pid\\)\\n> asynx2@${H}: DOWN\\n`);
+  const stale = new RegExp(`> asynx2@${H}: stale pidfile removed \\(pid ${sleepPid} is 'sleep 60', not an asynx worker: \\S+asynx2\\.pid\\); pid ${sleepPid} not signalled\\n> asynx2@${H}: DOWN\\n`);
 
   plant();
   const status = await p.multi(['status', 'asynx2']);
