@@ -4,7 +4,7 @@ import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { userInfo } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ExitCode, UsageError, isAsynxError } from '../errors.js';
+import { AsynxError, ExitCode, UsageError, isAsynxError } from '../errors.js';
 import { asynxBin, planMulti } from '../multi/nodes.js';
 import type { CliIo } from './multi.js';
 
@@ -186,6 +186,10 @@ export async function runInitCli(argv: string[], io: CliIo): Promise<number> {
       io.stderr.write(`Error: ${err.message}\n`);
       return err.exitCode;
     }
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === undefined) throw err;
+    const failed = new AsynxError('asynx.init.unwritable', `${(err as Error).message}: pass --out=<writable path>, or run as a user that can write there`, { exitCode: ExitCode.cantCreate, cause: err });
+    io.stderr.write(`Error: ${failed.message}\n`);
+    return failed.exitCode;
   }
 }

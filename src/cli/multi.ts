@@ -4,8 +4,9 @@ import { Chalk } from 'chalk';
 import { AsynxError, ExitCode, UsageError } from '../errors.js';
 import { expandMultiTemplate } from '../process/placeholders.js';
 import { parseArgs, type ParsedArgs } from '../multi/args.js';
+import { discoverNodes } from '../multi/discover.js';
 import { banner, HELP, USAGE } from '../multi/help.js';
-import { formatCommand, planFromParsed, type MultiPlan } from '../multi/nodes.js';
+import { formatCommand, nodeCommand, planFromParsed, type MultiPlan } from '../multi/nodes.js';
 import { formatStatusTable, renderEvents } from '../multi/render.js';
 import { resolveSupervisorOptions, Supervisor } from '../multi/supervisor.js';
 
@@ -88,7 +89,7 @@ async function runCommand(command: string, rest: string[], io: CliIo, color: boo
     }
     case 'show': {
       const plan = planFromParsed(parsed, io.cwd);
-      for (const node of plan.nodes) io.stdout.write(`${formatCommand(node.command)}\n`);
+      for (const node of plan.nodes) io.stdout.write(`${formatCommand(nodeCommand(node))}\n`);
       return ExitCode.ok;
     }
     case 'get': {
@@ -99,7 +100,7 @@ async function runCommand(command: string, rest: string[], io: CliIo, color: boo
         io.stderr.write(`No node named ${wanted} among: ${plan.nodes.map((n) => n.name.full).join(', ') || '(none)'} (give the full name, name@host)\n`);
         return ExitCode.failure;
       }
-      io.stdout.write(`${formatCommand(node.command.slice(1))}\n`);
+      io.stdout.write(`${formatCommand(nodeCommand(node).slice(1))}\n`);
       return ExitCode.ok;
     }
     case 'expand': {
@@ -108,9 +109,21 @@ async function runCommand(command: string, rest: string[], io: CliIo, color: boo
       for (const node of plan.nodes) io.stdout.write(`${expandMultiTemplate(template, node.name)}\n`);
       return ExitCode.ok;
     }
+    case 'status': {
+      if (parsed.positionals.length > 0) break;
+      // No names: list the nodes whose pidfiles are in the --pidfile directory (as `pm2 ls`).
+      const found = discoverNodes(parsed, io.cwd);
+      if (found.names.length === 0) {
+        io.stdout.write(settings.json ? '[]\n' : `No nodes: no pidfiles in ${found.dir} (name the nodes, or pass the --pidfile they were started with)\n`);
+        return ExitCode.ok;
+      }
+      parsed.positionals.push(...found.names);
+      break;
+    }
     default:
-      return runVerb(command, planFromParsed(parsed, io.cwd), io, color, settings.quiet, settings.nosplash || settings.quiet, settings.verbose, settings.json);
+      break;
   }
+  return runVerb(command, planFromParsed(parsed, io.cwd), io, color, settings.quiet, settings.nosplash || settings.quiet, settings.verbose, settings.json);
 }
 
 async function runVerb(command: string, plan: MultiPlan, io: CliIo, color: boolean, quiet: boolean, noBanner: boolean, verbose: boolean, json: boolean): Promise<number> {

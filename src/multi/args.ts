@@ -2,6 +2,7 @@
 
 import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
+import type { Duration } from '../util/duration.js';
 
 /** One option as written: `-c 4` (short), `--loglevel=DEBUG` (long), `--flag` (value null). */
 export interface RawOption {
@@ -22,9 +23,10 @@ export interface MultiSettings {
   cmd: string | null;
   append: string | null;
   executable: string | null;
-  startTimeout: string | null;
-  timeout: string | null;
-  killAfter: string | null;
+  /** Durations as written: a bare number (or numeric string) is seconds; resolved by the supervisor. */
+  startTimeout: Duration | null;
+  timeout: Duration | null;
+  killAfter: Duration | null;
   rolling: boolean;
   allAtOnce: boolean;
   json: boolean;
@@ -39,7 +41,7 @@ export interface ParsedArgs {
   positionals: string[];
   /** Worker options in the order written, namespaced ones included. */
   options: RawOption[];
-  /** Everything after `--`, appended verbatim (not %-expanded) to every worker command line. */
+  /** Everything after `--` (without it), given verbatim (not %-expanded) to every worker after a `--`. */
   passthrough: string[];
   /** Signal named by a `-INT` / `-SIGINT` / `-9` token, e.g. `SIGINT`; null when none was given. */
   signal: NodeJS.Signals | null;
@@ -120,8 +122,8 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const token = tokens[i] as string;
     const next = tokens[i + 1];
     if (token === '--') {
-      // The rest goes to every worker as its own arguments: `--` itself is not forwarded, since the
-      // worker would read what follows it as positional arguments rather than options.
+      // The rest goes to every worker verbatim; the command line renders it after its own `--` (nodeCommand),
+      // as `celery multi` does, so the worker reads it as its `key=value` overrides.
       passthrough = tokens.slice(i + 1);
       break;
     }

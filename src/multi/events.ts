@@ -31,7 +31,11 @@ export interface MultiEventMap {
   /** `start`: one node's outcome. */
   'node:start': StartResult;
   /** A pidfile whose pid is dead or reused was found (and removed unless another multi holds the lock). */
-  'node:stale': { node: string; pidfile: string; pid: number | null; reason: string; removed: boolean };
+  'node:stale': {
+    node: string; pidfile: string; pid: number | null; reason: string; removed: boolean;
+    /** stop/stopwait/kill/restart: the pid was about to be signalled and was not (it is not this node). */
+    notSignalled?: boolean;
+  };
   /** `stop`/`stopwait`/`kill`/`restart`: the node has no live pid. */
   'node:down': { node: string };
   /** `stop`: at least one node will be signalled (`> Stopping nodes...`). */
@@ -48,7 +52,9 @@ export interface MultiEventMap {
   'node:gone': NodePid;
   /** `--kill-after` ran out: KILL sent. */
   'node:escalate': NodePid & { afterMs: number };
-  /** `--timeout` ran out with nodes still alive. */
+  /** `--timeout` ran out before a later `--kill-after`: these nodes are still alive; KILL follows at `killAfterMs`. */
+  'wait:overdue': { nodes: NodePid[]; afterMs: number; killAfterMs: number };
+  /** The wait gave up (`--timeout`, or 10 s after a KILL that did not take) with nodes still alive. */
   'wait:timeout': { nodes: NodePid[]; afterMs: number };
   /** `restart`: one node's outcome. */
   'node:restart': StartResult & { previousPid: number | null };

@@ -22,9 +22,13 @@
  */
 
 import { dirname } from 'node:path';
+import { UsageError } from '../errors.js';
+import type { Duration } from '../util/duration.js';
+import { parseArgs, parseSignalToken, type ParsedArgs, type RawOption } from './args.js';
 import type { MultiListeners, StartResult } from './events.js';
-import { planMulti } from './nodes.js';
-import { renderEvents } from './render.js';
+import { planFromParsed, type MultiPlan } from './nodes.js';
+import { formatStatusTable, renderEvents } from './render.js';
+import { discoverNodes } from './discover.js';
 import type { NodeStatusRow } from './status.js';
 import { resolveSupervisorOptions, Supervisor, type MultiResult, type RestartResult, type StopResult, type StopWaitResult } from './supervisor.js';
 
@@ -74,12 +78,15 @@ export interface MultiOptions {
   extraArgs?: string[];
   /** Passed verbatim after `--` to every worker. */
   passthrough?: string[];
-  /** Seconds (or `'30s'`) to wait for each node to report ready. @defaultValue 30 */
-  startTimeout?: number | string;
-  /** stopwait/restart: give up waiting for a node to exit after this long. @defaultValue no limit */
-  timeout?: number | string;
-  /** stopwait/restart: KILL nodes still alive after this long. @defaultValue never */
-  killAfter?: number | string;
+  /** How long to wait for each node to report ready: seconds, or a string with a unit (`'500ms'`). @defaultValue 30 */
+  startTimeout?: Duration;
+  /**
+   * stopwait/restart: give up waiting for a node to exit after this long (seconds, or `'2m'`); before a later
+   * `killAfter` it only reports the nodes still alive, and the wait goes on to the KILL. @defaultValue no limit
+   */
+  timeout?: Duration;
+  /** stopwait/restart: KILL nodes still alive this long after the signal (seconds, or `'90s'`), then wait for them to go. @defaultValue never */
+  killAfter?: Duration;
   /** stop/stopwait/restart signal. @defaultValue `'SIGTERM'` */
   signal?: NodeJS.Signals | number;
   /** restart one node at a time (false: Celery's all at once). @defaultValue true */
@@ -95,19 +102,15 @@ export interface MultiOptions {
 /** Nodes: a count (`3` → asynx1..3) or names (`['w1', 'w2', 'img@host']`). */
 export type MultiNodes = number | readonly string[];
 
-function durationArg(value: number | string): string {
-  return typeof value === 'number' ? String(value) : value;
-}
-
-/** Translates nodes + options into multi's argv, so the API and the CLI share one grammar. */
-export function multiArgv(nodes: MultiNodes, opts: MultiOptions = {}): string[] {
-  const argv: string[] = typeof nodes === 'number' ? [String(nodes)] : [...nodes];
-  const long = (key: string, value: string | undefined): void => {
-    if (value !== undefined) argv.push(`--${key}=${value}`);
+/** The worker options of {@link MultiOptions} as grammar options, in the order `multiArgv` writes them. */
+function workerOptions(opts: MultiOptions): RawOption[] {
+  const out: RawOption[] = [];
+  const long = (key: string, value: string | undefined, namespace: string | null = null): void => {
+    if (value !== undefined) out.push({ key: `--${key}`, value, short: false, namespace });
   };
   long('app', opts.app);
   if (typeof opts.concurrency === 'number') long('concurrency', String(opts.concurrency));
-  else if (opts.concurrency !== undefined) for (const [ns, n] of Object.entries(opts.concurrency)) argv.push(`--concurrency:${ns}=${n}`);
+  else if (opts.concurrency !== undefined) for (const [ns, n] of Object.entries(opts.concurrency)) long('concurrency', String(n), ns);
   long('queues', Array.isArray(opts.queues) ? opts.queues.join(',') : (opts.queues as string | undefined));
   long('loglevel', opts.loglevel);
   long('broker', opts.broker);
@@ -115,24 +118,84 @@ export function multiArgv(nodes: MultiNodes, opts: MultiOptions = {}): string[] 
   long('config', opts.config);
   long('pidfile', opts.pidfile);
   long('logfile', opts.logfile);
+  return out;
+}
+
+function signalOf(signal: NodeJS.Signals | number | undefined): NodeJS.Signals | null {
+  if (signal === undefined) return null;
+  const parsed = parseSignalToken(typeof signal === 'number' ? `-${signal}` : `-${signal.replace(/^SIG/, '')}`);
+  if (parsed === null) throw new UsageError('asynx.multi.badSignal', `Option signal: ${String(signal)} is not a signal: use a name like 'SIGTERM' or a number like 15`, { option: 'signal', value: String(signal) });
+  return parsed;
+}
+
+/**
+ * Nodes + options → the parsed form the plan is built from, directly (no argv round trip). `extraArgs` are in
+ * multi's grammar and parsed once; typed options come first, then the extra ones, as {@link multiArgv} writes them.
+ */
+function parsedFromOptions(nodes: MultiNodes, opts: MultiOptions): ParsedArgs {
+  const extra = parseArgs(opts.extraArgs ?? []);
+  const s = extra.settings;
+  const pick = <T>(typed: T | undefined, fromExtra: T): T => (typed === undefined ? fromExtra : typed);
+  return {
+    positionals: [...(typeof nodes === 'number' ? [String(nodes)] : nodes), ...extra.positionals],
+    options: [...workerOptions(opts), ...extra.options],
+    passthrough: opts.passthrough !== undefined && opts.passthrough.length > 0 ? [...opts.passthrough] : extra.passthrough,
+    signal: signalOf(opts.signal) ?? extra.signal,
+    settings: {
+      ...s,
+      hostname: pick(opts.hostname, s.hostname),
+      prefix: pick(opts.prefix, s.prefix),
+      suffix: pick(opts.suffix, s.suffix),
+      rangePrefix: pick(opts.rangePrefix, s.rangePrefix),
+      executable: pick(opts.executable, s.executable),
+      startTimeout: pick(opts.startTimeout, s.startTimeout),
+      timeout: pick(opts.timeout, s.timeout),
+      killAfter: pick(opts.killAfter, s.killAfter),
+      allAtOnce: opts.rolling === false || s.allAtOnce,
+    },
+  };
+}
+
+/** The API's names for the duration options, used in its error messages. */
+const API_DURATION_NAMES = { startTimeout: 'startTimeout', timeout: 'timeout', killAfter: 'killAfter' } as const;
+
+/**
+ * The `asynx multi` arguments equivalent to nodes + options: for showing or running the same nodes from a shell
+ * (both share one grammar, so they interoperate). The API itself does not go through this argv.
+ */
+export function multiArgv(nodes: MultiNodes, opts: MultiOptions = {}): string[] {
+  const argv: string[] = typeof nodes === 'number' ? [String(nodes)] : [...nodes];
+  for (const o of workerOptions(opts)) argv.push(`${o.key}${o.namespace === null ? '' : `:${o.namespace}`}=${o.value ?? ''}`);
+  const long = (key: string, value: string | number | undefined): void => {
+    if (value !== undefined) argv.push(`--${key}=${value}`);
+  };
   long('hostname', opts.hostname);
   long('prefix', opts.prefix);
   long('suffix', opts.suffix);
   long('range-prefix', opts.rangePrefix);
   long('executable', opts.executable);
-  if (opts.startTimeout !== undefined) long('start-timeout', durationArg(opts.startTimeout));
-  if (opts.timeout !== undefined) long('timeout', durationArg(opts.timeout));
-  if (opts.killAfter !== undefined) long('kill-after', durationArg(opts.killAfter));
-  if (opts.signal !== undefined) argv.push(typeof opts.signal === 'number' ? `-${opts.signal}` : `-${opts.signal.replace(/^SIG/, '')}`);
+  long('start-timeout', opts.startTimeout);
+  long('timeout', opts.timeout);
+  long('kill-after', opts.killAfter);
+  const signal = signalOf(opts.signal);
+  if (signal !== null) argv.push(`-${signal.replace(/^SIG/, '')}`);
   if (opts.rolling === false) argv.push('--all-at-once');
   argv.push(...(opts.extraArgs ?? []));
   if (opts.passthrough !== undefined && opts.passthrough.length > 0) argv.push('--', ...opts.passthrough);
   return argv;
 }
 
+/** The typed plan for nodes + options (what the functions below run). */
+export function planFromOptions(nodes: MultiNodes, opts: MultiOptions = {}): MultiPlan {
+  return planFromParsed(parsedFromOptions(nodes, opts), opts.cwd ?? process.cwd());
+}
+
 function supervisorFor(nodes: MultiNodes, opts: MultiOptions): Supervisor {
-  const plan = planMulti(multiArgv(nodes, opts), opts.cwd ?? process.cwd());
-  const sup = new Supervisor(plan, resolveSupervisorOptions(plan, opts.env ?? process.env));
+  return supervisorForPlan(planFromOptions(nodes, opts), opts);
+}
+
+function supervisorForPlan(plan: MultiPlan, opts: MultiOptions): Supervisor {
+  const sup = new Supervisor(plan, resolveSupervisorOptions(plan, opts.env ?? process.env, API_DURATION_NAMES));
   if (opts.on !== undefined) sup.events.listen(opts.on);
   if (opts.output !== undefined) renderEvents(sup.events, { out: opts.output, color: opts.color ?? false });
   return sup;
@@ -168,14 +231,23 @@ function kill(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<S
   return supervisorFor(nodes, opts).kill();
 }
 
-/** One row a node: state, pid, uptime, CPU, RSS, pool, tasks. `ok` only when every node is up. */
-function status(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<NodeStatusRow>> {
-  return supervisorFor(nodes, opts).status();
+/**
+ * One row a node: state, pid, uptime, CPU, RSS, pool, tasks. `ok` only when every node is up. An empty node list
+ * (`[]`) lists the nodes whose pidfiles are in the `pidfile` template's directory. With `output`, the status table
+ * is printed there too.
+ */
+async function status(nodes: MultiNodes, opts: MultiOptions = {}): Promise<MultiResult<NodeStatusRow>> {
+  const parsed = parsedFromOptions(nodes, opts);
+  const cwd = opts.cwd ?? process.cwd();
+  if (parsed.positionals.length === 0) parsed.positionals.push(...discoverNodes(parsed, cwd).names);
+  const result = await supervisorForPlan(planFromParsed(parsed, cwd), opts).status();
+  opts.output?.write(formatStatusTable(result.nodes, opts.color ?? false));
+  return result;
 }
 
 /** The pidfile directories the nodes use (what `multi` locks), for host projects that clean up. */
 function pidfileDirs(nodes: MultiNodes, opts: MultiOptions = {}): string[] {
-  const plan = planMulti(multiArgv(nodes, opts), opts.cwd ?? process.cwd());
+  const plan = planFromOptions(nodes, opts);
   return [...new Set(plan.nodes.map((n) => dirname(n.pidfile)))];
 }
 

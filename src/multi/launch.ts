@@ -1,13 +1,14 @@
 // Starting one node: spawn `asynx worker --detach`, then wait (bounded) until its pidfile and status say it is up.
 
 import { spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { makeDirectory } from '../process/make-directory.js';
 import { removeStatus, readStatus } from '../process/status-file.js';
 import { isAlive } from '../process/proc.js';
 import type { StartResult } from './events.js';
-import type { MultiNode } from './nodes.js';
+import { nodeCommand, type MultiNode } from './nodes.js';
 import { probeNode, removeStaleFiles } from './probe.js';
 
 /** What {@link startNode} needs besides the node. */
@@ -30,7 +31,7 @@ export function createNodeDirectories(node: MultiNode): string | null {
   const wanted: Array<[string, string]> = [[dirname(node.pidfile), '--pidfile'], [dirname(node.logfile), '--logfile']];
   for (const [dir, flag] of wanted) {
     try {
-      mkdirSync(dir, { recursive: true });
+      makeDirectory(dir);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
       return `cannot create directory ${dir} (${code}): create it with write access for this user, or pass ${flag}=<writable path>`;
@@ -159,8 +160,9 @@ export async function startNode(node: MultiNode, ctx: LaunchContext): Promise<St
   removeStatus(node.statusFile);
   const logOffset = fileSize(node.logfile);
 
-  ctx.onSpawn(node.command);
-  const launcher = await runLauncher(node.command, ctx, deadline);
+  const command = nodeCommand(node);
+  ctx.onSpawn(command);
+  const launcher = await runLauncher(command, ctx, deadline);
   if (launcher === null) return done('failed', null, `the launcher did not exit within ${ctx.startTimeoutMs / 1000}s (raise --start-timeout)`);
   if (launcher.code !== 0) return done('failed', launcher.workerPid, describeLauncherFailure(launcher));
 

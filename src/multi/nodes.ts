@@ -20,13 +20,24 @@ export interface WorkerOption {
   short: boolean;
 }
 
-/** One node: its name, its paths and its worker command line. */
+/** How a node's worker is launched: the program and the words around the options. */
+export interface LaunchCommand {
+  /** `--executable`, else the node binary running multi. */
+  executable: string;
+  /** `bin/asynx worker --detach`, or the words of `--cmd`. */
+  base: string[];
+  /** The words of `--append` (after the options, before `--`). */
+  append: string[];
+}
+
+/**
+ * One node, typed: its name, its paths, the worker options it gets, and its passthrough. Built once from the
+ * grammar; the argv is rendered from it only to spawn or show the node ({@link nodeCommand}).
+ */
 export interface MultiNode {
   /** 1-based position in the node list. */
   index: number;
   name: NodeName;
-  /** Worker options in order: user options (per-node values in place), then the pidfile/logfile defaults. */
-  options: WorkerOption[];
   /** `--pidfile` value as passed to the worker (`%n…` expanded, `%i/%I/%%` kept). */
   pidfileArg: string;
   /** Absolute pidfile path of the node's main process. */
@@ -37,8 +48,20 @@ export interface MultiNode {
   logfile: string;
   /** Absolute path of the node's status file. */
   statusFile: string;
-  /** The command that starts the node: executable first. */
-  command: string[];
+  /** `-c` / `--concurrency` for this node (per-node value merged), null when not given. */
+  concurrency: string | null;
+  /** `-Q` / `--queues` for this node, null when not given. */
+  queues: string | null;
+  /** `-l` / `--loglevel` for this node, null when not given. */
+  loglevel: string | null;
+  /**
+   * Every worker option in order: user options (per-node values in place; concurrency, queues and loglevel
+   * included, as written), then `-n` and the pidfile/logfile defaults.
+   */
+  options: WorkerOption[];
+  /** What followed `--`: given to the worker after its own `--`, verbatim (not %-expanded). */
+  passthrough: string[];
+  launch: LaunchCommand;
 }
 
 /** Everything a multi command needs, compiled once from argv. */
@@ -56,7 +79,8 @@ export function asynxBin(): string {
   return fileURLToPath(new URL('../../bin/asynx', import.meta.url));
 }
 
-function hostPart(settings: MultiSettings): string {
+/** The host part of plain node names: `--suffix`, else `--hostname`, else the OS host name. */
+export function hostPart(settings: MultiSettings): string {
   if (settings.suffix !== null) return settings.suffix === '""' || settings.suffix === "''" ? '' : settings.suffix;
   return settings.hostname ?? osHostname();
 }
@@ -112,6 +136,11 @@ function optionRole(key: string): 'pidfile' | 'logfile' | null {
   return null;
 }
 
+/** The worker options the plan types, by their spellings (short and long are the same option to the worker). */
+const TYPED: Record<string, 'concurrency' | 'queues' | 'loglevel'> = {
+  '-c': 'concurrency', '--concurrency': 'concurrency', '-Q': 'queues', '--queues': 'queues', '-l': 'loglevel', '--loglevel': 'loglevel',
+};
+
 /** Merges global and per-node options for one node: repeated keys keep the last value at the first position. */
 function mergeOptions(options: readonly RawOption[], nodeIndex: number, selections: ReadonlyMap<RawOption, Set<number>>): RawOption[] {
   const merged = new Map<string, RawOption>();
@@ -148,7 +177,17 @@ function optionArgs(opt: WorkerOption): string[] {
   return opt.short ? [opt.key, opt.value] : [`${opt.key}=${opt.value}`];
 }
 
-/** Builds the node list and each node's command line. `cwd` resolves relative pidfile/logfile paths. */
+/**
+ * The argv that starts the node, executable first: `<node> bin/asynx worker --detach <options> <append> [-- <passthrough>]`.
+ * The `--` is kept (as `celery multi` keeps it), so the worker reads what follows as its `key=value` overrides.
+ */
+export function nodeCommand(node: MultiNode): string[] {
+  const { executable, base, append } = node.launch;
+  const rest = node.passthrough.length > 0 ? ['--', ...node.passthrough] : [];
+  return [executable, ...base, ...node.options.flatMap(optionArgs), ...append, ...rest];
+}
+
+/** Builds the typed node list. `cwd` resolves relative pidfile/logfile paths. */
 export function planFromParsed(parsed: ParsedArgs, cwd: string): MultiPlan {
   const names = nodeNames(parsed);
   const selections = new Map<RawOption, Set<number>>();
@@ -157,6 +196,7 @@ export function planFromParsed(parsed: ParsedArgs, cwd: string): MultiPlan {
   const executable = settings.executable ?? process.execPath;
   const nodes = names.map((name, k): MultiNode => {
     const options: WorkerOption[] = [];
+    const typed = { concurrency: null as string | null, queues: null as string | null, loglevel: null as string | null };
     let pidfileArg: string | null = null;
     let logfileArg: string | null = null;
     for (const opt of mergeOptions(parsed.options, k, selections)) {
@@ -164,6 +204,8 @@ export function planFromParsed(parsed: ParsedArgs, cwd: string): MultiPlan {
       const value = opt.value === null ? null : expandMultiTemplate(opt.value, name, role === null ? 'resolve' : 'keep');
       if (role === 'pidfile') pidfileArg = value;
       if (role === 'logfile') logfileArg = value;
+      const field = TYPED[opt.key];
+      if (field !== undefined) typed[field] = value;
       options.push({ key: opt.key, value, short: opt.short });
     }
     options.push({ key: '-n', value: name.full, short: true });
@@ -178,11 +220,11 @@ export function planFromParsed(parsed: ParsedArgs, cwd: string): MultiPlan {
     const pidfile = resolve(cwd, expandWorkerTemplate(pidfileArg, name.full));
     const base = settings.cmd !== null ? splitCommand(expandMultiTemplate(settings.cmd, name)) : [asynxBin(), 'worker', '--detach'];
     const append = settings.append !== null ? splitCommand(expandMultiTemplate(settings.append, name)) : [];
-    const command = [executable, ...base, ...options.flatMap(optionArgs), ...parsed.passthrough, ...append];
     return {
-      index: k + 1, name, options, pidfileArg, pidfile, logfileArg,
+      index: k + 1, name, pidfileArg, pidfile, logfileArg,
       logfile: resolve(cwd, expandWorkerTemplate(logfileArg, name.full)),
-      statusFile: statusPathFor(pidfile), command,
+      statusFile: statusPathFor(pidfile), ...typed, options, passthrough: [...parsed.passthrough],
+      launch: { executable, base, append },
     };
   });
   return { nodes, settings, signal: parsed.signal, passthrough: parsed.passthrough, cwd };

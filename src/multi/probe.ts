@@ -1,6 +1,6 @@
 // What a node's pidfile and status file say right now, and the cleanup of a dead node's files.
 
-import { inspectPidfile, processStartTime, removeIfUnchanged, type PidfileRecord } from '../process/pidfile.js';
+import { inspectPidfile, notTheNode, removeIfUnchanged, type PidfileRecord } from '../process/pidfile.js';
 import { readStatus, removeStatus, type NodeStatus } from '../process/status-file.js';
 import { isAlive } from '../process/proc.js';
 import type { MultiNode } from './nodes.js';
@@ -34,18 +34,19 @@ export function removeStaleFiles(node: MultiNode, record: PidfileRecord | null):
   return removed;
 }
 
-/** A pid plus the start time that identifies its process, so a reused pid is never signalled. */
+/**
+ * A pid plus what identifies its process (the start time, else the node its command line names), so a reused pid
+ * is never signalled.
+ */
 export interface ProcessRef {
   pid: number;
   startTime: number | null;
+  node: string;
 }
 
 /** True while the process behind the reference runs (the same process, not a reuse of its pid). */
 export function stillRunning(ref: ProcessRef): boolean {
-  if (!isAlive(ref.pid)) return false;
-  if (ref.startTime === null) return true;
-  const now = processStartTime(ref.pid);
-  return now === null || now === ref.startTime;
+  return isAlive(ref.pid) && notTheNode(ref.pid, ref.startTime, ref.node) === null;
 }
 
 /** After a node's main process is gone: removes the files it left behind if they still name it. */

@@ -56,7 +56,8 @@ export function renderEvents(events: MultiEvents, opts: RenderOptions): void {
   });
   events.on('node:stale', (e) => {
     const what = e.removed ? 'stale pidfile removed' : 'stale pidfile (left in place: another asynx multi holds the lock)';
-    write(`> ${e.node}: ${c.yellow(what)} (${e.reason}: ${e.pidfile})\n`);
+    const untouched = e.notSignalled === true && e.pid !== null ? `; pid ${e.pid} not signalled` : '';
+    write(`> ${e.node}: ${c.yellow(what)} (${e.reason}: ${e.pidfile})${untouched}\n`);
   });
   events.on('node:down', (e) => write(`> ${e.node}: ${c.magenta('DOWN')}\n`));
   events.on('stop:begin', () => write(`${c.blue('> Stopping nodes...')}\n`));
@@ -72,6 +73,7 @@ export function renderEvents(events: MultiEvents, opts: RenderOptions): void {
   });
   events.on('node:gone', (e) => write(`\t> ${e.node}: ${c.green('OK')}\n`));
   events.on('node:escalate', (e) => write(`\t> ${e.node}: ${c.red(`KILL -> ${e.pid}`)} (still alive after ${seconds(e.afterMs)})\n`));
+  events.on('wait:overdue', (e) => write(`${c.yellow(`> Still alive after ${seconds(e.afterMs)}: ${e.nodes.map((x) => `${x.node} (${x.pid})`).join(', ')}; KILL at ${seconds(e.killAfterMs)}`)}\n`));
   events.on('wait:timeout', (e) => write(`${c.red(`> Timed out after ${seconds(e.afterMs)}; still alive: ${e.nodes.map((x) => `${x.node} (${x.pid})`).join(', ')}`)}\n`));
   events.on('node:restart', (e) => {
     if (e.outcome === 'failed') write(`${c.blue(`> Restarting node ${e.node}: `)}${c.red('FAILED')}\n${indentReason(e.reason)}`);

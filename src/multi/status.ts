@@ -1,7 +1,10 @@
 // `multi status` (not in Celery, spec decision 8): one row a node with state, pid, uptime, CPU, RSS, tasks.
 
 import pidusage from 'pidusage';
-import { childPidsOf } from '../process/proc.js';
+import { resolve } from 'node:path';
+import { expandWorkerTemplate } from '../process/placeholders.js';
+import { childPidsOf, readCmdline, readCwd } from '../process/proc.js';
+import { parseWorkerArgv } from '../process/worker-argv.js';
 import { readStatus } from '../process/status-file.js';
 import type { MultiEvents } from './events.js';
 import type { MultiNode } from './nodes.js';
@@ -54,6 +57,19 @@ async function usage(pids: number[]): Promise<{ cpu: number; rss: number; elapse
   return any ? { cpu, rss, elapsed } : null;
 }
 
+/** The main logfile of a running worker, from its own command line (`--logfile`/`-f`, resolved against its cwd). */
+function runningLogfile(pid: number, node: string): string | null {
+  const argv = readCmdline(pid);
+  const logfile = argv === null ? null : parseWorkerArgv(argv)?.logfile ?? null;
+  const cwd = readCwd(pid);
+  if (logfile === null || cwd === null) return null;
+  try {
+    return resolve(cwd, expandWorkerTemplate(logfile, node));
+  } catch {
+    return null;
+  }
+}
+
 /** Builds the status rows, in node order. Stale pidfiles are removed only when `mayClean` (we hold the lock). */
 export async function collectStatus(nodes: readonly MultiNode[], events: MultiEvents, mayClean: boolean): Promise<NodeStatusRow[]> {
   const rows: NodeStatusRow[] = [];
@@ -63,7 +79,8 @@ export async function collectStatus(nodes: readonly MultiNode[], events: MultiEv
       const seen = probeNode(node);
       if (seen.kind === 'absent') {
         const last = readStatus(node.statusFile);
-        rows.push(last?.state === 'failed' && last.error !== undefined ? { ...base, reason: `last start failed: ${last.error}` } : base);
+        // Say where we looked: a node started with another --pidfile is running, just not here.
+        rows.push({ ...base, reason: last?.state === 'failed' && last.error !== undefined ? `last start failed: ${last.error}` : `no pidfile at ${node.pidfile} (started with another --pidfile? pass the same one)` });
       } else if (seen.kind === 'invalid') {
         rows.push({ ...base, reason: seen.reason });
       } else if (seen.kind === 'stale') {
@@ -80,6 +97,7 @@ export async function collectStatus(nodes: readonly MultiNode[], events: MultiEv
           : 'stopping';
         rows.push({
           ...base,
+          logfile: runningLogfile(record.pid, node.name.full) ?? node.logfile,
           state,
           pid: record.pid,
           uptimeMs: status !== null && status.startedAt > 0 ? Date.now() - status.startedAt : measured?.elapsed ?? null,

@@ -1,7 +1,7 @@
 // Signalling nodes and waiting for them to exit: stop, stopwait (timeout, kill-after), kill (spec §9.2–9.4).
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { childPidsOf, readProcStat } from '../process/proc.js';
+import { childPidsOf, isAlive, readProcStat } from '../process/proc.js';
 import { readStatus } from '../process/status-file.js';
 import type { MultiEvents, NodePid } from './events.js';
 import type { MultiNode } from './nodes.js';
@@ -32,10 +32,11 @@ function nodePid(t: Target): NodePid {
 export function findRunning(nodes: readonly MultiNode[], events: MultiEvents, mayClean: boolean): FindOutcome[] {
   return nodes.map((node) => {
     const seen = probeNode(node);
-    if (seen.kind === 'alive') return { node, target: { node, ref: { pid: seen.record.pid, startTime: seen.record.startTime } } };
+    if (seen.kind === 'alive') return { node, target: { node, ref: { pid: seen.record.pid, startTime: seen.record.startTime, node: node.name.full } } };
     if (seen.kind === 'stale') {
       const removed = mayClean && removeStaleFiles(node, seen.record);
-      events.emit('node:stale', { node: node.name.full, pidfile: node.pidfile, pid: seen.record?.pid ?? null, reason: seen.reason, removed });
+      const alive = seen.record !== null && isAlive(seen.record.pid);
+      events.emit('node:stale', { node: node.name.full, pidfile: node.pidfile, pid: seen.record?.pid ?? null, reason: seen.reason, removed, ...(alive ? { notSignalled: true } : {}) });
     }
     events.emit('node:down', { node: node.name.full });
     return { node, target: null, ...(seen.kind === 'invalid' ? { problem: seen.reason } : {}) };
@@ -84,25 +85,43 @@ export function killTarget(t: Target): void {
 
 /** Options of {@link waitForExit}. */
 export interface WaitOptions {
-  /** Give up after this long and report the nodes still alive. null waits as long as it takes (Celery). */
+  /**
+   * Report the nodes still alive after this long. Without `killAfterMs` (or with one that comes first) the wait ends
+   * there; with a later `killAfterMs` it goes on to the KILL.
+   */
   timeoutMs: number | null;
-  /** Send KILL to nodes still alive after this long. */
+  /** Send KILL to nodes still alive this long after the signal, then wait for them to go. */
   killAfterMs: number | null;
   /** Called as each node exits (after its leftover files are cleaned), e.g. to start it again. */
   onGone?: (t: Target) => Promise<void> | void;
 }
 
+/** How long KILLed nodes get to disappear when no later `--timeout` bounds the wait (KILL cannot be caught). */
+const AFTER_KILL_MS = 10_000;
+
 /**
- * Waits for every target's main process to exit, cleaning the files a crashed node leaves. Returns the targets
- * still alive when the timeout ran out (empty when all are gone). With only `killAfterMs`, waits at most 10 s more
- * after the KILL.
+ * When the wait gives up, ms after the signal. The rule (issue 9): `--kill-after=K` sends KILL at K whatever
+ * `--timeout=T` says. T alone ends the wait at T. With K ≥ T the nodes still alive at T are reported and the wait
+ * goes on to K + 10 s; with K < T it ends at T (at least a moment after the KILL).
+ */
+export function waitLimitMs(timeoutMs: number | null, killAfterMs: number | null): number | null {
+  if (killAfterMs === null) return timeoutMs;
+  if (timeoutMs === null || timeoutMs < killAfterMs) return killAfterMs + AFTER_KILL_MS;
+  return Math.max(timeoutMs, killAfterMs + KILL_GRACE_MS);
+}
+
+/**
+ * Waits for every target's main process to exit, cleaning the files a crashed node leaves; KILLs the ones still
+ * alive at `killAfterMs` (see {@link waitLimitMs}). Returns the targets still alive when the wait gave up (empty when
+ * all are gone).
  */
 export async function waitForExit(targets: readonly Target[], events: MultiEvents, opts: WaitOptions): Promise<Target[]> {
   const started = Date.now();
   let remaining = [...targets];
   let escalated = false;
+  let overdue = false;
   let lastTick = started;
-  let hardLimit = opts.timeoutMs ?? (opts.killAfterMs !== null ? opts.killAfterMs + 10_000 : null);
+  const limit = waitLimitMs(opts.timeoutMs, opts.killAfterMs);
   const pending: Array<Promise<void>> = [];
   if (remaining.length > 0) events.emit('wait:begin', { nodes: remaining.map(nodePid) });
   while (remaining.length > 0) {
@@ -118,17 +137,19 @@ export async function waitForExit(targets: readonly Target[], events: MultiEvent
       continue;
     }
     const elapsed = Date.now() - started;
+    if (!overdue && !escalated && opts.timeoutMs !== null && opts.killAfterMs !== null && opts.timeoutMs < opts.killAfterMs && elapsed >= opts.timeoutMs) {
+      overdue = true;
+      events.emit('wait:overdue', { nodes: remaining.map(nodePid), afterMs: opts.timeoutMs, killAfterMs: opts.killAfterMs });
+    }
     if (!escalated && opts.killAfterMs !== null && elapsed >= opts.killAfterMs) {
       escalated = true;
       for (const t of remaining) {
         events.emit('node:escalate', { ...nodePid(t), afterMs: opts.killAfterMs });
         killTarget(t);
       }
-      // A KILL sent at the timeout gets a moment to take effect before the timeout is reported.
-      if (hardLimit !== null && hardLimit - elapsed < KILL_GRACE_MS) hardLimit = elapsed + KILL_GRACE_MS;
     }
-    if (hardLimit !== null && elapsed >= hardLimit) {
-      events.emit('wait:timeout', { nodes: remaining.map(nodePid), afterMs: opts.timeoutMs ?? hardLimit });
+    if (limit !== null && elapsed >= limit) {
+      events.emit('wait:timeout', { nodes: remaining.map(nodePid), afterMs: escalated ? limit : opts.timeoutMs ?? limit });
       break;
     }
     if (Date.now() - lastTick >= TICK_MS) {

@@ -1,13 +1,13 @@
 // The multi verbs on a compiled plan: start, stop, stopwait, restart, kill, status. Emits events; never prints.
 
 import { dirname } from 'node:path';
-import { parseDuration } from '../config.js';
+import { optionalDurationMs } from '../util/duration.js';
 import { MultiEvents, type NodePid, type StartResult } from './events.js';
 import { createNodeDirectories, startNode, type LaunchContext } from './launch.js';
-import { withDirectoryLock } from './lock.js';
+import { preparePidfileDirs, withDirectoryLock } from './lock.js';
 import type { MultiNode, MultiPlan } from './nodes.js';
 import { collectStatus, type NodeStatusRow } from './status.js';
-import { findRunning, killTarget, signalTarget, waitForExit, type Target } from './stopping.js';
+import { findRunning, killTarget, signalTarget, waitForExit, waitLimitMs, type Target } from './stopping.js';
 import { stillRunning } from './probe.js';
 
 /** Per-node results plus the overall verdict (`ok` false → exit 1). */
@@ -51,17 +51,27 @@ export interface ResolvedSupervisorOptions {
   rolling: boolean;
 }
 
+/** How the duration options are named in error messages: CLI flags by default, API option names from code. */
+export interface DurationNames {
+  startTimeout: string;
+  timeout: string;
+  killAfter: string;
+}
+
+const CLI_DURATION_NAMES: DurationNames = { startTimeout: '--start-timeout', timeout: '--timeout', killAfter: '--kill-after' };
+
 /**
- * Resolves `--start-timeout` (default 30 s), `--timeout`, `--kill-after` (seconds, or `500ms`, `2m`) and the signal.
- * `--timeout` ends every wait; a `--kill-after` that is not shorter than it has no effect.
+ * Resolves `--start-timeout` (default 30 s), `--timeout`, `--kill-after` and the signal. Durations follow the one
+ * rule (src/util/duration.ts): a bare number is seconds, a string may carry a unit (`500ms`, `2m`); anything else
+ * is a usage error naming the option.
  */
-export function resolveSupervisorOptions(plan: MultiPlan, env: NodeJS.ProcessEnv): ResolvedSupervisorOptions {
+export function resolveSupervisorOptions(plan: MultiPlan, env: NodeJS.ProcessEnv, names: DurationNames = CLI_DURATION_NAMES): ResolvedSupervisorOptions {
   const s = plan.settings;
-  const timeoutMs = s.timeout === null ? null : parseDuration(s.timeout, '--timeout', 's');
-  const killAfterMs = s.killAfter === null ? null : parseDuration(s.killAfter, '--kill-after', 's');
+  const timeoutMs = optionalDurationMs(s.timeout, names.timeout);
+  const killAfterMs = optionalDurationMs(s.killAfter, names.killAfter);
   return {
     env,
-    startTimeoutMs: s.startTimeout === null ? 30_000 : parseDuration(s.startTimeout, '--start-timeout', 's'),
+    startTimeoutMs: optionalDurationMs(s.startTimeout, names.startTimeout) ?? 30_000,
     timeoutMs,
     killAfterMs,
     signal: plan.signal ?? 'SIGTERM',
@@ -95,7 +105,7 @@ export class Supervisor {
 
   /** How long a verb waits for another multi's lock: long enough for that multi to start or stop every node. */
   private get lockWaitMs(): number {
-    const per = this.options.startTimeoutMs + (this.options.timeoutMs ?? 60_000);
+    const per = this.options.startTimeoutMs + (waitLimitMs(this.options.timeoutMs, this.options.killAfterMs) ?? 60_000);
     return Math.max(60_000, per * Math.max(1, this.plan.nodes.length));
   }
 
@@ -112,6 +122,7 @@ export class Supervisor {
   /** Starts every node concurrently; results (and events) in node order. Already running nodes are left alone. */
   async start(): Promise<MultiResult<StartResult>> {
     const { nodes } = this.plan;
+    preparePidfileDirs(this.pidDirs);
     this.events.emit('start:begin', { count: nodes.length });
     const emit = inNodeOrder<StartResult>(nodes.length, (r) => this.events.emit('node:start', r));
     const dirProblems = nodes.map(createNodeDirectories);
@@ -204,8 +215,9 @@ export class Supervisor {
    * `--all-at-once`: signal every node, wait for all, start all (Celery's behaviour).
    */
   async restart(): Promise<MultiResult<RestartResult>> {
+    preparePidfileDirs(this.pidDirs);
     const results = await withDirectoryLock(this.pidDirs, this.lockWaitMs, async (locked) =>
-      this.options.rolling ? this.restartRolling(locked) : this.restartAllAtOnce(locked));
+      this.options.rolling ? this.restartRolling(locked) : this.restartAllAtOnce(locked), { mustWrite: true });
     return { ok: results.every((r) => r.outcome !== 'failed'), nodes: results };
   }
 

@@ -1,9 +1,11 @@
 // Pidfiles written by the worker itself: pid + start time + node name, so a reused pid is recognised as stale (spec §8).
 
-import { closeSync, constants, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fsyncSync, linkSync, lstatSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { AsynxError } from '../errors.js';
-import { isAlive, readProcStat } from './proc.js';
+import { AsynxError, ExitCode } from '../errors.js';
+import { makeDirectory } from './make-directory.js';
+import { hasProcfs, isAlive, readCmdline, readProcStat } from './proc.js';
+import { parseWorkerArgv } from './worker-argv.js';
 
 /** What a pidfile says. `startTime` and `node` are null in a Celery-style file that holds only the pid. */
 export interface PidfileRecord {
@@ -25,8 +27,6 @@ export type PidfileInspection =
   | { state: 'alive'; record: PidfileRecord }
   | { state: 'stale'; record: PidfileRecord | null; reason: string };
 
-/** EX_CANTCREAT, as Celery's worker exits when its pidfile is held (spec §8.3). */
-const EXIT_CANT_CREATE = 73;
 
 /** Field 22 of /proc/<pid>/stat (start time in clock ticks since boot); null when unknown. */
 export function processStartTime(pid: number): number | null {
@@ -62,8 +62,9 @@ function readText(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    throw new AsynxError('asynx.pidfile.unreadable', `Cannot read pidfile ${path} (${code ?? 'error'}): run as the user that started the node, or pass the --pidfile it was started with`, { cause: err, facts: { path, option: '--pidfile' } });
   }
 }
 
@@ -82,11 +83,31 @@ function isSymlink(path: string): boolean {
 }
 
 function symlinkError(path: string): AsynxError {
-  return new AsynxError('asynx.pidfile.symlink', `Pidfile ${path} is a symbolic link; asynx does not follow links for pidfiles: remove it or pass --pidfile=<regular file path>`, { exitCode: EXIT_CANT_CREATE, facts: { path } });
+  return new AsynxError('asynx.pidfile.symlink', `Pidfile ${path} is a symbolic link; asynx does not follow links for pidfiles: remove it or pass --pidfile=<regular file path>`, { exitCode: ExitCode.cantCreate, facts: { path } });
 }
 
 /**
- * Looks at a pidfile: absent, alive (the recorded pid runs and is the same process — same start time, and the
+ * Why the live process `pid` is not the node's process, or null when it is. The rule (issue 8): a recorded start
+ * time must match the process's; where none is recorded, the process's command line must be an `asynx worker`
+ * for this node (or, without an expected node, for the node the file names, or any asynx worker). Without /proc
+ * (not Linux) neither can be checked and the process is taken to be the node, as Celery does.
+ */
+export function notTheNode(pid: number, startTime: number | null, node: string | null): string | null {
+  if (startTime !== null) {
+    const actual = processStartTime(pid);
+    return actual !== null && actual !== startTime ? `pid ${pid} now belongs to another process` : null;
+  }
+  if (!hasProcfs()) return null;
+  const argv = readCmdline(pid) ?? [];
+  const worker = parseWorkerArgv(argv);
+  const shown = argv.length === 0 ? 'a process without a command line' : `'${argv.join(' ').slice(0, 80)}'`;
+  if (worker === null) return `pid ${pid} is ${shown}, not an asynx worker`;
+  if (node !== null && worker.node !== node) return `pid ${pid} is the asynx worker for ${worker.node}, not ${node}`;
+  return null;
+}
+
+/**
+ * Looks at a pidfile: absent, alive (the recorded pid runs and is this node's process, see {@link notTheNode}; the
  * same node when `expectedNode` is given), or stale with the reason (broken, dead pid, pid reused, other node).
  */
 export function inspectPidfile(path: string, expectedNode?: string): PidfileInspection {
@@ -96,13 +117,11 @@ export function inspectPidfile(path: string, expectedNode?: string): PidfileInsp
   const record = parseRecord(text);
   if (record === null) return { state: 'stale', record: null, reason: 'broken pidfile' };
   if (record.pid === 0 || !isAlive(record.pid)) return { state: 'stale', record, reason: `pid ${record.pid} is not running` };
-  if (record.startTime !== null) {
-    const actual = processStartTime(record.pid);
-    if (actual !== null && actual !== record.startTime) return { state: 'stale', record, reason: `pid ${record.pid} now belongs to another process` };
-  }
   if (expectedNode !== undefined && record.node !== null && record.node !== expectedNode) {
     return { state: 'stale', record, reason: `pid ${record.pid} belongs to node ${record.node}` };
   }
+  const other = notTheNode(record.pid, record.startTime, expectedNode ?? record.node);
+  if (other !== null) return { state: 'stale', record, reason: other };
   return { state: 'alive', record };
 }
 
@@ -120,17 +139,18 @@ export function removeIfUnchanged(path: string, expected: PidfileRecord | null):
     unlinkSync(path);
     return true;
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return false;
+    throw new AsynxError('asynx.pidfile.unremovable', `Cannot remove stale pidfile ${path} (${code ?? 'error'}): remove it by hand, or run as a user that can write to ${dirname(path)}`, { exitCode: ExitCode.cantCreate, cause: err, facts: { path } });
   }
 }
 
 function ensureDirectory(dir: string, path: string): void {
   try {
-    mkdirSync(dir, { recursive: true });
+    makeDirectory(dir);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'error';
-    throw new AsynxError('asynx.pidfile.dirUnwritable', `Cannot create pidfile directory ${dir} (${code}): create it with write access for this user, or pass --pidfile=<writable path>`, { exitCode: EXIT_CANT_CREATE, cause: err, facts: { path, option: '--pidfile' } });
+    throw new AsynxError('asynx.pidfile.dirUnwritable', `Cannot create pidfile directory ${dir} (${code}): create it with write access for this user, or pass --pidfile=<writable path>`, { exitCode: ExitCode.cantCreate, cause: err, facts: { path, option: '--pidfile' } });
   }
 }
 
@@ -191,24 +211,24 @@ export function acquirePidfile(path: string, node: string, onNotice?: (msg: stri
       created = createExclusive(abs, content);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new AsynxError('asynx.pidfile.unwritable', `Cannot write pidfile ${abs} (${code}): pass --pidfile=<writable path>`, { exitCode: EXIT_CANT_CREATE, cause: err, facts: { path: abs, option: '--pidfile' } });
+      throw new AsynxError('asynx.pidfile.unwritable', `Cannot write pidfile ${abs} (${code}): pass --pidfile=<writable path>`, { exitCode: ExitCode.cantCreate, cause: err, facts: { path: abs, option: '--pidfile' } });
     }
     if (created) {
       if (readText(abs) !== content) {
-        throw new AsynxError('asynx.pidfile.lockFailed', `Pidfile ${abs} changed while it was being written: another worker for ${node} is starting; check with \`asynx multi status\``, { exitCode: EXIT_CANT_CREATE, facts: { path: abs, node } });
+        throw new AsynxError('asynx.pidfile.lockFailed', `Pidfile ${abs} changed while it was being written: another worker for ${node} is starting; check with \`asynx multi status\``, { exitCode: ExitCode.cantCreate, facts: { path: abs, node } });
       }
       return heldPidfile(abs, record);
     }
     const seen = inspectPidfile(abs, node);
     if (seen.state === 'alive' && seen.record.pid !== process.pid) {
-      throw new AsynxError('asynx.pidfile.alreadyRunning', `Pidfile (${abs}) already exists. Seems we're already running? (pid: ${seen.record.pid}): stop that worker first, or give this one another --pidfile`, { exitCode: EXIT_CANT_CREATE, facts: { pid: seen.record.pid, path: abs, node } });
+      throw new AsynxError('asynx.pidfile.alreadyRunning', `Pidfile (${abs}) already exists. Seems we're already running? (pid: ${seen.record.pid}): stop that worker first, or give this one another --pidfile`, { exitCode: ExitCode.cantCreate, facts: { pid: seen.record.pid, path: abs, node } });
     }
     const stale = seen.state === 'stale' ? seen : { state: 'stale' as const, record: seen.state === 'alive' ? seen.record : null, reason: 'pid is this process' };
     if (stale.record === null) onNotice?.(`Broken pidfile found - Removing it. (${abs})`);
     else if (stale.record.pid !== process.pid && stale.record.pid !== 0) onNotice?.(`Stale pidfile exists - Removing it. (${abs}: ${stale.reason})`);
     removeIfUnchanged(abs, stale.record);
   }
-  throw new AsynxError('asynx.pidfile.lockFailed', `Could not create pidfile ${abs}: it keeps reappearing; another worker for ${node} is starting`, { exitCode: EXIT_CANT_CREATE, facts: { path: abs, node } });
+  throw new AsynxError('asynx.pidfile.lockFailed', `Could not create pidfile ${abs}: it keeps reappearing; another worker for ${node} is starting`, { exitCode: ExitCode.cantCreate, facts: { path: abs, node } });
 }
 
 function heldPidfile(path: string, record: PidfileRecord): HeldPidfile {

@@ -1,6 +1,6 @@
-// Process facts from /proc (Linux) with a portable fallback: liveness, start time, children.
+// Process facts from /proc (Linux) with a portable fallback: liveness, start time, children, command line.
 
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 
 /** The fields of /proc/<pid>/stat that asynx uses. */
 export interface ProcStat {
@@ -69,4 +69,31 @@ export function childPidsOf(pid: number): number[] {
     if (stat !== null && stat.ppid === pid && stat.state !== 'Z') children.push(stat.pid);
   }
   return children.sort((a, b) => a - b);
+}
+
+/**
+ * The argument vector of a process from /proc/<pid>/cmdline; null when it cannot be read (no such process, no
+ * /proc). A kernel thread or a zombie gives an empty array.
+ */
+export function readCmdline(pid: number): string[] | null {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch {
+    return null;
+  }
+  const args = text.split('\0');
+  if (args.at(-1) === '') args.pop();
+  return args;
+}
+
+/** The working directory of a process (readlink /proc/<pid>/cwd); null when it cannot be read. */
+export function readCwd(pid: number): string | null {
+  if (!Number.isInteger(pid) || pid <= 0) return null;
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return null;
+  }
 }

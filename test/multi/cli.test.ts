@@ -79,7 +79,7 @@ test('colour only on a TTY; NO_COLOR and --no-color turn it off; -q and --nospla
 
 test('real nodes: --verbose, -q start, per-node logfiles, USR2 reopen, size rotation', { timeout: 90_000 }, async (t) => {
   const p = project(t);
-  const start = await p.multi(['start', 'w1', '-A', MULTI_APP, '-c', '2', '--verbose', '--', '--logfile-max-size=4000', '--logfile-keep=2']);
+  const start = await p.multi(['start', 'w1', '-A', MULTI_APP, '-c', '2', '--verbose', '--append=--logfile-max-size=4000 --logfile-keep=2']);
   assert.equal(start.code, 0, start.stdout + start.stderr);
   assert.match(start.stdout, new RegExp(`\\t> w1@${H}: \\S+ \\S+bin/asynx worker --detach -A \\S+ -c 2 -n w1@${H} --pidfile=\\S+ --logfile=\\./\\.asynx/log/w1%I\\.log --logfile-max-size=4000 --logfile-keep=2\\n\\t> w1@${H}: OK\\n`));
   // %I: the main process and each pool child log to their own file

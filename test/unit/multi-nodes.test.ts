@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseArgs, parseSignalToken } from '../../src/multi/args.js';
-import { formatCommand, planMulti, splitCommand, type MultiNode } from '../../src/multi/nodes.js';
+import { formatCommand, nodeCommand, planMulti, splitCommand, type MultiNode } from '../../src/multi/nodes.js';
 import { multiArgv } from '../../src/multi/index.js';
 import { resolveSupervisorOptions } from '../../src/multi/supervisor.js';
 import { UsageError } from '../../src/errors.js';
@@ -10,7 +10,7 @@ import { UsageError } from '../../src/errors.js';
 const H = '--hostname=vm.example.com';
 const names = (argv: string[]): string[] => planMulti([...argv, H], '/proj').nodes.map((n) => n.name.full);
 /** A node's worker args after `worker --detach`, as one string. */
-const args = (n: MultiNode | undefined): string => formatCommand(n!.command.slice(4));
+const args = (n: MultiNode | undefined): string => formatCommand(nodeCommand(n!).slice(4));
 const isUsage = (re: RegExp) => (err: unknown): boolean => err instanceof UsageError && err.exitCode === 64 && re.test(err.message);
 
 test('range mode, range prefix, named mode, prefix, suffix, full names', () => {
@@ -72,7 +72,7 @@ test('placeholders in option values: multi column; %i/%I/%% kept for the worker 
   assert.equal(n.logfile, '/var/log/asynx1-100%.log');
   assert.equal(n.pidfile, '/run/asynx1@vm.example.com.pid');
   assert.equal(n.options.find((o) => o.key === '-Q')?.value, 'q.asynx1');
-  assert.equal(n.command.at(-1), '--x=vm.example.com');
+  assert.equal(nodeCommand(n).at(-1), '--x=vm.example.com');
   assert.throws(() => planMulti(['2', '-Q', 'q%x'], '/p'), isUsage(/%x/));
   // defaults are project-local and resolved against cwd
   const d = planMulti(['w1', H], '/proj').nodes[0]!;
@@ -87,13 +87,16 @@ test('placeholders in option values: multi column; %i/%I/%% kept for the worker 
 
 test('passthrough after -- is verbatim; executable and cmd', () => {
   const n = planMulti(['w1', '-c', '2', H, '--executable=/opt/node', '--', '--max-tasks-per-child=5', '%n'], '/p').nodes[0]!;
-  assert.equal(n.command[0], '/opt/node');
-  assert.match(n.command[1]!, /bin\/asynx$/);
-  assert.deepEqual(n.command.slice(2, 4), ['worker', '--detach']);
-  assert.deepEqual(n.command.slice(-2), ['--max-tasks-per-child=5', '%n']);
-  assert.ok(!n.command.includes('--'));
+  const command = nodeCommand(n);
+  assert.equal(command[0], '/opt/node');
+  assert.match(command[1]!, /bin\/asynx$/);
+  assert.deepEqual(command.slice(2, 4), ['worker', '--detach']);
+  assert.deepEqual(command.slice(-2), ['--max-tasks-per-child=5', '%n']);
+  // issue 8 defect 2: the `--` itself is kept, as celery multi keeps it
+  assert.deepEqual(command.slice(-3), ['--', '--max-tasks-per-child=5', '%n']);
+  assert.deepEqual(n.passthrough, ['--max-tasks-per-child=5', '%n']);
   const c = planMulti(['w1', `--cmd=/x/asynx worker --detach --tag="a b"`, H], '/p').nodes[0]!;
-  assert.deepEqual(c.command.slice(1, 5), ['/x/asynx', 'worker', '--detach', '--tag=a b']);
+  assert.deepEqual(nodeCommand(c).slice(1, 5), ['/x/asynx', 'worker', '--detach', '--tag=a b']);
   assert.deepEqual(splitCommand(`a 'b c' "d"e`), ['a', 'b c', 'de']);
   assert.equal(formatCommand(['a', 'b c', "it's"]), `a 'b c' 'it'\\''s'`);
 });

@@ -3,10 +3,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { acquirePidfile, inspectPidfile, processStartTime, readPidfile } from '../../src/process/pidfile.js';
 import { AsynxError } from '../../src/errors.js';
+import { isWorkerArgvFor, parseWorkerArgv } from '../../src/process/worker-argv.js';
 
 function tmp(t: { after(fn: () => void): void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'asynx-pid-'));
@@ -79,13 +80,40 @@ test('stale pidfiles are removed with a notice: dead pid, reused pid, other node
   assert.doesNotThrow(() => process.kill(live, 0));
 });
 
-test('a Celery-style pid-only file with a live pid counts as alive', (t) => {
+test('a pid-only file counts as alive only when the pid is an asynx worker for the node (command line)', (t) => {
   const dir = tmp(t);
   const path = join(dir, 'w1.pid');
   const pid = sleeper(t);
+  // issue 8 defect 1: a bare pid of an unrelated live process (here a `sleep`) is a stale pidfile, not a running node
   writeFileSync(path, ` ${pid} \n`);
-  assert.equal(inspectPidfile(path).state, 'alive');
+  const seen = inspectPidfile(path);
+  assert.equal(seen.state, 'stale');
+  assert.match(seen.state === 'stale' ? seen.reason : '', new RegExp(`pid ${pid} is 'sleep 30', not an asynx worker`));
+  assert.equal(inspectPidfile(path, 'w1@h').state, 'stale');
   assert.equal(inspectPidfile(join(dir, 'none.pid')).state, 'absent');
+  // the worker's own acquisition applies the same rule: it replaces the file and never signals the sleep
+  const notices: string[] = [];
+  const held = acquirePidfile(path, 'w1@h', (m) => notices.push(m));
+  assert.equal(readPidfile(path)?.pid, process.pid);
+  held.remove();
+  assert.match(notices[0] ?? '', /^Stale pidfile exists - Removing it\..*not an asynx worker/);
+  assert.doesNotThrow(() => process.kill(pid, 0));
+});
+
+test('worker command lines: node from -n/--hostname (default asynx@%h), logfile, pidfile; anything else is no worker', () => {
+  const bin = '/opt/app/node_modules/asynx/bin/asynx';
+  assert.deepEqual(parseWorkerArgv(['/usr/bin/node', bin, 'worker', '-A', 't.mjs', '-n', 'w1@h', '--pidfile=/r/w1.pid', '--logfile=log/%n%I.log']), { node: 'w1@h', logfile: 'log/%n%I.log', pidfile: '/r/w1.pid' });
+  assert.equal(parseWorkerArgv(['node', bin, 'worker', '--hostname=w2@%h'])?.node, `w2@${hostname()}`);
+  assert.equal(parseWorkerArgv(['node', bin, 'worker', '-nw3@h', '-f', 'x.log'])?.logfile, 'x.log');
+  assert.equal(parseWorkerArgv(['node', bin, 'worker'])?.node, `asynx@${hostname()}`);
+  // options after `--` are the worker's overrides, not its own flags
+  assert.equal(parseWorkerArgv(['node', bin, 'worker', '-n', 'a@h', '--', '-n', 'b@h'])?.node, 'a@h');
+  assert.equal(parseWorkerArgv(['sleep', '30']), null);
+  assert.equal(parseWorkerArgv(['node', bin, 'multi', 'start', 'w1']), null);
+  assert.equal(parseWorkerArgv(['node', bin, 'multi', 'start', 'worker']), null);
+  assert.equal(parseWorkerArgv(['node', '/srv/other/worker.js', 'worker']), null);
+  assert.ok(isWorkerArgvFor(['node', bin, 'worker', '-n', 'w1@h'], 'w1@h'));
+  assert.ok(!isWorkerArgvFor(['node', bin, 'worker', '-n', 'w1@h'], 'w2@h'));
 });
 
 test('symlinked pidfile paths are refused', (t) => {
