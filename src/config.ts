@@ -65,14 +65,6 @@ export interface ResolvedConfig {
 
 export const DEFAULT_SQLITE_URL = 'sqlite://./.asynx/asynx.db';
 
-/**
- * @deprecated Old callers only: use `durationMs(value, option)` from src/util/duration.ts. A bare
- * number is seconds now, whatever `_unit` says (it is ignored).
- */
-export function parseDuration(value: Duration, option: string, _unit?: 's' | 'ms'): number {
-  return durationMs(value, option);
-}
-
 /** How each option is written as text (env vars, `asynx worker -- key=value`): the one settings table. */
 export const OPTION_KINDS = {
   brokerUrl: 'string',
