@@ -16,6 +16,8 @@ import type { TaskContext } from './context.js';
 import { executeTask, type TaskDefinition } from './execute.js';
 import { AsyncResult } from './result.js';
 import { Task } from './task.js';
+import { withDeadline } from '../util/deadline.js';
+import { redact } from '../util/redact.js';
 import { resolveTaskOptions, type TaskOptions } from './task-options.js';
 
 /** Constructor options: app options plus where to look for a config file. */
@@ -133,7 +135,7 @@ export class Asynx {
         if (config.eager) return { transport: null, backend: new MemoryResultBackend() };
         const transport = await createTransport(config, this.cwd);
         const backend = await createResultBackend(config, this.cwd);
-        await withTimeout(Promise.all([transport.connect(), backend.connect()]), config.connectTimeoutMs, () =>
+        await withDeadline(Promise.all([transport.connect(), backend.connect()]), config.connectTimeoutMs, () =>
           new BrokerUnavailableError(`Could not connect to the broker ${redact(config.brokerUrl)} within ${config.connectTimeoutMs} ms: is it running? (set ASYNX_BROKER_URL or --broker)`),
         );
         return { transport, backend };
@@ -180,7 +182,7 @@ export class Asynx {
     });
     const transport = conns.transport!;
     if (!this.declared.has(queue)) {
-      await withTimeout(transport.declareQueue(queue), connectTimeoutMs, () => new BrokerUnavailableError(`Declaring queue '${queue}' timed out after ${connectTimeoutMs} ms`));
+      await withDeadline(transport.declareQueue(queue), connectTimeoutMs, () => new BrokerUnavailableError(`Declaring queue '${queue}' timed out after ${connectTimeoutMs} ms`));
       this.declared.add(queue);
     }
     await transport.publish(queue, message, { timeoutMs: publishTimeoutMs });
@@ -219,21 +221,5 @@ export class Asynx {
   }
 }
 
-/** Hides the password in a URL for messages. */
-export function redact(url: string): string {
-  return url.replace(/(\/\/[^:/@]+:)[^@]+@/, '$1****@');
-}
-
-async function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => Error): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      p,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(onTimeout()), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
+/** Hides the password in a URL for messages (the one rule, src/util/redact.ts). */
+export { redact } from '../util/redact.js';

@@ -1,6 +1,7 @@
 // Task options (user form) and their resolved form, plus the retry backoff rule.
 
 import { UsageError } from '../errors.js';
+import { backoffDelay } from '../util/backoff.js';
 
 /** An error class, or an error name (`'TypeError'`), that triggers an automatic retry. */
 export type ErrorMatcher = (abstract new (...args: never[]) => Error) | string;
@@ -85,8 +86,7 @@ export function resolveTaskOptions(task: string, o: TaskOptions = {}): ResolvedT
 /** Seconds to wait before retry number `retries + 1` (Celery's exponential backoff with full jitter). */
 export function backoffSeconds(opts: ResolvedTaskOptions, retries: number, random: () => number = Math.random): number {
   if (!opts.retryBackoff) return opts.defaultRetryDelay;
-  const full = Math.min(opts.retryBackoffMax, opts.retryBackoff * 2 ** retries);
-  return opts.retryJitter ? random() * full : full;
+  return backoffDelay({ base: opts.retryBackoff, max: opts.retryBackoffMax, jitter: opts.retryJitter ? 'full' : 'none' }, retries, random);
 }
 
 /** True when `err` matches one of the matchers (by class or by name). */

@@ -6,6 +6,7 @@ import type { SendOptions } from '../protocol/codec.js';
 import type { TaskContext } from '../app/context.js';
 import type { AsyncResult } from '../app/result.js';
 import type { Task } from '../app/task.js';
+import { backoffDelay } from '../util/backoff.js';
 
 /** The task's name, for `sendTask` from other languages. */
 export const HTTP_TASK_NAME = 'asynx.http.dispatch';
@@ -171,10 +172,8 @@ export function registerHttpTask(app: AppLike): HttpDispatcher {
         return await performRequest(spec, config, this.signal);
       } catch (err) {
         if (err instanceof HttpRetryableError) {
-          const base = spec.retryBackoff ?? 1;
-          const full = Math.min(spec.retryBackoffMax ?? 60, base * 2 ** this.retries);
           // Equal jitter: at least half the computed delay, so retries stay spread out.
-          const countdown = full / 2 + Math.random() * (full / 2);
+          const countdown = backoffDelay({ base: spec.retryBackoff ?? 1, max: spec.retryBackoffMax ?? 60, jitter: 'equal' }, this.retries);
           this.retry({ error: err, countdown, maxRetries: spec.maxRetries ?? 5 });
         }
         throw err;

@@ -5,8 +5,8 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import { BrokerUnavailableError } from '../errors.js';
 import { parseCeleryTime } from '../protocol/codec.js';
 import type { WireMessage } from '../protocol/message.js';
-import { AmqpConnection } from './amqp-connection.js';
-import { AmqpPublisher, declareError, withDeadline } from './amqp-publisher.js';
+import { AmqpConnection } from '../amqp/connection.js';
+import { AmqpPublisher, declareError } from './amqp-publisher.js';
 import { bodyText, declareTaskQueue, etaOf, fromMessageProperties, toPublishOptions } from './amqp-topology.js';
 import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
 
@@ -135,14 +135,14 @@ export class AmqpTransport implements Transport {
     c.starting = (async () => {
       const what = `consume from ${c.queues.map((q) => `'${q}'`).join(', ')}`;
       const conn = await this.conn.get(deadline, what);
-      const ch = await withDeadline(this.conn, conn.createChannel(), deadline, what);
+      const ch = await this.conn.bounded(conn.createChannel(), deadline, what);
       ch.on('error', () => undefined);
       ch.on('close', () => this.onConsumerChannelClosed(c, ch));
       try {
-        await withDeadline(this.conn, ch.prefetch(c.prefetch, c.queues.length > 1), deadline, what);
+        await this.conn.bounded(ch.prefetch(c.prefetch, c.queues.length > 1), deadline, what);
         for (const q of c.queues) {
           try {
-            await withDeadline(this.conn, declareTaskQueue(ch, q, this.opts.maxPriority), deadline, what);
+            await this.conn.bounded(declareTaskQueue(ch, q, this.opts.maxPriority), deadline, what);
           } catch (err) {
             throw declareError(err, q, this.url);
           }
@@ -153,7 +153,7 @@ export class AmqpTransport implements Transport {
         c.ch = ch;
         for (const q of c.queues) {
           if (c.cancelled) break;
-          tags.push((await withDeadline(this.conn, ch.consume(q, (msg) => this.onMessage(c, ch, q, msg), { noAck: false }), deadline, what)).consumerTag);
+          tags.push((await this.conn.bounded(ch.consume(q, (msg) => this.onMessage(c, ch, q, msg), { noAck: false }), deadline, what)).consumerTag);
         }
         c.tags = tags;
       } catch (err) {

@@ -2,7 +2,8 @@
 
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { backoffDelay, redactUrl } from '../../src/transports/amqp-connection.js';
+import { reconnectDelay } from '../../src/amqp/connection.js';
+import { redact } from '../../src/util/redact.js';
 import { DELAY_LEVELS, MAX_DELAY_S, delayRoutingKey, deliverPattern, levelPattern, toPublishOptions } from '../../src/transports/amqp-topology.js';
 
 /** What a topic exchange does with one pattern (enough of AMQP's rules for these patterns). */
@@ -62,15 +63,15 @@ describe('AMQP property mapping', () => {
 
 describe('connection helpers', () => {
   test('backoff grows, is capped, and is jittered within [ceiling/2, ceiling]', () => {
-    assert.equal(backoffDelay(0, 100, 5000, () => 0), 50);
-    assert.equal(backoffDelay(0, 100, 5000, () => 1), 100);
-    assert.equal(backoffDelay(3, 100, 5000, () => 1), 800);
-    assert.equal(backoffDelay(30, 100, 5000, () => 1), 5000);
-    assert.equal(backoffDelay(30, 100, 5000, () => 0), 2500);
+    assert.equal(reconnectDelay(0, 100, 5000, () => 0), 50);
+    assert.equal(reconnectDelay(0, 100, 5000, () => 1), 100);
+    assert.equal(reconnectDelay(3, 100, 5000, () => 1), 800);
+    assert.equal(reconnectDelay(30, 100, 5000, () => 1), 5000);
+    assert.equal(reconnectDelay(30, 100, 5000, () => 0), 2500);
   });
 
   test('passwords never appear in URLs shown to users', () => {
-    assert.equal(redactUrl('amqp://user:s3cret@host:5672/vh'), 'amqp://user:***@host:5672/vh');
-    assert.equal(redactUrl('amqps://host/vh'), 'amqps://host/vh');
+    assert.equal(redact('amqp://user:s3cret@host:5672/vh'), 'amqp://user:****@host:5672/vh');
+    assert.equal(redact('amqps://host/vh'), 'amqps://host/vh');
   });
 });
