@@ -78,7 +78,10 @@ export class SqliteResultBackend implements ResultBackend {
   }
 
   private get s() {
-    if (!this.stmts) throw new BrokerUnavailableError('SQLite result backend is not connected: call connect() first');
+    if (!this.stmts) {
+      const why = this.releasers.closed ? 'is closed: create a new one' : 'is not connected: call connect() first';
+      throw new BrokerUnavailableError(`The SQLite result backend on ${this.path} ${why}`, { facts: { path: this.path } });
+    }
     return this.stmts;
   }
 

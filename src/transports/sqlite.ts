@@ -118,7 +118,10 @@ export class SqliteTransport implements Transport {
   }
 
   private get s() {
-    if (!this.stmts) throw new BrokerUnavailableError('SQLite transport is not connected: call connect() first');
+    if (!this.stmts) {
+      const why = this.releasers.closed ? 'is closed: create a new one' : 'is not connected: call connect() first';
+      throw new BrokerUnavailableError(`The SQLite transport on ${this.path} ${why}`, { facts: { path: this.path } });
+    }
     return this.stmts;
   }
 
