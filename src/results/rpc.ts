@@ -174,6 +174,7 @@ export class RpcResultBackend implements ResultBackend {
 
   async wait(taskId: string, timeoutMs: number, onState?: (body: ResultBody) => void): Promise<ResultBody> {
     await this.connect();
+    if (this.closed) throw new BrokerUnavailableError(`Cannot wait for task ${taskId}: the rpc:// result backend on ${redact(this.brokerUrl)} is closed`, { facts: { taskId } });
     const known = this.states.get(taskId);
     if (known) onState?.(known);
     if (known && READY_STATES.has(known.status)) return known;
