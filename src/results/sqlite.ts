@@ -87,7 +87,7 @@ export class SqliteResultBackend implements ResultBackend {
 
   /** Runs `fn`, waiting out another process's lock up to writeTimeoutMs; failures are SqliteStorageErrors. */
   private retry<T>(what: string, fn: () => T): Promise<T> {
-    return retryWhileBusy(fn, { path: this.path, what: `result ${what}`, timeoutMs: this.opts.writeTimeoutMs ?? 30_000 });
+    return retryWhileBusy(fn, { path: this.path, what: `${what} results`, timeoutMs: this.opts.writeTimeoutMs ?? 30_000 });
   }
 
   async store(target: ResultTarget, body: ResultBody): Promise<void> {
@@ -147,7 +147,7 @@ export class SqliteResultBackend implements ResultBackend {
 
   async cleanup(): Promise<number> {
     await this.connect();
-    return this.retry('cleanup', () => this.s.expire.run(Date.now()).changes);
+    return this.retry('clean up', () => this.s.expire.run(Date.now()).changes);
   }
 
   /** Closes for good; the same promise on every call. */

@@ -48,7 +48,7 @@ export function isBusy(err: unknown): boolean {
 export interface SqliteFailure {
   /** Absolute path of the database file. */
   path: string;
-  /** The operation, for the message: `open`, `publish`, `store a result` … */
+  /** The operation, completing "Cannot …": `publish`, `store results`, `open the broker database` … */
   what: string;
   /** The busy timeout in force, ms (named in the "locked" message). */
   busyTimeoutMs: number;
@@ -62,22 +62,22 @@ export function sqliteError(err: unknown, at: SqliteFailure): Error {
   const facts: ErrorFacts = { path: at.path, value: code || undefined };
   const make = (c: SqliteErrorCode, message: string, extra: ErrorFacts = {}) => new SqliteStorageError(c, message, { cause: err, facts: { ...facts, ...extra } });
   if (isBusy(err)) {
-    return make(SQLITE_ERROR_CODES.busy, `SQLite ${at.what} timed out: another process holds a write lock on ${at.path} for longer than the busy timeout (${at.busyTimeoutMs} ms) (${raw}). Find the process keeping a transaction open (fuser ${at.path}), or retry later`, { timedOut: true });
+    return make(SQLITE_ERROR_CODES.busy, `Cannot ${at.what}: another process holds a write lock on the SQLite database ${at.path} for longer than the busy timeout (${at.busyTimeoutMs} ms) (${raw}). Find the process keeping a transaction open (fuser ${at.path}), or retry later`, { timedOut: true });
   }
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'SQLITE_IOERR_WRITE') {
-    return make(SQLITE_ERROR_CODES.full, `SQLite ${at.what} failed: the disk is full or unwritable (${raw}). Free space on the file system of ${at.path}, then retry`);
+    return make(SQLITE_ERROR_CODES.full, `Cannot ${at.what}: the disk is full or unwritable (${raw}). Free space on the file system of ${at.path}, then retry`);
   }
-  if (code.startsWith('SQLITE_CANTOPEN') || code === 'ENOTDIR' || code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'EROFS' || code === 'EISDIR') {
-    return make(SQLITE_ERROR_CODES.cantOpen, `Cannot open the SQLite database ${at.path} (${raw}). Check that the path names a file in a directory this user can write (every parent must be a directory), or point ASYNX_BROKER_URL / ASYNX_RESULT_BACKEND at sqlite://<path> elsewhere`);
+  if (code.startsWith('SQLITE_CANTOPEN') || code === 'ENOTDIR' || code === 'EEXIST' || code === 'EACCES' || code === 'EPERM' || code === 'ENOENT' || code === 'EROFS' || code === 'EISDIR') {
+    return make(SQLITE_ERROR_CODES.cantOpen, `Cannot open the SQLite database ${at.path} (${raw}). Check the path and permissions: every parent must be a directory this user can write, on a file system mounted read-write, or point ASYNX_BROKER_URL / ASYNX_RESULT_BACKEND at sqlite://<path> elsewhere`);
   }
   if (code.startsWith('SQLITE_READONLY')) {
-    return make(SQLITE_ERROR_CODES.readOnly, `SQLite ${at.what} failed: ${at.path} is read-only (${raw}). Make the file, its -wal/-shm files and their directory writable by this user, or remount the file system read-write`);
+    return make(SQLITE_ERROR_CODES.readOnly, `Cannot ${at.what}: the SQLite database ${at.path} is read-only (${raw}). Make the file, its -wal/-shm files and their directory writable by this user, or remount the file system read-write`);
   }
   if (code.startsWith('SQLITE_CORRUPT') || code === 'SQLITE_NOTADB') {
-    return make(SQLITE_ERROR_CODES.corrupt, `SQLite ${at.what} failed: ${at.path} is not a valid database or is corrupt (${raw}). Stop every worker and client using it, then move the file aside (pending tasks in it are lost) or repair it with sqlite3 .recover`);
+    return make(SQLITE_ERROR_CODES.corrupt, `Cannot ${at.what}: ${at.path} is not a valid SQLite database or is corrupt (${raw}). Stop every worker and client using it, then move the file aside (pending tasks in it are lost) or repair it with sqlite3 .recover`);
   }
   if (code.startsWith('SQLITE_IOERR')) {
-    return make(SQLITE_ERROR_CODES.io, `SQLite ${at.what} failed: an I/O error on ${at.path} (${raw}). Check the disk and the file system (dmesg), then retry`);
+    return make(SQLITE_ERROR_CODES.io, `Cannot ${at.what}: an I/O error on the SQLite database ${at.path}; the disk may be full or failing (${raw}). Free space, check the disk and the file system (dmesg), then retry`);
   }
-  return make(SQLITE_ERROR_CODES.failed, `SQLite ${at.what} failed on ${at.path} (${raw}). Check the database file, or report this with the cause attached`);
+  return make(SQLITE_ERROR_CODES.failed, `Cannot ${at.what}: the SQLite database ${at.path} failed (${raw}). Check the database file, or report this with the cause attached`);
 }

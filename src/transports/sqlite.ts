@@ -117,6 +117,12 @@ export class SqliteTransport implements Transport {
     this.releasers.add('commit pending publishes', () => this.flushPublishes());
   }
 
+  /** The open database, or the same "closed / not connected" error as {@link s}. */
+  private get handle(): Db {
+    void this.s;
+    return this.db!;
+  }
+
   private get s() {
     if (!this.stmts) {
       const why = this.releasers.closed ? 'is closed: create a new one' : 'is not connected: call connect() first';
@@ -135,7 +141,8 @@ export class SqliteTransport implements Transport {
   }
 
   async publish(queue: string, message: WireMessage, opts: PublishOptions = {}): Promise<void> {
-    await this.connect();
+    // Queued in the caller's tick when already open, so a close() called right after still commits it.
+    if (!this.db || this.releasers.closed) await this.connect();
     const now = Date.now();
     let visibleAt = now;
     if (message.headers.eta) {
@@ -162,7 +169,7 @@ export class SqliteTransport implements Transport {
     if (!batch.length) return;
     try {
       await this.withRetry('publish', Math.min(...batch.map((b) => b.timeoutMs)), () =>
-        this.db!.transaction(() => {
+        this.handle.transaction(() => {
           for (const b of batch) this.s.insert.run(...b.row);
         })(),
       );
@@ -175,7 +182,7 @@ export class SqliteTransport implements Transport {
   /** Claims up to `max` due messages from the queues, in one transaction. */
   claim(queues: string[], max: number): Delivery[] {
     const s = this.s;
-    const db = this.db!;
+    const db = this.handle;
     const now = Date.now();
     const out: Delivery[] = [];
     try {
@@ -266,7 +273,7 @@ export class SqliteTransport implements Transport {
     this.ackFlush = null;
     if (!ids.length) return;
     await this.withRetry('ack', 60_000, () =>
-      this.db!.transaction(() => {
+      this.handle.transaction(() => {
         for (const [id, n] of ids) this.s.ack.run(id, this.owner, n);
       })(),
     );
@@ -276,7 +283,7 @@ export class SqliteTransport implements Transport {
     const [id, n] = parseTag(delivery.tag);
     for (const c of this.consumers) c.release(delivery.tag);
     await this.withRetry('reject', 60_000, () =>
-      this.db!.transaction(() => {
+      this.handle.transaction(() => {
         if (!opts.requeue) this.s.dead.run(opts.reason ?? 'rejected', Date.now(), id, this.owner, n);
         if (opts.requeue) this.s.requeue.run(Date.now(), id, this.owner, n);
         else this.s.ack.run(id, this.owner, n);
@@ -302,7 +309,7 @@ export class SqliteTransport implements Transport {
   /** Dead-lettered messages (newest last), for tools and tests. */
   async deadLetters(): Promise<Array<{ queue: string; reason: string; deliveries: number; headers: unknown }>> {
     await this.connect();
-    const rows = await this.withRetry('read dead letters', this.publishTimeoutMs, () => this.db!.prepare('SELECT queue, reason, deliveries, headers FROM dead_letters ORDER BY id').all()) as Array<{ queue: string; reason: string; deliveries: number; headers: string }>;
+    const rows = await this.withRetry('read dead letters', this.publishTimeoutMs, () => this.handle.prepare('SELECT queue, reason, deliveries, headers FROM dead_letters ORDER BY id').all()) as Array<{ queue: string; reason: string; deliveries: number; headers: string }>;
     return rows.map((r) => ({ ...r, headers: JSON.parse(r.headers) as unknown }));
   }
 
