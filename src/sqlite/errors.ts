@@ -77,7 +77,7 @@ export function sqliteError(err: unknown, at: SqliteFailure): Error {
     return make(SQLITE_ERROR_CODES.corrupt, `Cannot ${at.what}: ${at.path} is not a valid SQLite database or is corrupt (${raw}). Stop every worker and client using it, then move the file aside (pending tasks in it are lost) or repair it with sqlite3 .recover`);
   }
   if (code.startsWith('SQLITE_IOERR')) {
-    return make(SQLITE_ERROR_CODES.io, `Cannot ${at.what}: an I/O error on the SQLite database ${at.path}; the disk may be full or failing (${raw}). Free space, check the disk and the file system (dmesg), then retry`);
+    return make(SQLITE_ERROR_CODES.io, `Cannot ${at.what}: an I/O error on the SQLite database ${at.path}: the disk is full or failing (${raw}). Free space, check the disk and the file system (dmesg), then retry`);
   }
   return make(SQLITE_ERROR_CODES.failed, `Cannot ${at.what}: the SQLite database ${at.path} failed (${raw}). Check the database file, or report this with the cause attached`);
 }
