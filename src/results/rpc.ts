@@ -1,11 +1,10 @@
 // rpc:// result backend, as Celery does it: results travel to the caller's own reply queue (spec §3).
 
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { ConfirmChannelSlot, publishConfirmed } from '../amqp/confirm-channel.js';
+import { ConfirmChannelSlot, publishConfirmed, untilConfirmed } from '../amqp/confirm-channel.js';
 import { AmqpConnection } from '../amqp/connection.js';
-import { AsynxError, BrokerUnavailableError, TimeoutError } from '../errors.js';
+import { BrokerUnavailableError, TimeoutError } from '../errors.js';
 import { JSON_CONTENT_TYPE, READY_STATES, type ResultBody } from '../protocol/message.js';
 import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
@@ -150,21 +149,14 @@ export class RpcResultBackend implements ResultBackend {
     const timeoutMs = this.opts.publishTimeoutMs;
     const deadline = Date.now() + timeoutMs;
     const content = Buffer.from(JSON.stringify(body), 'utf8');
-    for (let attempt = 0; ; attempt++) {
-      if (this.closed) throw new BrokerUnavailableError(`Cannot ${what}: the rpc:// result backend is closed`);
-      try {
+    const replyTo = target.replyTo;
+    await untilConfirmed(
+      async () => {
         const ch = await this.pub.get(deadline, what);
-        await publishConfirmed(this.conn, ch, '', target.replyTo, content, { correlationId: target.taskId, deliveryMode: 1, priority: 0, contentType: JSON_CONTENT_TYPE, contentEncoding: 'utf-8', headers: {} }, deadline, what);
-        return;
-      } catch (err) {
-        // Unreachable or closed: final. A nack or a channel lost before its confirm: send again in time.
-        if (err instanceof AsynxError && err.code !== 'asynx.broker.notConfirmed') throw err;
-        if (Date.now() >= deadline) {
-          throw new BrokerUnavailableError(`Cannot ${what}: RabbitMQ at ${redact(this.brokerUrl)} did not confirm within ${timeoutMs} ms (${(err as Error).message}). Check that the broker is running, or raise publishTimeout (ASYNX_PUBLISH_TIMEOUT)`, { cause: err, facts: { taskId: target.taskId, timedOut: true } });
-        }
-        await sleep(Math.min(50 * 2 ** Math.min(attempt, 4), Math.max(0, deadline - Date.now())));
-      }
-    }
+        await publishConfirmed(this.conn, ch, '', replyTo, content, { correlationId: target.taskId, deliveryMode: 1, priority: 0, contentType: JSON_CONTENT_TYPE, contentEncoding: 'utf-8', headers: {} }, deadline, what);
+      },
+      { deadline, timeoutMs, what, url: this.brokerUrl, closed: () => this.closed, facts: { taskId: target.taskId } },
+    );
   }
 
   async get(taskId: string): Promise<ResultBody | null> {

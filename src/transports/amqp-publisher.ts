@@ -1,10 +1,9 @@
 // The publishing half of the AMQP transport: one confirm channel, declarations, bounded confirmed publishes.
 
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Channel, ConfirmChannel, Options } from 'amqplib';
-import { ConfirmChannelSlot, publishConfirmed } from '../amqp/confirm-channel.js';
+import { ConfirmChannelSlot, publishConfirmed, untilConfirmed } from '../amqp/confirm-channel.js';
 import type { AmqpConnection } from '../amqp/connection.js';
-import { AsynxError, BrokerUnavailableError } from '../errors.js';
+import { AsynxError } from '../errors.js';
 import { redact } from '../util/redact.js';
 import { DELAY_DELIVER_EXCHANGE, DELAY_LEVELS, MAX_DELAY_S, declareDelayLadder, declareTaskQueue, delayLevelName, delayRoutingKey, deliverPattern } from './amqp-topology.js';
 
@@ -97,9 +96,8 @@ export class AmqpPublisher {
    */
   async publish(queue: string, content: Buffer, options: Options.Publish, eta: number | null, timeoutMs: number, what: string): Promise<void> {
     const deadline = Date.now() + timeoutMs;
-    for (let attempt = 0; ; attempt++) {
-      if (this.closed) throw new BrokerUnavailableError(`Cannot ${what}: the AMQP transport is closed`);
-      try {
+    await untilConfirmed(
+      async () => {
         const ch = await this.channel(deadline, what);
         await this.conn.bounded(this.ensureQueue(ch, queue), deadline, what);
         const delayMs = eta === null ? 0 : eta - Date.now();
@@ -113,20 +111,9 @@ export class AmqpPublisher {
         } else {
           await publishConfirmed(this.conn, ch, '', queue, content, options, deadline, what);
         }
-        return;
-      } catch (err) {
-        // Timed out, closed, or a queue mismatch: final. A nack or a channel lost before its confirm: send again.
-        if (err instanceof AsynxError && err.code !== 'asynx.broker.notConfirmed') throw err;
-        if (Date.now() >= deadline) {
-          throw new BrokerUnavailableError(`Cannot ${what}: RabbitMQ at ${redact(this.url)} did not confirm within ${timeoutMs} ms (${(err as Error).message}). Check that the broker is running, or raise publishTimeout (ASYNX_PUBLISH_TIMEOUT)`, {
-            cause: err,
-            facts: { timedOut: true, value: queue },
-          });
-        }
-        // Channel closed or message nacked: back off briefly and send again.
-        await sleep(Math.min(50 * 2 ** Math.min(attempt, 4), Math.max(0, deadline - Date.now())));
-      }
-    }
+      },
+      { deadline, timeoutMs, what, url: this.url, closed: () => this.closed, facts: { value: queue } },
+    );
   }
 
   /** Deletes the ready messages of each queue; resolves to the total removed. */
