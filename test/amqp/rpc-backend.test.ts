@@ -81,7 +81,10 @@ describe('rpc:// result backend', { skip }, () => {
     await client.store({ taskId: id, replyTo: client.replyTo }, body(id, 'SUCCESS', 'ok'));
     await client.wait(id, 5_000);
     await client.store({ taskId: id, replyTo: client.replyTo }, body(id, 'STARTED'));
-    await new Promise((r) => setTimeout(r, 200));
+    // A marker sent after the late STARTED on the same reply queue: once it is in, the STARTED was seen.
+    const marker = randomUUID();
+    await client.store({ taskId: marker, replyTo: client.replyTo }, body(marker, 'SUCCESS'));
+    await client.wait(marker, 5_000);
     assert.equal((await client.get(id))?.status, 'SUCCESS');
     await client.forget(id);
     assert.equal(await client.get(id), null);
