@@ -43,13 +43,6 @@ export class ConfirmChannelSlot {
       if (ch === this.ch) return ch;
     }
   }
-
-  /** Closes the channel if open (for close()); errors are the caller's to ignore. */
-  async close(): Promise<void> {
-    const ch = this.ch;
-    this.reset();
-    if (ch) await ch.close();
-  }
 }
 
 /** Code of a publish the broker nacked, or whose channel closed before the confirm (worth sending again). */

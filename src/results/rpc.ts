@@ -52,7 +52,8 @@ export class RpcResultBackend implements ResultBackend {
     this.pub = new ConfirmChannelSlot(this.conn);
     this.conn.onOpen((c) => this.onOpen(c));
     this.conn.onLost(() => this.pub.reset());
-    // Run newest first by close(): waits end, the hold goes, then the connection (its channels with it).
+    // Run newest first by close(): the hold goes (registered by connect()), waits end, then the connection
+    // (its channels with it).
     this.releasers.add('close the AMQP connection', () => this.conn.close());
     this.releasers.add('end the waits in progress', () => {
       const closed = new BrokerUnavailableError(`The rpc:// result backend on ${redact(this.brokerUrl)} was closed while waiting for a result`);
