@@ -1,7 +1,8 @@
 // Celery remote control (pidbox, spec §6): answers `celery inspect ping|stats|active|registered …` on AMQP.
 
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
-import { AmqpConnection } from '../transports/amqp-connection.js';
+import { AmqpConnection } from '../amqp/connection.js';
+import { Releasers } from '../util/close-once.js';
 
 /** A remote-control command handler: gets the request's `arguments`, returns this node's answer. */
 export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
@@ -111,28 +112,27 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
     }
   };
 
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
   conn.onOpen(async (c: ChannelModel) => {
-    const ch = await c.createChannel();
+    // Each step bounded: a broker that accepts the connection but stalls must not hang the (re)connect.
+    const deadline = Date.now() + connectTimeoutMs;
+    const what = `declare the remote-control mailbox ${queue}`;
+    const ch = await conn.bounded(c.createChannel(), deadline, what);
     ch.on('error', () => undefined);
-    await ch.assertExchange(exchange, 'fanout', { durable: false });
-    await ch.assertQueue(queue, { durable: false, autoDelete: true, exclusive: false, arguments: { ...NODE_QUEUE_ARGS } });
-    await ch.bindQueue(queue, exchange, '');
-    await ch.consume(queue, (msg) => void onRequest(ch, msg), { noAck: true });
+    await conn.bounded(ch.assertExchange(exchange, 'fanout', { durable: false }), deadline, what);
+    await conn.bounded(ch.assertQueue(queue, { durable: false, autoDelete: true, exclusive: false, arguments: { ...NODE_QUEUE_ARGS } }), deadline, what);
+    await conn.bounded(ch.bindQueue(queue, exchange, ''), deadline, what);
+    await conn.bounded(ch.consume(queue, (msg) => void onRequest(ch, msg), { noAck: true }), deadline, what);
   });
-  const release = conn.hold();
+  // Run newest first: stop holding the connection (no more reconnects), then close it.
+  const releasers = new Releasers();
+  releasers.add('close the AMQP connection', () => conn.close());
+  releasers.add('stop reconnecting', conn.hold());
   try {
-    await conn.get(Date.now() + (opts.connectTimeoutMs ?? 5_000), `start the remote-control mailbox of ${nodeName}`);
+    await conn.get(Date.now() + connectTimeoutMs, `start the remote-control mailbox of ${nodeName}`);
   } catch (err) {
-    release();
-    await conn.close();
+    await releasers.close();
     throw err;
   }
-  let closing: Promise<void> | null = null;
-  return {
-    close: () =>
-      (closing ??= (async () => {
-        release();
-        await conn.close();
-      })()),
-  };
+  return { close: () => releasers.close() };
 }

@@ -1,22 +1,28 @@
-// Picks the result backend for a URL: sqlite://, rpc:// (AMQP reply queues) or none.
+// Picks the result backend for a URL: sqlite://, rpc:// (AMQP reply queues) or none, by its parsed kind.
 
-import { sqlitePath, type ResolvedConfig } from '../config.js';
+import type { ResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
+import { parseBackendUrl, parseBrokerUrl } from '../urls.js';
+import { redact } from '../util/redact.js';
 import type { ResultBackend } from './backend.js';
 import { NoResultBackend } from './none.js';
 import { SqliteResultBackend } from './sqlite.js';
 
-/** Creates (does not connect) the backend named by `config.resultBackend`. */
+/** Creates (does not connect) the backend named by `config.resultBackend`; an unknown scheme is a UsageError. */
 export async function createResultBackend(config: ResolvedConfig, cwd = process.cwd()): Promise<ResultBackend> {
-  const url = config.resultBackend;
-  if (url === 'none') return new NoResultBackend();
-  if (url.startsWith('sqlite://')) return new SqliteResultBackend(sqlitePath(url, cwd), { expiresMs: config.resultExpiresMs });
-  if (url.startsWith('rpc://')) {
-    if (!config.brokerUrl.startsWith('amqp')) {
-      throw new UsageError('asynx.config.rpcNeedsAmqp', `Result backend rpc:// needs an AMQP broker, but the broker is ${config.brokerUrl}: use resultBackend sqlite://… instead`, { value: url });
+  const backend = parseBackendUrl(config.resultBackend, cwd);
+  switch (backend.kind) {
+    case 'none':
+      return new NoResultBackend();
+    case 'sqlite':
+      return new SqliteResultBackend(backend.path, { expiresMs: config.resultExpiresMs });
+    case 'rpc': {
+      const broker = parseBrokerUrl(config.brokerUrl, cwd);
+      if (broker.kind !== 'amqp') {
+        throw new UsageError('asynx.config.rpcNeedsAmqp', `Result backend rpc:// needs an AMQP broker, but the broker is ${redact(broker.url)}: use resultBackend sqlite://… instead`, { option: 'resultBackend', value: backend.url });
+      }
+      const { RpcResultBackend } = await import('./rpc.js');
+      return new RpcResultBackend(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
     }
-    const { RpcResultBackend } = await import('./rpc.js');
-    return new RpcResultBackend(config.brokerUrl, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
   }
-  throw new UsageError('asynx.config.badBackend', `Result backend '${url}' is not supported: use sqlite://<path>, rpc:// or none`, { value: url });
 }

@@ -20,5 +20,9 @@ export class NoResultBackend implements ResultBackend {
   async cleanup(): Promise<number> {
     return 0;
   }
-  async close(): Promise<void> {}
+  private closing: Promise<void> | null = null;
+  /** Nothing to release; idempotent like every backend: the same promise on every call. */
+  close(): Promise<void> {
+    return (this.closing ??= Promise.resolve());
+  }
 }

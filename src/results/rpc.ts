@@ -1,11 +1,13 @@
 // rpc:// result backend, as Celery does it: results travel to the caller's own reply queue (spec §3).
 
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage } from 'amqplib';
+import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
+import { ConfirmChannelSlot, publishConfirmed, untilConfirmed } from '../amqp/confirm-channel.js';
+import { AmqpConnection } from '../amqp/connection.js';
 import { BrokerUnavailableError, TimeoutError } from '../errors.js';
 import { JSON_CONTENT_TYPE, READY_STATES, type ResultBody } from '../protocol/message.js';
-import { AmqpConnection, redactUrl } from '../transports/amqp-connection.js';
+import { Releasers } from '../util/close-once.js';
+import { redact } from '../util/redact.js';
 import type { ResultBackend, ResultTarget } from './backend.js';
 
 /** Celery's reply queue arguments (kombu `oid` queue): gone a day after its last use. */
@@ -17,7 +19,11 @@ export interface RpcResultBackendOptions {
   publishTimeoutMs: number;
 }
 
-type Listener = (body: ResultBody) => void;
+/** A wait() in progress: called with each state; `abort` ends it when the backend closes. */
+interface Listener {
+  (body: ResultBody): void;
+  abort: (err: Error) => void;
+}
 
 /**
  * The rpc:// backend. `replyTo` is this client's reply queue (non-durable, auto-delete,
@@ -33,41 +39,50 @@ export class RpcResultBackend implements ResultBackend {
   private readonly conn: AmqpConnection;
   private readonly states = new Map<string, ResultBody>();
   private readonly listeners = new Map<string, Set<Listener>>();
-  private pubCh: ConfirmChannel | null = null;
-  private pubChOpening: Promise<ConfirmChannel> | null = null;
+  private readonly pub: ConfirmChannelSlot;
   private listening = false;
   private firstConnect: Promise<void> | null = null;
-  private release: (() => void) | null = null;
-  private closed = false;
+  private readonly releasers = new Releasers();
 
   constructor(
     readonly brokerUrl: string,
     private readonly opts: RpcResultBackendOptions,
   ) {
     this.conn = new AmqpConnection(brokerUrl, { connectTimeoutMs: opts.connectTimeoutMs, connectionName: 'asynx rpc results' });
+    this.pub = new ConfirmChannelSlot(this.conn);
     this.conn.onOpen((c) => this.onOpen(c));
-    this.conn.onLost(() => {
-      this.pubCh = null;
-      this.pubChOpening = null;
+    this.conn.onLost(() => this.pub.reset());
+    // Run newest first by close(): the hold goes (registered by connect()), waits end, then the connection
+    // (its channels with it).
+    this.releasers.add('close the AMQP connection', () => this.conn.close());
+    this.releasers.add('end the waits in progress', () => {
+      const closed = new BrokerUnavailableError(`The rpc:// result backend on ${redact(this.brokerUrl)} was closed while waiting for a result`);
+      for (const set of this.listeners.values()) for (const l of set) l.abort(closed);
+      this.listeners.clear();
     });
   }
 
+  private get closed(): boolean {
+    return this.releasers.closed;
+  }
+
   private async onOpen(conn: ChannelModel): Promise<void> {
-    this.pubCh = null;
-    this.pubChOpening = null;
+    this.pub.reset();
     if (this.listening) await this.listen(conn);
   }
 
-  /** Declares this client's reply queue and consumes it (no acks, as Celery). */
+  /** Declares this client's reply queue and consumes it (no acks, as Celery), bounded by connectTimeout. */
   private async listen(conn: ChannelModel): Promise<void> {
-    const ch: Channel = await conn.createChannel();
+    const deadline = Date.now() + this.opts.connectTimeoutMs;
+    const what = `listen on reply queue '${this.replyTo}'`;
+    const ch: Channel = await this.conn.bounded(conn.createChannel(), deadline, what);
     ch.on('error', () => undefined);
-    await ch.assertQueue(this.replyTo, { durable: false, autoDelete: true, exclusive: false, arguments: { ...REPLY_QUEUE_ARGS } });
-    await ch.consume(this.replyTo, (msg) => this.onReply(msg), { noAck: true });
+    await this.conn.bounded(ch.assertQueue(this.replyTo, { durable: false, autoDelete: true, exclusive: false, arguments: { ...REPLY_QUEUE_ARGS } }), deadline, what);
+    await this.conn.bounded(ch.consume(this.replyTo, (msg) => this.onReply(msg), { noAck: true }), deadline, what);
   }
 
   async connect(): Promise<void> {
-    if (this.closed) throw new BrokerUnavailableError('The rpc:// result backend is closed');
+    if (this.closed) throw new BrokerUnavailableError(`The rpc:// result backend on ${redact(this.brokerUrl)} is closed: create a new one`);
     // Only the first connect waits for the broker. After that the hold keeps reconnecting and the
     // open hook re-declares and re-consumes the reply queue, so get()/wait() work from what has
     // arrived and keep waiting across a broker restart instead of failing at connectTimeout.
@@ -82,16 +97,17 @@ export class RpcResultBackend implements ResultBackend {
 
   private async connectFirst(): Promise<void> {
     this.listening = true;
-    this.release = this.conn.hold();
+    const release = this.conn.hold();
     try {
       const current = this.conn.current;
       if (current) await this.listen(current);
       else await this.conn.get(Date.now() + this.opts.connectTimeoutMs, `connect the rpc:// result backend`);
     } catch (err) {
       this.listening = false;
-      this.release();
+      release();
       throw err;
     }
+    this.releasers.add('stop reconnecting', release);
   }
 
   private onReply(msg: ConsumeMessage | null): void {
@@ -128,54 +144,20 @@ export class RpcResultBackend implements ResultBackend {
     for (const l of this.listeners.get(body.task_id) ?? []) l(body);
   }
 
-  private async publishChannel(deadline: number, what: string): Promise<ConfirmChannel> {
-    for (;;) {
-      if (this.pubCh) return this.pubCh;
-      this.pubChOpening ??= (async () => {
-        const conn = await this.conn.get(deadline, what);
-        const ch = await conn.createConfirmChannel();
-        ch.on('error', () => undefined);
-        ch.on('close', () => {
-          if (this.pubCh === ch) this.pubCh = null;
-        });
-        this.pubCh = ch;
-        return ch;
-      })().finally(() => {
-        this.pubChOpening = null;
-      });
-      const ch = await this.pubChOpening;
-      if (ch === this.pubCh) return ch;
-    }
-  }
-
   async store(target: ResultTarget, body: ResultBody): Promise<void> {
     if (!target.replyTo) return;
     const what = `send the result of task ${target.taskId} to reply queue '${target.replyTo}'`;
     const timeoutMs = this.opts.publishTimeoutMs;
     const deadline = Date.now() + timeoutMs;
     const content = Buffer.from(JSON.stringify(body), 'utf8');
-    for (let attempt = 0; ; attempt++) {
-      if (this.closed) throw new BrokerUnavailableError(`Cannot ${what}: the rpc:// result backend is closed`);
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        const ch = await this.publishChannel(deadline, what);
-        await new Promise<void>((resolve, reject) => {
-          timer = setTimeout(() => reject(this.conn.unavailable(what, deadline, timeoutMs)), Math.max(0, deadline - Date.now()));
-          ch.publish('', target.replyTo!, content, { correlationId: target.taskId, deliveryMode: 1, priority: 0, contentType: JSON_CONTENT_TYPE, contentEncoding: 'utf-8', headers: {} }, (err) =>
-            err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(),
-          );
-        });
-        return;
-      } catch (err) {
-        if (err instanceof BrokerUnavailableError) throw err;
-        if (Date.now() >= deadline) {
-          throw new BrokerUnavailableError(`Cannot ${what}: RabbitMQ at ${redactUrl(this.brokerUrl)} did not confirm within ${timeoutMs} ms (${(err as Error).message})`, { cause: err, facts: { taskId: target.taskId, timedOut: true } });
-        }
-        await sleep(Math.min(50 * 2 ** Math.min(attempt, 4), Math.max(0, deadline - Date.now())));
-      } finally {
-        clearTimeout(timer);
-      }
-    }
+    const replyTo = target.replyTo;
+    await untilConfirmed(
+      async () => {
+        const ch = await this.pub.get(deadline, what);
+        await publishConfirmed(this.conn, ch, '', replyTo, content, { correlationId: target.taskId, deliveryMode: 1, priority: 0, contentType: JSON_CONTENT_TYPE, contentEncoding: 'utf-8', headers: {} }, deadline, what);
+      },
+      { deadline, timeoutMs, what, url: this.brokerUrl, closed: () => this.closed, facts: { taskId: target.taskId } },
+    );
   }
 
   async get(taskId: string): Promise<ResultBody | null> {
@@ -185,6 +167,7 @@ export class RpcResultBackend implements ResultBackend {
 
   async wait(taskId: string, timeoutMs: number, onState?: (body: ResultBody) => void): Promise<ResultBody> {
     await this.connect();
+    if (this.closed) throw new BrokerUnavailableError(`Cannot wait for task ${taskId}: the rpc:// result backend on ${redact(this.brokerUrl)} is closed`, { facts: { taskId } });
     const known = this.states.get(taskId);
     if (known) onState?.(known);
     if (known && READY_STATES.has(known.status)) return known;
@@ -196,12 +179,20 @@ export class RpcResultBackend implements ResultBackend {
         set!.delete(listener);
         if (set!.size === 0) this.listeners.delete(taskId);
       };
-      const listener: Listener = (body) => {
-        onState?.(body);
-        if (!READY_STATES.has(body.status)) return;
-        done();
-        resolve(body);
-      };
+      const listener: Listener = Object.assign(
+        (body: ResultBody) => {
+          onState?.(body);
+          if (!READY_STATES.has(body.status)) return;
+          done();
+          resolve(body);
+        },
+        {
+          abort: (err: Error) => {
+            done();
+            reject(err);
+          },
+        },
+      );
       const timer = setTimeout(() => {
         done();
         const state = this.states.get(taskId)?.status ?? 'PENDING';
@@ -219,10 +210,8 @@ export class RpcResultBackend implements ResultBackend {
     return 0;
   }
 
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    this.release?.();
-    await this.conn.close();
+  /** Closes for good: pending waits reject, the connection closes. The same promise on every call. */
+  close(): Promise<void> {
+    return this.releasers.close();
   }
 }

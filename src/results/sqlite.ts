@@ -4,8 +4,27 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BrokerUnavailableError, TimeoutError } from '../errors.js';
 import { READY_STATES, type ResultBody } from '../protocol/message.js';
-import { openDb, type Db } from '../transports/sqlite-db.js';
+import { closeDatabase, openDatabase, retryWhileBusy, type Db } from '../sqlite/database.js';
+import { Releasers } from '../util/close-once.js';
 import type { ResultBackend, ResultTarget } from './backend.js';
+
+/** The results table (Celery's task meta), next to the embedded broker's tables or in a file of its own. */
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS results (
+  task_id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  result TEXT,
+  traceback TEXT,
+  name TEXT,
+  children TEXT,
+  date_done INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
+`;
+
+/** A statement's own wait on another process's lock (it blocks the event loop), ms; retries wait longer. */
+const STATEMENT_BUSY_MS = 250;
 
 interface ResultRow {
   task_id: string;
@@ -15,11 +34,6 @@ interface ResultRow {
   name: string | null;
   children: string | null;
   date_done: number;
-}
-
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED';
 }
 
 /** Stores results in `results` next to the embedded broker's tables. */
@@ -33,6 +47,7 @@ export class SqliteResultBackend implements ResultBackend {
     del: import('better-sqlite3').Statement;
     expire: import('better-sqlite3').Statement;
   } | null = null;
+  private readonly releasers = new Releasers();
 
   constructor(
     readonly path: string,
@@ -40,8 +55,15 @@ export class SqliteResultBackend implements ResultBackend {
   ) {}
 
   async connect(): Promise<void> {
+    if (this.releasers.closed) throw new BrokerUnavailableError(`The SQLite result backend on ${this.path} is closed: create a new one`, { facts: { path: this.path } });
     if (this.db) return;
-    this.db = openDb(this.path, 250);
+    const db = openDatabase(this.path, { busyTimeoutMs: STATEMENT_BUSY_MS, schema: SCHEMA, what: 'open the result store' });
+    this.db = db;
+    this.releasers.add('close the database file', () => {
+      this.db = null;
+      this.stmts = null;
+      closeDatabase(db, this.path);
+    });
     this.stmts = {
       // A ready state is final: a late STARTED/RETRY never overwrites SUCCESS/FAILURE/REVOKED.
       upsert: this.db.prepare(`INSERT INTO results (task_id, status, result, traceback, name, children, date_done, expires_at)
@@ -56,23 +78,16 @@ export class SqliteResultBackend implements ResultBackend {
   }
 
   private get s() {
-    if (!this.stmts) throw new BrokerUnavailableError('SQLite result backend is not connected: call connect() first');
+    if (!this.stmts) {
+      const why = this.releasers.closed ? 'is closed: create a new one' : 'is not connected: call connect() first';
+      throw new BrokerUnavailableError(`The SQLite result backend on ${this.path} ${why}`, { facts: { path: this.path } });
+    }
     return this.stmts;
   }
 
-  private async retry<T>(what: string, fn: () => T): Promise<T> {
-    const timeout = this.opts.writeTimeoutMs ?? 30_000;
-    const deadline = Date.now() + timeout;
-    for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
-      try {
-        return fn();
-      } catch (err) {
-        if (!isBusy(err) || Date.now() >= deadline) {
-          throw new BrokerUnavailableError(`SQLite result ${what} failed for ${this.path}: ${(err as Error).message}`, { cause: err, facts: { path: this.path } });
-        }
-        await sleep(delay);
-      }
-    }
+  /** Runs `fn`, waiting out another process's lock up to writeTimeoutMs; failures are SqliteStorageErrors. */
+  private retry<T>(what: string, fn: () => T): Promise<T> {
+    return retryWhileBusy(fn, { path: this.path, what: `${what} results`, timeoutMs: this.opts.writeTimeoutMs ?? 30_000 });
   }
 
   async store(target: ResultTarget, body: ResultBody): Promise<void> {
@@ -132,12 +147,11 @@ export class SqliteResultBackend implements ResultBackend {
 
   async cleanup(): Promise<number> {
     await this.connect();
-    return this.retry('cleanup', () => this.s.expire.run(Date.now()).changes);
+    return this.retry('clean up', () => this.s.expire.run(Date.now()).changes);
   }
 
-  async close(): Promise<void> {
-    this.db?.close();
-    this.db = null;
-    this.stmts = null;
+  /** Closes for good; the same promise on every call. */
+  close(): Promise<void> {
+    return this.releasers.close();
   }
 }

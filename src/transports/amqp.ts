@@ -3,10 +3,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { BrokerUnavailableError } from '../errors.js';
+import { Releasers } from '../util/close-once.js';
+import { redact } from '../util/redact.js';
 import { parseCeleryTime } from '../protocol/codec.js';
 import type { WireMessage } from '../protocol/message.js';
-import { AmqpConnection } from './amqp-connection.js';
-import { AmqpPublisher, declareError, withDeadline } from './amqp-publisher.js';
+import { AmqpConnection } from '../amqp/connection.js';
+import { AmqpPublisher, declareError } from './amqp-publisher.js';
 import { bodyText, declareTaskQueue, etaOf, fromMessageProperties, toPublishOptions } from './amqp-topology.js';
 import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
 
@@ -62,7 +64,8 @@ export class AmqpTransport implements Transport {
   private readonly consumers = new Set<ConsumerState>();
   private readonly held = new Map<string, Held>();
   private readonly redeliveries = new Map<string, number>();
-  private closing: Promise<void> | null = null;
+  /** Cleanup registered at creation, run once, newest first, by close(). */
+  private readonly releasers = new Releasers();
   private readonly deadQueue: string;
 
   constructor(
@@ -75,6 +78,21 @@ export class AmqpTransport implements Transport {
     this.publisher = new AmqpPublisher(this.conn, url, opts);
     this.conn.onOpen(() => this.onOpen());
     this.conn.onLost(() => this.onLost());
+    // Closing the connection (last) hands every unsettled delivery back to its queue.
+    this.releasers.add('close the AMQP connection', () => this.conn.close());
+    this.releasers.add('stop publishing and consuming', () => {
+      this.publisher.closed = true;
+      for (const c of this.consumers) {
+        c.cancelled = true;
+        c.release();
+      }
+      this.consumers.clear();
+      this.held.clear();
+    });
+  }
+
+  private get closing(): boolean {
+    return this.releasers.closed;
   }
 
   // ---- connection lifecycle -------------------------------------------------------------
@@ -97,7 +115,7 @@ export class AmqpTransport implements Transport {
   }
 
   async connect(): Promise<void> {
-    if (this.closing) throw new BrokerUnavailableError('The AMQP transport is closed');
+    if (this.closing) throw new BrokerUnavailableError(`The AMQP transport to ${redact(this.url)} is closed: create a new one`);
     await this.conn.get(Date.now() + this.opts.connectTimeoutMs, `connect to RabbitMQ`);
   }
 
@@ -135,14 +153,14 @@ export class AmqpTransport implements Transport {
     c.starting = (async () => {
       const what = `consume from ${c.queues.map((q) => `'${q}'`).join(', ')}`;
       const conn = await this.conn.get(deadline, what);
-      const ch = await withDeadline(this.conn, conn.createChannel(), deadline, what);
+      const ch = await this.conn.bounded(conn.createChannel(), deadline, what);
       ch.on('error', () => undefined);
       ch.on('close', () => this.onConsumerChannelClosed(c, ch));
       try {
-        await withDeadline(this.conn, ch.prefetch(c.prefetch, c.queues.length > 1), deadline, what);
+        await this.conn.bounded(ch.prefetch(c.prefetch, c.queues.length > 1), deadline, what);
         for (const q of c.queues) {
           try {
-            await withDeadline(this.conn, declareTaskQueue(ch, q, this.opts.maxPriority), deadline, what);
+            await this.conn.bounded(declareTaskQueue(ch, q, this.opts.maxPriority), deadline, what);
           } catch (err) {
             throw declareError(err, q, this.url);
           }
@@ -153,7 +171,7 @@ export class AmqpTransport implements Transport {
         c.ch = ch;
         for (const q of c.queues) {
           if (c.cancelled) break;
-          tags.push((await withDeadline(this.conn, ch.consume(q, (msg) => this.onMessage(c, ch, q, msg), { noAck: false }), deadline, what)).consumerTag);
+          tags.push((await this.conn.bounded(ch.consume(q, (msg) => this.onMessage(c, ch, q, msg), { noAck: false }), deadline, what)).consumerTag);
         }
         c.tags = tags;
       } catch (err) {
@@ -322,20 +340,8 @@ export class AmqpTransport implements Transport {
     return this.publisher.count(queue);
   }
 
-  async close(): Promise<void> {
-    if (!this.closing) {
-      this.closing = (async () => {
-        this.publisher.closed = true;
-        for (const c of this.consumers) {
-          c.cancelled = true;
-          c.release();
-        }
-        this.consumers.clear();
-        this.held.clear();
-        // Closing the connection hands every unsettled delivery back to its queue.
-        await this.conn.close();
-      })();
-    }
-    return this.closing;
+  /** Closes for good: the same promise on every call; held deliveries go back to their queues. */
+  close(): Promise<void> {
+    return this.releasers.close();
   }
 }

@@ -1,11 +1,8 @@
-// Opens the embedded SQLite database (WAL, busy timeout) and creates the broker and result tables.
+// The embedded broker's tables (messages, dead letters) and their message states, on the shared SQLite layer.
 
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { BrokerUnavailableError } from '../errors.js';
+import { openDatabase, type Db } from '../sqlite/database.js';
 
-export type Db = Database.Database;
+export type { Db } from '../sqlite/database.js';
 
 /** Message states in the `messages` table. */
 export const MSG_READY = 0;
@@ -38,30 +35,9 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   body TEXT NOT NULL,
   created_at INTEGER NOT NULL
 );
-CREATE TABLE IF NOT EXISTS results (
-  task_id TEXT PRIMARY KEY,
-  status TEXT NOT NULL,
-  result TEXT,
-  traceback TEXT,
-  name TEXT,
-  children TEXT,
-  date_done INTEGER NOT NULL,
-  expires_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS results_expiry ON results (expires_at);
 `;
 
-/** Opens (creating if needed) the database file, with settings safe for many processes. */
+/** Opens (creating if needed) the broker database file; failures are SqliteStorageErrors. */
 export function openDb(path: string, busyTimeoutMs = 10_000): Db {
-  try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
-    const db = new Database(path, { timeout: busyTimeoutMs });
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = NORMAL');
-    db.pragma(`busy_timeout = ${busyTimeoutMs}`);
-    db.exec(SCHEMA);
-    return db;
-  } catch (err) {
-    throw new BrokerUnavailableError(`Cannot open the SQLite database ${path}: ${(err as Error).message}. Check that its directory is writable, or set ASYNX_BROKER_URL=sqlite://<path>`, { cause: err, facts: { path } });
-  }
+  return openDatabase(path, { busyTimeoutMs, schema: SCHEMA, what: 'open the broker database' });
 }

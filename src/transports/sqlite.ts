@@ -1,10 +1,12 @@
 // Embedded broker on SQLite: durable queues with leases, eta held in the table, priorities, dead letters.
 
 import { randomUUID } from 'node:crypto';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { BrokerUnavailableError } from '../errors.js';
 import { parseCeleryTime } from '../protocol/codec.js';
 import type { WireMessage } from '../protocol/message.js';
+import { closeDatabase, retryWhileBusy } from '../sqlite/database.js';
+import { isBusy, sqliteError } from '../sqlite/errors.js';
+import { Releasers } from '../util/close-once.js';
 import { MSG_DELAYED, MSG_LEASED, MSG_READY, openDb, type Db } from './sqlite-db.js';
 import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
 
@@ -18,15 +20,8 @@ export interface SqliteTransportOptions {
   maxPollIntervalMs?: number;
 }
 
-function isBusy(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED' || code === 'SQLITE_BUSY_SNAPSHOT';
-}
-
-function isFull(err: unknown): boolean {
-  const code = (err as { code?: string }).code;
-  return code === 'SQLITE_FULL' || code === 'SQLITE_IOERR_WRITE' || code === 'SQLITE_IOERR';
-}
+/** A statement's own wait on another process's lock (it blocks the event loop, so it stays short), ms. */
+const STATEMENT_BUSY_MS = 250;
 
 interface Row {
   id: number;
@@ -58,6 +53,8 @@ export class SqliteTransport implements Transport {
   private pendingPublishes: Array<{ row: unknown[]; timeoutMs: number; resolve: () => void; reject: (err: unknown) => void }> = [];
   private ackFlush: Promise<void> | null = null;
   private stmts: ReturnType<SqliteTransport['prepare']> | null = null;
+  /** Cleanup registered as resources are opened; close() runs it once, newest first. */
+  private readonly releasers = new Releasers();
 
   constructor(readonly path: string, opts: SqliteTransportOptions = {}) {
     this.visibilityMs = opts.visibilityTimeoutMs ?? 30_000;
@@ -83,14 +80,54 @@ export class SqliteTransport implements Transport {
   }
 
   async connect(): Promise<void> {
+    if (this.releasers.closed) throw new BrokerUnavailableError(`The SQLite transport on ${this.path} is closed: create a new one`, { facts: { path: this.path } });
     if (this.db) return;
     // A short busy timeout: the event loop must not block for long; callers retry.
-    this.db = openDb(this.path, 250);
-    this.stmts = this.prepare(this.db);
+    const db = openDb(this.path, STATEMENT_BUSY_MS);
+    try {
+      this.stmts = this.prepare(db);
+    } catch (err) {
+      db.close();
+      throw sqliteError(err, { path: this.path, what: 'prepare the broker statements', busyTimeoutMs: STATEMENT_BUSY_MS });
+    }
+    this.db = db;
+    // Registered now, run newest first at close(): publishes in, consumers stopped, acks flushed, timer
+    // cleared, held messages handed back, file closed. A failing step never skips the next.
+    this.releasers.add('close the database file', () => {
+      this.db = null;
+      this.stmts = null;
+      closeDatabase(db, this.path);
+    });
+    this.releasers.add('hand held messages back', () => {
+      // Back to its queue at once rather than after the lease (locked or full: the leases expire by themselves).
+      db.prepare(`UPDATE messages SET state = ${MSG_READY}, visible_at = ?, owner = NULL WHERE owner = ? AND state = ${MSG_LEASED}`).run(Date.now(), this.owner);
+    });
+    this.releasers.add('stop the lease renewal timer', () => {
+      if (this.renewTimer) clearInterval(this.renewTimer);
+      this.renewTimer = null;
+    });
+    this.releasers.add('flush pending acks', async () => {
+      await this.ackFlush;
+    });
+    this.releasers.add('stop the consumers', async () => {
+      const all = [...this.consumers];
+      this.consumers.clear();
+      await Promise.allSettled(all.map((c) => c.stop()));
+    });
+    this.releasers.add('commit pending publishes', () => this.flushPublishes());
+  }
+
+  /** The open database, or the same "closed / not connected" error as {@link s}. */
+  private get handle(): Db {
+    void this.s;
+    return this.db!;
   }
 
   private get s() {
-    if (!this.stmts) throw new BrokerUnavailableError('SQLite transport is not connected: call connect() first');
+    if (!this.stmts) {
+      const why = this.releasers.closed ? 'is closed: create a new one' : 'is not connected: call connect() first';
+      throw new BrokerUnavailableError(`The SQLite transport on ${this.path} ${why}`, { facts: { path: this.path } });
+    }
     return this.stmts;
   }
 
@@ -98,25 +135,14 @@ export class SqliteTransport implements Transport {
     // Queues are rows' `queue` values: nothing to declare.
   }
 
-  /** Runs a write, retrying while the file is locked, up to `timeoutMs`. */
-  private async withRetry<T>(what: string, timeoutMs: number, fn: () => T): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    let delay = 5;
-    for (;;) {
-      try {
-        return fn();
-      } catch (err) {
-        if (isFull(err)) throw new BrokerUnavailableError(`SQLite ${what} failed: the disk is full or unwritable (${(err as Error).message}); free space on ${this.path}'s filesystem`, { cause: err, facts: { path: this.path } });
-        if (!isBusy(err)) throw err;
-        if (Date.now() >= deadline) throw new BrokerUnavailableError(`SQLite ${what} timed out after ${timeoutMs} ms: ${this.path} is locked by another process`, { cause: err, facts: { path: this.path, timedOut: true } });
-        await sleep(delay);
-        delay = Math.min(delay * 2, 100);
-      }
-    }
+  /** Runs a write, retrying while the file is locked, up to `timeoutMs`; failures are SqliteStorageErrors. */
+  private withRetry<T>(what: string, timeoutMs: number, fn: () => T): Promise<T> {
+    return retryWhileBusy(fn, { path: this.path, what, timeoutMs });
   }
 
   async publish(queue: string, message: WireMessage, opts: PublishOptions = {}): Promise<void> {
-    await this.connect();
+    // Queued in the caller's tick when already open, so a close() called right after still commits it.
+    if (!this.db || this.releasers.closed) await this.connect();
     const now = Date.now();
     let visibleAt = now;
     if (message.headers.eta) {
@@ -143,7 +169,7 @@ export class SqliteTransport implements Transport {
     if (!batch.length) return;
     try {
       await this.withRetry('publish', Math.min(...batch.map((b) => b.timeoutMs)), () =>
-        this.db!.transaction(() => {
+        this.handle.transaction(() => {
           for (const b of batch) this.s.insert.run(...b.row);
         })(),
       );
@@ -156,9 +182,18 @@ export class SqliteTransport implements Transport {
   /** Claims up to `max` due messages from the queues, in one transaction. */
   claim(queues: string[], max: number): Delivery[] {
     const s = this.s;
-    const db = this.db!;
+    const db = this.handle;
     const now = Date.now();
     const out: Delivery[] = [];
+    try {
+      this.claimIn(db, s, queues, max, now, out);
+    } catch (err) {
+      throw sqliteError(err, { path: this.path, what: 'claim', busyTimeoutMs: STATEMENT_BUSY_MS });
+    }
+    return out;
+  }
+
+  private claimIn(db: Db, s: ReturnType<SqliteTransport['prepare']>, queues: string[], max: number, now: number, out: Delivery[]): void {
     db.transaction(() => {
       s.promote.run(now);
       for (const q of queues) {
@@ -188,7 +223,6 @@ export class SqliteTransport implements Transport {
         }
       }
     }).immediate();
-    return out;
   }
 
   async consume(queues: string[], prefetch: number, onDelivery: DeliveryHandler): Promise<Consumer> {
@@ -239,7 +273,7 @@ export class SqliteTransport implements Transport {
     this.ackFlush = null;
     if (!ids.length) return;
     await this.withRetry('ack', 60_000, () =>
-      this.db!.transaction(() => {
+      this.handle.transaction(() => {
         for (const [id, n] of ids) this.s.ack.run(id, this.owner, n);
       })(),
     );
@@ -249,7 +283,7 @@ export class SqliteTransport implements Transport {
     const [id, n] = parseTag(delivery.tag);
     for (const c of this.consumers) c.release(delivery.tag);
     await this.withRetry('reject', 60_000, () =>
-      this.db!.transaction(() => {
+      this.handle.transaction(() => {
         if (!opts.requeue) this.s.dead.run(opts.reason ?? 'rejected', Date.now(), id, this.owner, n);
         if (opts.requeue) this.s.requeue.run(Date.now(), id, this.owner, n);
         else this.s.ack.run(id, this.owner, n);
@@ -269,33 +303,19 @@ export class SqliteTransport implements Transport {
 
   async count(queue: string): Promise<number> {
     await this.connect();
-    return (this.s.count.get(queue) as { n: number }).n;
+    return this.withRetry('count', this.publishTimeoutMs, () => (this.s.count.get(queue) as { n: number }).n);
   }
 
   /** Dead-lettered messages (newest last), for tools and tests. */
   async deadLetters(): Promise<Array<{ queue: string; reason: string; deliveries: number; headers: unknown }>> {
     await this.connect();
-    const rows = this.db!.prepare('SELECT queue, reason, deliveries, headers FROM dead_letters ORDER BY id').all() as Array<{ queue: string; reason: string; deliveries: number; headers: string }>;
+    const rows = await this.withRetry('read dead letters', this.publishTimeoutMs, () => this.handle.prepare('SELECT queue, reason, deliveries, headers FROM dead_letters ORDER BY id').all()) as Array<{ queue: string; reason: string; deliveries: number; headers: string }>;
     return rows.map((r) => ({ ...r, headers: JSON.parse(r.headers) as unknown }));
   }
 
-  async close(): Promise<void> {
-    if (!this.db) return;
-    await this.flushPublishes(); // publishes not yet committed go in before the file closes
-    for (const c of this.consumers) await c.stop();
-    this.consumers.clear();
-    if (this.renewTimer) clearInterval(this.renewTimer);
-    this.renewTimer = null;
-    if (this.ackFlush) await this.ackFlush.catch(() => undefined);
-    // Anything still held goes back to its queue at once rather than after the lease.
-    try {
-      this.db.prepare(`UPDATE messages SET state = ${MSG_READY}, visible_at = ?, owner = NULL WHERE owner = ? AND state = ${MSG_LEASED}`).run(Date.now(), this.owner);
-    } catch {
-      // locked or full: the leases expire by themselves
-    }
-    this.db.close();
-    this.db = null;
-    this.stmts = null;
+  /** Closes for good (idempotent: the same promise every call). Each step runs even when one fails. */
+  close(): Promise<void> {
+    return this.releasers.close();
   }
 }
 

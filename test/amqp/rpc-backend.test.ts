@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import amqplib from 'amqplib';
-import { TimeoutError } from '../../src/errors.js';
+import { AsynxError, BrokerUnavailableError, TimeoutError } from '../../src/errors.js';
 import type { ResultBody } from '../../src/protocol/message.js';
 import { RpcResultBackend } from '../../src/results/rpc.js';
 import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
@@ -81,7 +81,10 @@ describe('rpc:// result backend', { skip }, () => {
     await client.store({ taskId: id, replyTo: client.replyTo }, body(id, 'SUCCESS', 'ok'));
     await client.wait(id, 5_000);
     await client.store({ taskId: id, replyTo: client.replyTo }, body(id, 'STARTED'));
-    await new Promise((r) => setTimeout(r, 200));
+    // A marker sent after the late STARTED on the same reply queue: once it is in, the STARTED was seen.
+    const marker = randomUUID();
+    await client.store({ taskId: marker, replyTo: client.replyTo }, body(marker, 'SUCCESS'));
+    await client.wait(marker, 5_000);
     assert.equal((await client.get(id))?.status, 'SUCCESS');
     await client.forget(id);
     assert.equal(await client.get(id), null);
@@ -134,5 +137,30 @@ describe('rpc:// result backend', { skip }, () => {
       await new Promise((r) => setTimeout(r, 300));
     }
     assert.equal((await waiting).result, 'back');
+  });
+
+  test('a store the broker keeps refusing (nack) fails at publishTimeout with a BrokerUnavailableError; the nack is an AsynxError cause', async () => {
+    const worker = new RpcResultBackend(node.url, { connectTimeoutMs: 3_000, publishTimeoutMs: 600 });
+    open.push(worker);
+    const conn = await amqplib.connect(node.url);
+    const queue = `rpc-full-${randomUUID()}`;
+    try {
+      const ch = await conn.createChannel();
+      // A queue that holds nothing and rejects publishes: the broker nacks every confirm.
+      await ch.assertQueue(queue, { durable: false, autoDelete: false, arguments: { 'x-max-length': 0, 'x-overflow': 'reject-publish' } });
+      const id = randomUUID();
+      const t0 = Date.now();
+      await assert.rejects(worker.store({ taskId: id, replyTo: queue }, body(id, 'SUCCESS', 1)), (err: unknown) => {
+        assert.ok(err instanceof BrokerUnavailableError, String(err));
+        assert.match(err.message, /did not confirm within 600 ms/);
+        assert.ok(err.cause instanceof AsynxError, `cause is an AsynxError: ${String(err.cause)}`);
+        assert.equal(err.cause.code, 'asynx.broker.notConfirmed');
+        return true;
+      });
+      assert.ok(Date.now() - t0 < 3_000, 'bounded by publishTimeout');
+      await ch.deleteQueue(queue);
+    } finally {
+      await conn.close();
+    }
   });
 });

@@ -55,7 +55,7 @@ describe('AMQP transport faults', { skip }, () => {
       const started = Date.now();
       await assert.rejects(t.publish(queue, buildTaskMessage('t.n', [2], {}, { queue }).message), (err: unknown) => {
         assert.ok(err instanceof BrokerUnavailableError, String(err));
-        assert.match(err.message, /RabbitMQ at amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\/ is not reachable within \d+ ms/);
+        assert.match(err.message, /RabbitMQ at amqp:\/\/guest:\*\*\*\*@127\.0\.0\.1:\d+\/ is not reachable within \d+ ms/);
         assert.match(err.message, /Check that the broker is running/);
         return true;
       });

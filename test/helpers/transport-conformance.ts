@@ -4,9 +4,24 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { AsynxError } from '../../src/errors.js';
 import { buildTaskMessage, decodeTaskMessage } from '../../src/protocol/codec.js';
 import type { WireMessage } from '../../src/protocol/message.js';
 import type { Consumer, Delivery, Transport } from '../../src/transports/transport.js';
+import { waitFor } from './tmp.js';
+
+/**
+ * Watches for `ms` and fails if `happened()` turns true: for asserting that something does NOT happen
+ * (no delivery beyond prefetch). Not a synchronisation point: every positive wait uses waitFor.
+ */
+async function staysFalse(what: string, happened: () => boolean, ms: number): Promise<void> {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    assert.equal(happened(), false, what);
+    await sleep(Math.min(25, Math.max(0, until - Date.now())));
+  }
+  assert.equal(happened(), false, what);
+}
 
 /** Collects deliveries from a consumer, with bounded waits. */
 export class Collector {
@@ -98,7 +113,8 @@ export function runTransportConformance(name: string, makeTransport: () => Promi
       assert.deepEqual(req.headers.timelimit, [null, null]);
       await t.ack(d);
       await c.cancel();
-      await sleep(100);
+      // The broker applies an ack asynchronously (AMQP acks have no confirm): wait for the count itself.
+      await waitFor('the acked message to be gone', async () => (await t.count(queue)) === 0, 5_000, 20);
       assert.equal(await t.count(queue), 0);
     });
 
@@ -108,7 +124,7 @@ export function runTransportConformance(name: string, makeTransport: () => Promi
       for (let i = 0; i < 5; i++) await t.publish(queue, msg('t.n', [i], { queue }));
       const c = await new Collector().start(t, [queue], 2);
       await c.waitFor(2);
-      await sleep(400);
+      await staysFalse('no more than prefetch deliveries while none is acked', () => c.got.length > 2, 400);
       assert.equal(c.got.length, 2, 'no more than prefetch deliveries while none is acked');
       await t.ack(c.got[0]);
       await c.waitFor(3);
@@ -157,8 +173,14 @@ export function runTransportConformance(name: string, makeTransport: () => Promi
       const c = await new Collector().start(t, [queue], 1);
       const [d] = await c.waitFor(1);
       await t.reject(d, { requeue: false, reason: 'test: rejected' });
-      await sleep(500);
-      assert.equal(c.got.length, 1);
+      // A marker published after the reject: had the message been requeued, it would come first (it goes
+      // back to the head of the queue), so once the marker arrives the rejected one has had its chance.
+      await t.publish(queue, msg('t.n', ['marker'], { queue }));
+      const got = await c.waitFor(2);
+      assert.deepEqual(argsOf(got[1]), ['marker']);
+      await t.ack(got[1]);
+      await waitFor('the marker ack to be applied', async () => (await t.count(queue)) === 0, 5_000, 20);
+      assert.equal(c.got.filter((x) => argsOf(x)[0] === 9).length, 1, 'the rejected message was delivered once');
       await c.cancel();
       assert.equal(await t.count(queue), 0);
     });
@@ -188,10 +210,11 @@ export function runTransportConformance(name: string, makeTransport: () => Promi
       const [d] = await c.waitFor(1);
       await c.cancel();
       await t.publish(queue, msg('t.n', [2], { queue }));
-      await sleep(300);
+      await staysFalse('no delivery after cancel', () => c.got.length > 1, 300);
       assert.equal(c.got.length, 1);
       await t.ack(d);
-      await sleep(200);
+      // Only the acked message goes (the ack applies asynchronously on AMQP): wait for the count, bounded.
+      await waitFor('one message left after the ack', async () => (await t.count(queue)) === 1, 5_000, 20);
       assert.equal(await t.count(queue), 1);
       assert.equal(await t.purge([queue]), 1);
     });
@@ -245,6 +268,34 @@ export function runTransportConformance(name: string, makeTransport: () => Promi
       assert.throws(() => decodeTaskMessage(d.message), { code: 'asynx.protocol.contentType' });
       await t.reject(d, { requeue: false, reason: 'content type' });
       await c.cancel();
+    });
+
+    test('close is idempotent: the same promise on every call, and the transport refuses work after it', async () => {
+      const t = await make();
+      const queue = q('close');
+      await t.publish(queue, msg('t.n', [1], { queue }));
+      const c = await new Collector().start(t, [queue], 1);
+      await c.waitFor(1);
+      const first = t.close();
+      const second = t.close();
+      assert.equal(first, second, 'close() returns the same promise');
+      await first;
+      assert.equal(t.close(), first, 'and still the same one after it settled');
+      await assert.rejects(t.publish(queue, msg('t.n', [2], { queue })), (err: unknown) => err instanceof AsynxError && /closed/.test(err.message));
+      // The held delivery went back: a fresh transport gets it.
+      const t2 = await make();
+      const c2 = await new Collector().start(t2, [queue], 1);
+      const [d] = await c2.waitFor(1);
+      assert.deepEqual(argsOf(d), [1]);
+      await t2.ack(d);
+      await c2.cancel();
+    });
+
+    test('close of a transport that never connected resolves', async () => {
+      const t = await makeTransport();
+      open.push(t);
+      await t.close();
+      await t.close();
     });
 
     test('priorities: higher priority first', async (tc) => {

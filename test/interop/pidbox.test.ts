@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { isForNode, startPidbox, type Pidbox } from '../../src/control/pidbox.js';
 import { celerySkip, runPython } from '../helpers/celery.js';
 import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
+import { waitFor } from '../helpers/tmp.js';
 
 const fixtures = JSON.parse(readFileSync(new URL('../fixtures/celery-v2.json', import.meta.url), 'utf8')) as { worker_publishes: Array<{ name: string; body: unknown }> };
 
@@ -69,5 +70,21 @@ describe('celery inspect answered by an asynx node', { skip }, () => {
     const r = await inspect(['ping', '-d', 'other@localhost']);
     assert.notEqual(r.code, 0);
     assert.match(r.stdout + r.stderr, /No nodes replied/);
+  });
+
+  test('close is idempotent (one promise) and takes the mailbox connection and queue away', { timeout: 60_000 }, async () => {
+    const second = await startPidbox(node.url, 'asynx2@localhost', {});
+    const connections = () => node.ctl(['list_connections', 'client_properties', '--no-table-headers', '-q']);
+    const queues = () => node.ctl(['list_queues', 'name', '--no-table-headers', '-q']);
+    await waitFor('the second mailbox queue', async () => (await queues()).includes('asynx2@localhost.celery.pidbox'), 10_000, 200);
+    const first = second.close();
+    assert.equal(second.close(), first, 'close() returns the same promise');
+    await first;
+    assert.equal(second.close(), first, 'and still the same one after it settled');
+    await waitFor('the mailbox connection to go', async () => !(await connections()).includes('asynx pidbox asynx2@localhost'), 10_000, 200);
+    await waitFor('the auto-delete mailbox queue to go', async () => !(await queues()).includes('asynx2@localhost.celery.pidbox'), 10_000, 200);
+    // The first node's mailbox is untouched.
+    const r = await inspect(['ping', '-d', 'asynx1@localhost']);
+    assert.equal(r.code, 0, r.stderr);
   });
 });

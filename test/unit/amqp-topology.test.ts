@@ -1,8 +1,11 @@
 // Pure parts of the AMQP topology: delay-ladder routing keys and patterns, property mapping, backoff.
 
 import assert from 'node:assert/strict';
+import { createServer, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
-import { backoffDelay, redactUrl } from '../../src/transports/amqp-connection.js';
+import { AmqpConnection, reconnectDelay } from '../../src/amqp/connection.js';
+import { BrokerUnavailableError } from '../../src/errors.js';
+import { redact } from '../../src/util/redact.js';
 import { DELAY_LEVELS, MAX_DELAY_S, delayRoutingKey, deliverPattern, levelPattern, toPublishOptions } from '../../src/transports/amqp-topology.js';
 
 /** What a topic exchange does with one pattern (enough of AMQP's rules for these patterns). */
@@ -62,15 +65,44 @@ describe('AMQP property mapping', () => {
 
 describe('connection helpers', () => {
   test('backoff grows, is capped, and is jittered within [ceiling/2, ceiling]', () => {
-    assert.equal(backoffDelay(0, 100, 5000, () => 0), 50);
-    assert.equal(backoffDelay(0, 100, 5000, () => 1), 100);
-    assert.equal(backoffDelay(3, 100, 5000, () => 1), 800);
-    assert.equal(backoffDelay(30, 100, 5000, () => 1), 5000);
-    assert.equal(backoffDelay(30, 100, 5000, () => 0), 2500);
+    assert.equal(reconnectDelay(0, 100, 5000, () => 0), 50);
+    assert.equal(reconnectDelay(0, 100, 5000, () => 1), 100);
+    assert.equal(reconnectDelay(3, 100, 5000, () => 1), 800);
+    assert.equal(reconnectDelay(30, 100, 5000, () => 1), 5000);
+    assert.equal(reconnectDelay(30, 100, 5000, () => 0), 2500);
   });
 
   test('passwords never appear in URLs shown to users', () => {
-    assert.equal(redactUrl('amqp://user:s3cret@host:5672/vh'), 'amqp://user:***@host:5672/vh');
-    assert.equal(redactUrl('amqps://host/vh'), 'amqps://host/vh');
+    assert.equal(redact('amqp://user:s3cret@host:5672/vh'), 'amqp://user:****@host:5672/vh');
+    assert.equal(redact('amqps://host/vh'), 'amqps://host/vh');
+  });
+});
+
+describe('connect timeout', () => {
+  test('a server that accepts TCP but never speaks AMQP: BrokerUnavailableError, the timed-out attempt as an AsynxError cause', async () => {
+    const sockets = new Set<Socket>();
+    const server = createServer((s) => {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const conn = new AmqpConnection(`amqp://guest:secret@127.0.0.1:${port}/`, { connectTimeoutMs: 300, minBackoffMs: 50, maxBackoffMs: 100 });
+    try {
+      const t0 = Date.now();
+      await assert.rejects(conn.get(Date.now() + 1_000, 'connect'), (err: unknown) => {
+        assert.ok(err instanceof BrokerUnavailableError, String(err));
+        assert.match(err.message, /amqp:\/\/guest:\*\*\*\*@127\.0\.0\.1:\d+\/ is not reachable within 1000 ms/);
+        assert.doesNotMatch(err.message, /secret/);
+        assert.ok(err.cause instanceof BrokerUnavailableError, `cause is an AsynxError: ${String(err.cause)}`);
+        assert.match((err.cause as Error).message, /timed out after 300 ms.*connectTimeout/);
+        return true;
+      });
+      assert.ok(Date.now() - t0 < 3_000);
+    } finally {
+      await conn.close();
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
   });
 });

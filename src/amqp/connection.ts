@@ -1,9 +1,13 @@
 // A self-healing AMQP connection: bounded connects, reconnect with backoff and jitter, open/lost hooks.
+// The one connection layer under the AMQP transport, the rpc:// result backend and the pidbox.
 
 import amqplib from 'amqplib';
 import type { ChannelModel } from 'amqplib';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BrokerUnavailableError } from '../errors.js';
+import { backoffDelay } from '../util/backoff.js';
+import { withDeadline } from '../util/deadline.js';
+import { redact } from '../util/redact.js';
 
 /** Options of {@link AmqpConnection}. */
 export interface AmqpConnectionOptions {
@@ -20,15 +24,9 @@ export interface AmqpConnectionOptions {
 /** Runs after each (re)connect, before waiters get the connection; a throw drops the connection and retries. */
 export type OpenHook = (conn: ChannelModel, generation: number) => Promise<void>;
 
-/** `amqp://user:***@host:port/vhost`: a URL safe to put in messages and logs. */
-export function redactUrl(url: string): string {
-  return url.replace(/^(amqps?:\/\/[^:@/]*):[^@/]*@/, '$1:***@');
-}
-
-/** Delay before reconnect attempt `n` (0-based): exponential, capped, with "equal jitter". */
-export function backoffDelay(attempt: number, minMs: number, maxMs: number, random = Math.random): number {
-  const ceiling = Math.min(maxMs, minMs * 2 ** Math.min(attempt, 20));
-  return Math.round(ceiling / 2 + random() * (ceiling / 2));
+/** Delay before reconnect attempt `attempt` (0-based), ms: exponential, capped, "equal jitter" (never less than half). */
+export function reconnectDelay(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  return Math.round(backoffDelay({ base: minMs, max: maxMs, jitter: 'equal' }, attempt, random));
 }
 
 interface Waiter {
@@ -50,6 +48,7 @@ export class AmqpConnection {
   private readonly waiters = new Set<Waiter>();
   private holders = 0;
   private closed = false;
+  private closing: Promise<void> | null = null;
   private lastError: unknown = null;
   /** Set while the broker blocks publishers (memory or disk alarm), with its reason. */
   private blockedReason: string | null = null;
@@ -96,7 +95,7 @@ export class AmqpConnection {
 
   /** The open connection, waiting (bounded by `deadline`, epoch ms) for a (re)connect. */
   async get(deadline: number, what = 'connect'): Promise<ChannelModel> {
-    if (this.closed) throw new BrokerUnavailableError(`Cannot ${what}: the AMQP connection to ${redactUrl(this.url)} was closed by this process`);
+    if (this.closed) throw new BrokerUnavailableError(`Cannot ${what}: the AMQP connection to ${redact(this.url)} was closed by this process`);
     if (this.conn) return this.conn;
     const waitMs = Math.max(0, deadline - Date.now());
     return new Promise<ChannelModel>((resolve, reject) => {
@@ -119,20 +118,29 @@ export class AmqpConnection {
     const ms = waitedMs ?? Math.max(0, deadline - Date.now());
     if (this.conn && this.blockedReason !== null) {
       return new BrokerUnavailableError(
-        `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is blocking publishers (${this.blockedReason || 'resource alarm'})${ms ? ` and did not unblock within ${ms} ms` : ''}. Free memory or disk space on the broker (rabbitmq-diagnostics alarms)`,
-        { facts: { timedOut: true, value: redactUrl(this.url) } },
+        `Cannot ${what}: RabbitMQ at ${redact(this.url)} is blocking publishers (${this.blockedReason || 'resource alarm'})${ms ? ` and did not unblock within ${ms} ms` : ''}. Free memory or disk space on the broker (rabbitmq-diagnostics alarms)`,
+        { facts: { timedOut: true, value: redact(this.url) } },
       );
     }
     if (this.conn) {
       return new BrokerUnavailableError(
-        `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is connected but did not answer${ms ? ` within ${ms} ms` : ''}. Check the broker's health (rabbitmq-diagnostics status), or raise the timeout`,
-        { facts: { timedOut: true, value: redactUrl(this.url) } },
+        `Cannot ${what}: RabbitMQ at ${redact(this.url)} is connected but did not answer${ms ? ` within ${ms} ms` : ''}. Check the broker's health (rabbitmq-diagnostics status), or raise the timeout`,
+        { facts: { timedOut: true, value: redact(this.url) } },
       );
     }
     return new BrokerUnavailableError(
-      `Cannot ${what}: RabbitMQ at ${redactUrl(this.url)} is not reachable${ms ? ` within ${ms} ms` : ''}${last}. Check that the broker is running and the URL, user and vhost are right (ASYNX_BROKER_URL), or raise the timeout (ASYNX_PUBLISH_TIMEOUT, ASYNX_CONNECT_TIMEOUT)`,
-      { cause: this.lastError ?? undefined, facts: { timedOut: true, value: redactUrl(this.url) } },
+      `Cannot ${what}: RabbitMQ at ${redact(this.url)} is not reachable${ms ? ` within ${ms} ms` : ''}${last}. Check that the broker is running and the URL, user and vhost are right (ASYNX_BROKER_URL), or raise the timeout (ASYNX_PUBLISH_TIMEOUT, ASYNX_CONNECT_TIMEOUT)`,
+      { cause: this.lastError ?? undefined, facts: { timedOut: true, value: redact(this.url) } },
     );
+  }
+
+  /**
+   * Races `p` against `deadline` (epoch ms): the one deadline rule for every step on this connection.
+   * The timeout error says whether the broker is unreachable, blocking publishers or slow.
+   */
+  bounded<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
+    const waited = Math.max(0, deadline - Date.now());
+    return withDeadline(p, waited, () => this.unavailable(what, deadline, waited));
   }
 
   private wanted(): boolean {
@@ -150,7 +158,7 @@ export class AmqpConnection {
     for (let attempt = 0; this.wanted(); attempt++) {
       if (attempt > 0) {
         this.wakeBackoff = new AbortController();
-        await sleep(backoffDelay(attempt - 1, this.minBackoffMs, this.maxBackoffMs), undefined, { signal: this.wakeBackoff.signal }).catch(() => undefined);
+        await sleep(reconnectDelay(attempt - 1, this.minBackoffMs, this.maxBackoffMs), undefined, { signal: this.wakeBackoff.signal }).catch(() => undefined);
         this.wakeBackoff = null;
         if (!this.wanted()) return;
       }
@@ -206,34 +214,37 @@ export class AmqpConnection {
 
   private async connectOnce(): Promise<ChannelModel> {
     const timeoutMs = this.opts.connectTimeoutMs;
-    let timer: NodeJS.Timeout | undefined;
     const attempt = amqplib.connect(this.url, {
       noDelay: true,
       timeout: timeoutMs,
       clientProperties: { connection_name: this.opts.connectionName ?? 'asynx' },
     });
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`connect timed out after ${timeoutMs} ms`)), timeoutMs);
-    });
     try {
-      return await Promise.race([attempt, timeout]);
+      return await withDeadline(attempt, timeoutMs, () =>
+        new BrokerUnavailableError(`Connecting to RabbitMQ at ${redact(this.url)} timed out after ${timeoutMs} ms: check that the broker is running and reachable, or raise connectTimeout (ASYNX_CONNECT_TIMEOUT)`, { facts: { timedOut: true, value: redact(this.url) } }),
+      );
     } catch (err) {
       // A connection that opens after we gave up must not leak.
       attempt.then((c) => c.close().catch(() => undefined), () => undefined);
       throw err;
-    } finally {
-      clearTimeout(timer);
     }
   }
 
-  /** Closes for good: waiters fail, no reconnect. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
+  /**
+   * Closes for good: waiters fail, no reconnect. Idempotent (the same promise on every call) and
+   * exhaustive: a connection that fails to close still lets the reconnect loop be awaited.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeOnce();
+    return this.closing;
+  }
+
+  private async closeOnce(): Promise<void> {
     this.closed = true;
     this.wakeBackoff?.abort();
     for (const w of this.waiters) {
       clearTimeout(w.timer);
-      w.reject(new BrokerUnavailableError(`The AMQP connection to ${redactUrl(this.url)} was closed while waiting for it`));
+      w.reject(new BrokerUnavailableError(`The AMQP connection to ${redact(this.url)} was closed while waiting for it`));
     }
     this.waiters.clear();
     const conn = this.conn;
