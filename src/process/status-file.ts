@@ -17,6 +17,8 @@ export interface NodeStatus {
   /** Tasks running now. */
   active: number;
   queues: string[];
+  /** Messages the node may hold unacknowledged (concurrency × prefetchMultiplier); absent before it connects. */
+  prefetch?: number;
   /** Broker URL with any password removed. */
   broker: string;
   /** ms since the epoch. */
@@ -63,6 +65,7 @@ export function readStatus(path: string): NodeStatus | null {
     broker: typeof s.broker === 'string' ? s.broker : '',
     startedAt: typeof s.startedAt === 'number' ? s.startedAt : 0,
     updatedAt: typeof s.updatedAt === 'number' ? s.updatedAt : 0,
+    ...(typeof s.prefetch === 'number' ? { prefetch: s.prefetch } : {}),
     ...(typeof s.error === 'string' ? { error: s.error } : {}),
   };
 }
