@@ -192,6 +192,7 @@ export class Worker {
       childPids: this.pool?.childPids ?? [],
       processed: this.processed,
       active: this.parts?.dispatch.active.length ?? 0,
+      ...(this.parts ? { reserved: this.parts.admission.reserved.length + this.parts.admission.scheduled.length } : {}),
       queues: this.queues,
       ...(this.prefetch !== undefined ? { prefetch: this.prefetch } : {}),
       broker: this.broker,
