@@ -327,7 +327,6 @@ export class Worker {
     try {
       this.lifecycle.tryTo('draining');
       await this.cancelConsumer().catch((err) => this.events.emit('worker:error', { message: `Cancelling the consumer failed: ${(err as Error).message}` }));
-      await this.restarting;
       const parts = this.parts;
       if (parts) {
         await parts.admission.giveBack();
@@ -340,6 +339,8 @@ export class Worker {
     } finally {
       this.lifecycle.tryTo('stopping');
       await this.releasers.close();
+      // A pool restart in progress sees the stop and ends once its pool is closed.
+      await this.restarting;
       this.lifecycle.tryTo('stopped');
       this.events.emit('worker:offline', this.info());
       this.resolveDone();
