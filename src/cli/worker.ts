@@ -82,11 +82,12 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('--logfile-max-size <bytes>', 'rotate the log file at this size (0 = never)')
     .option('--logfile-keep <n>', 'rotated log files to keep', '5')
     .option('--no-color', 'no colour in log lines')
+    .usage('[options] [-- key=value ...]')
     .argument('[overrides...]', 'after --: asynx config overrides as key=value (camelCase or snake_case keys)')
     .addHelpText(
       'after',
       `
-Signals (main process): TERM warm shutdown · INT warm, then cold · QUIT cold · HUP restart the pool
+Signals (main process): TERM or INT warm shutdown, a second one cold · QUIT cold · HUP restart the pool
 (when detached; same pid) · USR1 log running tasks · USR2 reopen the log file.
 
 Config overrides after -- win over the config file and ASYNX_* (flags such as --broker win over them):
