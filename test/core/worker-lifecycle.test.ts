@@ -11,7 +11,7 @@ import { statusPathFor } from '../../src/process/status-file.js';
 import { Pool } from '../../src/worker/pool.js';
 import { FIXTURE_APP, runCli } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
-import { exitWithin, recordStates, spawnWorker, waitForStatus, type SpawnedWorker } from '../helpers/worker-events.js';
+import { exitWithin, nextEvent, recordStates, spawnWorker, waitForStatus, type SpawnedWorker } from '../helpers/worker-events.js';
 
 function childPids(pid: number): number[] {
   try {
@@ -137,9 +137,18 @@ describe('worker and pool stop in-process', () => {
     const errors: string[] = [];
     worker.on('worker:error', (e) => errors.push(e.message));
     try {
+      const online = nextEvent(worker, 'worker:online');
       await worker.start();
       assert.equal(worker.state, 'running');
-      assert.equal(await (await client.sendTask('t.add', [2, 3])).get({ timeout: 10_000 }), 5);
+      assert.equal((await online).hostname, 'inproc@test');
+      const sent = await client.sendTask('t.add', [2, 3]);
+      const isIt = (e: { taskId: string }) => e.taskId === sent.id;
+      const [received, started, succeeded] = await Promise.all([nextEvent(worker, 'task:received', isIt), nextEvent(worker, 'task:started', isIt), nextEvent(worker, 'task:succeeded', isIt)]);
+      assert.deepEqual([received.name, received.args, received.retries, received.eta, received.rootId], ['t.add', [2, 3], 0, null, sent.id]);
+      assert.equal(started.hostname, 'inproc@test');
+      assert.equal(succeeded.result, 5);
+      assert.ok(succeeded.runtime >= 0);
+      assert.equal(await sent.get({ timeout: 10_000 }), 5);
       const kids = childPids(process.pid).length;
       assert.ok(kids >= 1);
       // Sabotage two cleanup steps: the status file becomes a non-empty directory; app.close() throws.
