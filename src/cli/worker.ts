@@ -14,6 +14,7 @@ import { installSignals } from '../worker/shutdown.js';
 import { loadApp, resolveAppModule } from '../worker/load-app.js';
 import { Logger, parseLogLevel } from '../worker/logger.js';
 import { CHILD_OVERRIDES_ENV } from '../worker/child-config.js';
+import { resolveWorkerOptions, type WorkerOptions } from '../worker/options.js';
 import { Worker } from '../worker/worker.js';
 import { wantColor } from './output.js';
 
@@ -125,6 +126,23 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
   if (flags.broker) overrides.brokerUrl = flags.broker;
   if (flags.resultBackend) overrides.resultBackend = flags.resultBackend;
 
+  const childEnv: NodeJS.ProcessEnv = { [CHILD_OVERRIDES_ENV]: JSON.stringify(overrides) };
+  if (flags.broker) childEnv.ASYNX_BROKER_URL = flags.broker;
+  if (flags.resultBackend) childEnv.ASYNX_RESULT_BACKEND = flags.resultBackend;
+  if (flags.config) childEnv.ASYNX_CONFIG = resolve(cwd, flags.config);
+  const user: WorkerOptions = {
+    nodeName,
+    concurrency,
+    queues,
+    appUrl,
+    pidfile,
+    maxTasksPerChild: maxTasks,
+    maxMemoryPerChildKb: maxMem,
+    childLogfile: flags.logfile ? (i) => resolve(cwd, expandWorkerTemplate(flags.logfile!, nodeName, i)) : null,
+    childEnv,
+  };
+  // Resolved before --detach, so a bad option fails in the foreground with exit 64.
+  const resolved = resolveWorkerOptions(user);
   if (flags.detach) return detach(logfile, cwd);
 
   const logger = new Logger({
@@ -133,13 +151,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     color: flags.color !== false && wantColor(process.stderr),
     node: nodeName,
   });
-  const childEnv: NodeJS.ProcessEnv = { [CHILD_OVERRIDES_ENV]: JSON.stringify(overrides) };
-  if (flags.broker) childEnv.ASYNX_BROKER_URL = flags.broker;
-  if (flags.resultBackend) childEnv.ASYNX_RESULT_BACKEND = flags.resultBackend;
-  if (flags.config) {
-    childEnv.ASYNX_CONFIG = resolve(cwd, flags.config);
-    process.env.ASYNX_CONFIG = resolve(cwd, flags.config);
-  }
+  if (flags.config) process.env.ASYNX_CONFIG = resolve(cwd, flags.config);
   let worker: Worker | null = null;
   try {
     // The app is loaded by the worker's start, after the signal handlers are in: a TERM during a slow
@@ -150,18 +162,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
         app.configure(overrides);
         return app;
       },
-      {
-        nodeName,
-        concurrency,
-        queues,
-        appUrl,
-        logger,
-        pidfile,
-        maxTasksPerChild: maxTasks,
-        maxMemoryPerChildKb: maxMem,
-        childLogfile: flags.logfile ? (i) => resolve(cwd, expandWorkerTemplate(flags.logfile!, nodeName, i)) : null,
-        childEnv,
-      },
+      { ...resolved, logger },
     );
     const uninstall = installSignals(worker, logger, { hupRestarts: process.env.ASYNX_DETACHED === '1' || !process.stdout.isTTY });
     try {

@@ -35,8 +35,12 @@ export interface WorkerOptions {
   resultCleanupInterval?: Duration;
 }
 
+const RESOLVED: unique symbol = Symbol('asynx.resolvedWorkerOptions');
+
 /** {@link WorkerOptions} with every field filled in and durations in ms. */
 export interface ResolvedWorkerOptions {
+  /** Marks the resolved form, so that a Worker given one does not resolve it again. */
+  readonly [RESOLVED]: true;
   nodeName: string;
   concurrency: number;
   queues: string[];
@@ -69,6 +73,11 @@ function positiveMs(value: Duration | undefined, option: string, dflt: Duration)
   return ms;
 }
 
+/** True for the result of {@link resolveWorkerOptions}. */
+export function isResolvedWorkerOptions(o: WorkerOptions | ResolvedWorkerOptions): o is ResolvedWorkerOptions {
+  return (o as Partial<ResolvedWorkerOptions>)[RESOLVED] === true;
+}
+
 /** Fills the defaults and validates; an error names the option and value. */
 export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOptions {
   const nodeName = user.nodeName ?? defaultNodeName();
@@ -76,6 +85,7 @@ export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOp
   if (!user.appUrl) throw new UsageError('asynx.worker.noAppUrl', 'Worker option appUrl is required: the URL of the app module that each pool child imports (e.g. import.meta.url of the module defining the app)', { option: 'appUrl' });
   const queues = (user.queues ?? []).map((q) => q.trim()).filter(Boolean);
   return {
+    [RESOLVED]: true,
     nodeName,
     concurrency: wholeNumber(user.concurrency, 'concurrency', 2)!,
     queues,

@@ -15,7 +15,7 @@ import { WorkerEvents, type WorkerEventName, type WorkerInfo, type WorkerListene
 import { Lifecycle } from './lifecycle.js';
 import { loadApp } from './load-app.js';
 import { subscribeLogger } from './log-subscriber.js';
-import { resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
+import { isResolvedWorkerOptions, resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { Outcomes } from './outcome.js';
 import type { Pending, TaskIo } from './pending.js';
 import { Pool } from './pool.js';
@@ -67,9 +67,12 @@ export class Worker {
   private coldKick: (() => void) | null = null;
   private resolveDone!: () => void;
 
-  /** `app`: the app, or a function that loads it (so a stop during a slow import is a clean stop). */
-  constructor(app: Asynx | (() => Promise<Asynx>), options: WorkerOptions) {
-    this.opts = resolveWorkerOptions(options);
+  /**
+   * `app`: the app, or a function that loads it (so a stop during a slow import is a clean stop).
+   * `options`: the user form (resolved here) or the result of {@link resolveWorkerOptions}.
+   */
+  constructor(app: Asynx | (() => Promise<Asynx>), options: WorkerOptions | ResolvedWorkerOptions) {
+    this.opts = isResolvedWorkerOptions(options) ? options : resolveWorkerOptions(options);
     this.load = typeof app === 'function' ? app : async () => app;
     this.lifecycle = new Lifecycle(this.events, this.opts.nodeName);
     this.releasers = new Releasers((step, err) => {
