@@ -9,7 +9,7 @@ import { parseBrokerUrl } from '../urls.js';
 import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
 import { Admission } from './admission.js';
-import { controlHandlers, type TaskInfo } from './control.js';
+import { controlHandlers, workerControlTarget } from './control.js';
 import { Dispatch } from './dispatch.js';
 import { WorkerEvents, type WorkerEventName, type WorkerInfo, type WorkerListener, type WorkerState } from './events.js';
 import { Lifecycle } from './lifecycle.js';
@@ -17,7 +17,7 @@ import { loadApp } from './load-app.js';
 import { subscribeLogger } from './log-subscriber.js';
 import { isResolvedWorkerOptions, resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { Outcomes } from './outcome.js';
-import type { Pending, TaskIo } from './pending.js';
+import type { TaskIo } from './pending.js';
 import { Pool } from './pool.js';
 import { StatusReporter } from './status-reporter.js';
 
@@ -209,23 +209,19 @@ export class Worker {
     const { io, admission, dispatch } = this.parts!;
     if (parseBrokerUrl(io.config.brokerUrl).kind !== 'amqp') return;
     const { startPidbox } = await import('../control/pidbox.js');
-    const describe = (p: Pending): TaskInfo => ({ req: p.req, queue: p.delivery.queue, redelivered: p.delivery.redelivered, acked: p.acked, startedAt: p.startedAt });
     this.releasers.add('remote control', () => this.pidbox?.close());
-    this.pidbox = await startPidbox(
-      io.config.brokerUrl,
-      this.opts.nodeName,
-      controlHandlers({
-        nodeName: this.opts.nodeName,
-        stats: () => ({ pid: process.pid, uptimeSec: Math.round((Date.now() - this.startedAt) / 1000), concurrency: this.opts.concurrency, childPids: this.pool?.childPids ?? [], processed: this.processed, prefetch: this.prefetch ?? 0 }),
-        active: () => dispatch.active.map(describe),
-        reserved: () => admission.reserved.map(describe),
-        scheduled: () => admission.scheduled.map(describe),
-        registered: () => (this.registry ?? io.registry()).taskNames(),
-        revoke: (id) => admission.revoke(id),
-        shutdown: () => void this.stop('warm'),
-      }),
-      { connectTimeoutMs: io.config.connectTimeoutMs },
-    );
+    const target = workerControlTarget({
+      nodeName: this.opts.nodeName,
+      startedAt: this.startedAt,
+      concurrency: this.opts.concurrency,
+      admission,
+      dispatch,
+      childPids: () => this.pool?.childPids ?? [],
+      prefetch: () => this.prefetch ?? 0,
+      registered: () => (this.registry ?? io.registry()).taskNames(),
+      shutdown: () => void this.stop('warm'),
+    });
+    this.pidbox = await startPidbox(io.config.brokerUrl, this.opts.nodeName, controlHandlers(target), { connectTimeoutMs: io.config.connectTimeoutMs });
   }
 
   private makePool(): Pool {
