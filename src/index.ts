@@ -71,3 +71,18 @@ export {
   type HttpResponseResult,
   type DispatchOptions,
 } from './tasks/http.js';
+export { Worker, type StopReport } from './worker/worker.js';
+export { resolveWorkerOptions, defaultNodeName, type WorkerOptions, type ResolvedWorkerOptions } from './worker/options.js';
+export { Logger, type LogLevel } from './worker/logger.js';
+export type {
+  WorkerEventMap,
+  WorkerEventName,
+  WorkerListener,
+  WorkerState,
+  WorkerInfo,
+  TaskEventBase,
+  TaskException,
+  TaskReceived,
+  FailureCause,
+  RejectCause,
+} from './worker/events.js';

@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import type { AsynxOptions } from '../config.js';
+import { optionsFromPairs, type AsynxOptions } from '../config.js';
 import { AsynxError, ExitCode, UsageError } from '../errors.js';
 import { LogFile } from '../process/logfile.js';
 import { expandWorkerTemplate, splitNodeName } from '../process/placeholders.js';
@@ -13,6 +13,8 @@ import { statusPathFor, writeStatus } from '../process/status-file.js';
 import { installSignals } from '../worker/shutdown.js';
 import { loadApp, resolveAppModule } from '../worker/load-app.js';
 import { Logger, parseLogLevel } from '../worker/logger.js';
+import { CHILD_OVERRIDES_ENV } from '../worker/child-config.js';
+import { resolveWorkerOptions, type WorkerOptions } from '../worker/options.js';
 import { Worker } from '../worker/worker.js';
 import { wantColor } from './output.js';
 
@@ -34,6 +36,16 @@ export interface WorkerFlags {
   logfileMaxSize?: string;
   logfileKeep?: string;
   color?: boolean;
+}
+
+/** The `key=value` config overrides given after `--`; operands without `--` are a usage error. */
+function overridePairs(cmd: Command, operands: string[]): string[] {
+  const raw = (cmd.parent as (Command & { rawArgs?: string[] }) | null)?.rawArgs ?? [];
+  const dash = raw.indexOf('--');
+  const after = dash >= 0 ? raw.slice(dash + 1) : [];
+  const stray = operands.filter((o) => !after.includes(o));
+  if (stray.length) throw new UsageError('asynx.cli.strayArgument', `Unexpected argument '${stray[0]}': asynx worker takes config overrides only after --, e.g. asynx worker -A ./tasks.mjs -- prefetchMultiplier=2`, { value: stray[0] });
+  return operands;
 }
 
 function posInt(value: string | undefined, flag: string, dflt: number | null): number | null {
@@ -71,26 +83,32 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('--logfile-max-size <bytes>', 'rotate the log file at this size (0 = never)')
     .option('--logfile-keep <n>', 'rotated log files to keep', '5')
     .option('--no-color', 'no colour in log lines')
+    .usage('[options] [-- key=value ...]')
+    .argument('[overrides...]', 'after --: asynx config overrides as key=value (camelCase or snake_case keys)')
     .addHelpText(
       'after',
       `
-Signals (main process): TERM warm shutdown · INT warm, then cold · QUIT cold · HUP restart the pool
+Signals (main process): TERM or INT warm shutdown, a second one cold · QUIT cold · HUP restart the pool
 (when detached; same pid) · USR1 log running tasks · USR2 reopen the log file.
+
+Config overrides after -- win over the config file and ASYNX_* (flags such as --broker win over them):
+  any asynx option as key=value, camelCase or snake_case; pool children get them too.
 
 Examples:
   $ asynx worker -A ./tasks.mjs -c 4
   $ asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug
   $ asynx worker -A ./tasks.mjs --detach --pidfile ./.asynx/run/%n.pid --logfile ./.asynx/log/%n%I.log
   $ asynx worker -A ./tasks.mjs -b amqp://guest:guest@127.0.0.1:5672//
+  $ asynx worker -A ./tasks.mjs -- prefetchMultiplier=1 acks_late=true visibility_timeout=60s
 
 Exit codes: 0 stopped cleanly · 1 cold shutdown or failure · 64 bad usage · 69 broker unavailable ·
 70 the app module failed to load · 73 a live pidfile for this node exists.`,
     )
-    .action((flags: WorkerFlags) => run(() => runWorker(flags)));
+    .action((operands: string[], flags: WorkerFlags, cmd: Command) => run(() => runWorker(flags, process.cwd(), overridePairs(cmd, operands))));
 }
 
-/** Runs the worker; resolves to the exit code. */
-export async function runWorker(flags: WorkerFlags, cwd = process.cwd()): Promise<number> {
+/** Runs the worker; resolves to the exit code. `pairs` are the `key=value` overrides given after `--`. */
+export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: string[] = []): Promise<number> {
   const level = parseLogLevel(flags.loglevel ?? 'info');
   const concurrency = posInt(flags.concurrency, '--concurrency', 2)!;
   const maxTasks = posInt(flags.maxTasksPerChild, '--max-tasks-per-child', null);
@@ -103,7 +121,28 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd()): Promis
   const logfile = flags.logfile ? resolve(cwd, expandWorkerTemplate(flags.logfile, nodeName)) : null;
   if (!flags.app) throw new UsageError('asynx.cli.noApp', 'asynx worker needs -A/--app <module>');
   const appUrl = resolveAppModule(flags.app, cwd);
+  // CLI precedence: `-- key=value` overrides, then the dedicated flags over them.
+  const overrides: AsynxOptions = { ...optionsFromPairs(pairs) };
+  if (flags.broker) overrides.brokerUrl = flags.broker;
+  if (flags.resultBackend) overrides.resultBackend = flags.resultBackend;
 
+  const childEnv: NodeJS.ProcessEnv = { [CHILD_OVERRIDES_ENV]: JSON.stringify(overrides) };
+  if (flags.broker) childEnv.ASYNX_BROKER_URL = flags.broker;
+  if (flags.resultBackend) childEnv.ASYNX_RESULT_BACKEND = flags.resultBackend;
+  if (flags.config) childEnv.ASYNX_CONFIG = resolve(cwd, flags.config);
+  const user: WorkerOptions = {
+    nodeName,
+    concurrency,
+    queues,
+    appUrl,
+    pidfile,
+    maxTasksPerChild: maxTasks,
+    maxMemoryPerChildKb: maxMem,
+    childLogfile: flags.logfile ? (i) => resolve(cwd, expandWorkerTemplate(flags.logfile!, nodeName, i)) : null,
+    childEnv,
+  };
+  // Resolved before --detach, so a bad option fails in the foreground with exit 64.
+  const resolved = resolveWorkerOptions(user);
   if (flags.detach) return detach(logfile, cwd);
 
   const logger = new Logger({
@@ -112,46 +151,35 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd()): Promis
     color: flags.color !== false && wantColor(process.stderr),
     node: nodeName,
   });
-  const overrides: AsynxOptions = {};
-  const childEnv: NodeJS.ProcessEnv = {};
-  if (flags.broker) {
-    overrides.brokerUrl = flags.broker;
-    childEnv.ASYNX_BROKER_URL = flags.broker;
-  }
-  if (flags.resultBackend) {
-    overrides.resultBackend = flags.resultBackend;
-    childEnv.ASYNX_RESULT_BACKEND = flags.resultBackend;
-  }
-  if (flags.config) childEnv.ASYNX_CONFIG = resolve(cwd, flags.config);
+  if (flags.config) process.env.ASYNX_CONFIG = resolve(cwd, flags.config);
   let worker: Worker | null = null;
   try {
-    if (flags.config) process.env.ASYNX_CONFIG = resolve(cwd, flags.config);
-    const app = await loadApp(appUrl);
-    app.configure(overrides);
-    worker = new Worker(app, {
-      nodeName,
-      concurrency,
-      queues,
-      appUrl,
-      logger,
-      pidfile,
-      maxTasksPerChild: maxTasks,
-      maxMemoryPerChildKb: maxMem,
-      childLogfile: flags.logfile ? (i) => resolve(cwd, expandWorkerTemplate(flags.logfile!, nodeName, i)) : null,
-      childEnv,
-    } as ConstructorParameters<typeof Worker>[1]);
+    // The app is loaded by the worker's start, after the signal handlers are in: a TERM during a slow
+    // import is a clean stop, not a kill.
+    worker = new Worker(
+      async () => {
+        const app = await loadApp(appUrl);
+        app.configure(overrides);
+        return app;
+      },
+      { ...resolved, logger },
+    );
     const uninstall = installSignals(worker, logger, { hupRestarts: process.env.ASYNX_DETACHED === '1' || !process.stdout.isTTY });
-    await worker.start();
-    await worker.done;
-    uninstall();
+    try {
+      await worker.start();
+      await worker.done;
+    } finally {
+      uninstall();
+    }
     logger.close();
-    return worker.wasCold ? ExitCode.failure : ExitCode.ok;
+    const report = worker.stopReport;
+    return report.mode === 'cold' || report.failedSteps.length ? ExitCode.failure : ExitCode.ok;
   } catch (err) {
     if (logfile && process.env.ASYNX_DETACHED !== '1') logger.error((err as Error).message); // else main prints it once, on stderr
     logger.close();
-    // A failure before the worker could write its status (e.g. the app module throws on import):
-    // leave a `failed` status so `multi start` can show the reason at once.
-    if (pidfile && !worker?.state.startsWith('fail')) writeFailedStatus(pidfile, nodeName, concurrency, queues, (err as Error).message);
+    // A failure before the worker could write its status: leave a `failed` status so `multi start` can
+    // show the reason at once (a worker that failed has written its own, unless it lost its pidfile race).
+    if (pidfile && worker?.state !== 'failed') writeFailedStatus(pidfile, nodeName, concurrency, queues, (err as Error).message);
     throw err;
   }
 }
@@ -173,7 +201,7 @@ function detach(logfile: string | null, cwd: string): number {
       mkdirSync(dirname(logfile), { recursive: true });
       fd = openSync(logfile, 'a');
     } catch (err) {
-      throw new AsynxError('asynx.worker.logfileUnwritable', `Cannot open the log file ${logfile}: ${(err as Error).message}; pass a writable --logfile`, { exitCode: 73, facts: { path: logfile } });
+      throw new AsynxError('asynx.worker.logfileUnwritable', `Cannot open the log file ${logfile}: ${(err as Error).message}; pass a writable --logfile`, { exitCode: ExitCode.cantCreate, facts: { path: logfile } });
     }
   }
   const bin = fileURLToPath(new URL('../../bin/asynx', import.meta.url));

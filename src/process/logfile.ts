@@ -2,7 +2,7 @@
 
 import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { AsynxError } from '../errors.js';
+import { AsynxError, ExitCode } from '../errors.js';
 
 /** Options of {@link LogFile}. */
 export interface LogFileOptions {
@@ -24,8 +24,8 @@ export class LogFile {
     this.path = resolve(path);
     this.maxSize = opts.maxSize ?? 0;
     this.keep = opts.keep ?? 5;
-    if (!Number.isInteger(this.maxSize) || this.maxSize < 0) throw new AsynxError('asynx.logfile.badOption', `--logfile-max-size must be a whole number of bytes >= 0, got ${opts.maxSize}`, { exitCode: 64, facts: { option: '--logfile-max-size', value: opts.maxSize } });
-    if (!Number.isInteger(this.keep) || this.keep < 0) throw new AsynxError('asynx.logfile.badOption', `--logfile-keep must be a whole number >= 0, got ${opts.keep}`, { exitCode: 64, facts: { option: '--logfile-keep', value: opts.keep } });
+    if (!Number.isInteger(this.maxSize) || this.maxSize < 0) throw new AsynxError('asynx.logfile.badOption', `--logfile-max-size must be a whole number of bytes >= 0, got ${opts.maxSize}`, { exitCode: ExitCode.usage, facts: { option: '--logfile-max-size', value: opts.maxSize } });
+    if (!Number.isInteger(this.keep) || this.keep < 0) throw new AsynxError('asynx.logfile.badOption', `--logfile-keep must be a whole number >= 0, got ${opts.keep}`, { exitCode: ExitCode.usage, facts: { option: '--logfile-keep', value: opts.keep } });
     this.open();
   }
 
@@ -60,13 +60,13 @@ export class LogFile {
       mkdirSync(dir, { recursive: true });
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new AsynxError('asynx.logfile.dirUnwritable', `Cannot create log directory ${dir} (${code}): create it with write access for this user, or pass --logfile=<writable path>`, { exitCode: 73, cause: err, facts: { path: this.path, option: '--logfile' } });
+      throw new AsynxError('asynx.logfile.dirUnwritable', `Cannot create log directory ${dir} (${code}): create it with write access for this user, or pass --logfile=<writable path>`, { exitCode: ExitCode.cantCreate, cause: err, facts: { path: this.path, option: '--logfile' } });
     }
     try {
       this.fd = openSync(this.path, 'a', 0o644);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code ?? 'error';
-      throw new AsynxError('asynx.logfile.unwritable', `Cannot open log file ${this.path} (${code}): pass --logfile=<writable path>`, { exitCode: 73, cause: err, facts: { path: this.path, option: '--logfile' } });
+      throw new AsynxError('asynx.logfile.unwritable', `Cannot open log file ${this.path} (${code}): pass --logfile=<writable path>`, { exitCode: ExitCode.cantCreate, cause: err, facts: { path: this.path, option: '--logfile' } });
     }
     this.size = fstatSync(this.fd).size;
   }

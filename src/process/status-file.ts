@@ -16,7 +16,11 @@ export interface NodeStatus {
   processed: number;
   /** Tasks running now. */
   active: number;
+  /** Tasks received and not started yet (prefetched, or waiting for their eta); absent before it connects. */
+  reserved?: number;
   queues: string[];
+  /** Messages the node may hold unacknowledged (concurrency × prefetchMultiplier); absent before it connects. */
+  prefetch?: number;
   /** Broker URL with any password removed. */
   broker: string;
   /** ms since the epoch. */
@@ -63,6 +67,8 @@ export function readStatus(path: string): NodeStatus | null {
     broker: typeof s.broker === 'string' ? s.broker : '',
     startedAt: typeof s.startedAt === 'number' ? s.startedAt : 0,
     updatedAt: typeof s.updatedAt === 'number' ? s.updatedAt : 0,
+    ...(typeof s.reserved === 'number' ? { reserved: s.reserved } : {}),
+    ...(typeof s.prefetch === 'number' ? { prefetch: s.prefetch } : {}),
     ...(typeof s.error === 'string' ? { error: s.error } : {}),
   };
 }

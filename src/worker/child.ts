@@ -1,9 +1,10 @@
 // Pool child entry point: load the app, handshake, run one task at a time, exit when the parent is gone.
 
 import { executeTask, type TaskDefinition } from '../app/execute.js';
-import { NotRegistered } from '../errors.js';
+import { AsynxError, ExitCode, NotRegistered } from '../errors.js';
 import { encodeError } from '../app/execute.js';
 import { type ChildMessage, type Job, type ParentMessage } from './ipc.js';
+import { childOverrides } from './child-config.js';
 import { loadApp } from './load-app.js';
 
 // Signals sent to the whole process group (Ctrl-C, systemd control-group, supervisord stopasgroup)
@@ -25,21 +26,22 @@ async function main(): Promise<void> {
   const appUrl = process.env.ASYNX_CHILD_APP;
   if (!appUrl || !process.send) {
     process.stderr.write('asynx pool child: started without an app module or IPC channel; it is started by `asynx worker` only\n');
-    process.exit(64);
+    process.exit(ExitCode.usage);
   }
   let tasks: Map<string, TaskDefinition>;
   try {
     const app = await loadApp(appUrl);
+    app.configure(childOverrides());
     tasks = new Map(app.taskNames().map((n) => [n, app.getTask(n)!]));
   } catch (err) {
     send({ type: 'initFailed', error: (err as Error).message });
-    setTimeout(() => process.exit(1), 50);
+    setTimeout(() => process.exit(ExitCode.failure), 50);
     return;
   }
   let current: AbortController | null = null;
   process.on('disconnect', () => {
-    current?.abort(new Error('worker main process went away'));
-    process.exit(0);
+    current?.abort(new AsynxError('asynx.pool.parentGone', 'The worker main process went away: this pool child stops its task and exits; the broker redelivers unacknowledged messages', { facts: { pid: process.pid } }));
+    process.exit(ExitCode.ok);
   });
   process.on('message', (raw: unknown) => {
     if (typeof raw !== 'object' || raw === null) return;

@@ -2,6 +2,9 @@
 
 import type { ControlHandler } from '../control/pidbox.js';
 import type { TaskRequest } from '../protocol/codec.js';
+import type { Admission } from './admission.js';
+import type { Dispatch } from './dispatch.js';
+import type { Pending } from './pending.js';
 
 /** What the worker tells about one of its tasks. */
 export interface TaskInfo {
@@ -58,5 +61,36 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
       setImmediate(() => t.shutdown());
       return { ok: 'shutting down' };
     },
+  };
+}
+
+/** What a worker node exposes to remote control, part by part. */
+export interface ControlSources {
+  nodeName: string;
+  startedAt: number;
+  concurrency: number;
+  admission: Admission;
+  dispatch: Dispatch;
+  childPids(): number[];
+  prefetch(): number;
+  registered(): string[];
+  shutdown(): void;
+}
+
+function taskInfo(p: Pending): TaskInfo {
+  return { req: p.req, queue: p.delivery.queue, redelivered: p.delivery.redelivered, acked: p.acked, startedAt: p.startedAt };
+}
+
+/** The control target of a worker: running tasks from dispatch, reserved and scheduled ones from admission. */
+export function workerControlTarget(s: ControlSources): ControlTarget {
+  return {
+    nodeName: s.nodeName,
+    stats: () => ({ pid: process.pid, uptimeSec: Math.round((Date.now() - s.startedAt) / 1000), concurrency: s.concurrency, childPids: s.childPids(), processed: s.dispatch.processed, prefetch: s.prefetch() }),
+    active: () => s.dispatch.active.map(taskInfo),
+    reserved: () => s.admission.reserved.map(taskInfo),
+    scheduled: () => s.admission.scheduled.map(taskInfo),
+    registered: () => s.registered(),
+    revoke: (id) => s.admission.revoke(id),
+    shutdown: () => s.shutdown(),
   };
 }

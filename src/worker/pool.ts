@@ -6,6 +6,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Outcome } from '../app/execute.js';
 import { AsynxError, ExitCode } from '../errors.js';
+import type { WorkerEvents } from './events.js';
 import { isChildMessage, type ChildMessage, type Job, type ParentMessage } from './ipc.js';
 
 /** How a job ended, from the pool's point of view. */
@@ -31,15 +32,11 @@ export interface PoolOptions {
   logfileFor?: (index: number) => string | null;
   /** Bounded wait for a child's handshake. @defaultValue 30000 */
   startTimeoutMs?: number;
-  /** Called with descriptive lines (child replaced, recycled). */
-  onEvent?: (event: PoolEvent) => void;
+  /** Where `pool:child:*` events go (the worker's event map). */
+  events?: WorkerEvents;
+  /** Deadline for a child to exit after a warm close, then SIGKILL. @defaultValue 5000 */
+  exitTimeoutMs?: number;
 }
-
-/** Typed pool events for the worker's log. */
-export type PoolEvent =
-  | { type: 'pool:child:exit'; index: number; pid: number; detail: string; expected: boolean }
-  | { type: 'pool:child:recycle'; index: number; pid: number; reason: string }
-  | { type: 'pool:child:ready'; index: number; pid: number };
 
 interface Slot {
   index: number;
@@ -65,6 +62,9 @@ function describeExit(code: number | null, signal: NodeJS.Signals | null): strin
 export class Pool {
   private readonly slots: Slot[] = [];
   private closing = false;
+  private closed: Promise<void> | null = null;
+  /** Pid of the child that last held each slot, to report `pool:child:replaced`. */
+  private readonly lastPid = new Map<number, number>();
 
   constructor(private readonly opts: PoolOptions) {}
 
@@ -112,7 +112,10 @@ export class Pool {
           clearTimeout(timeout);
           slot.ready = true;
           resolve();
-          this.opts.onEvent?.({ type: 'pool:child:ready', index, pid: slot.pid });
+          this.opts.events?.emit('pool:child:up', { index, pid: slot.pid });
+          const oldPid = this.lastPid.get(index);
+          if (oldPid !== undefined && oldPid !== slot.pid) this.opts.events?.emit('pool:child:replaced', { index, oldPid, newPid: slot.pid });
+          this.lastPid.set(index, slot.pid);
         } else if (m.type === 'initFailed') {
           clearTimeout(timeout);
           reject(new AsynxError('asynx.pool.initFailed', `Pool child ${index} could not load the app: ${m.error}`, { exitCode: ExitCode.software }));
@@ -133,7 +136,7 @@ export class Pool {
         clearTimeout(timeout);
         const detail = describeExit(code, signal);
         const expected = this.closing || slot.retiring;
-        this.opts.onEvent?.({ type: 'pool:child:exit', index, pid: slot.pid, detail, expected });
+        this.opts.events?.emit('pool:child:exit', { index, pid: slot.pid, detail, expected });
         if (slot.job) this.finish(slot, slot.killedFor ?? { kind: 'lost', detail });
         const wasReady = slot.ready;
         slot.ready = false;
@@ -142,7 +145,7 @@ export class Pool {
           // replaced after a pause, so an app that cannot load does not become a fork loop.
           const respawn = () => {
             if (this.closing) return;
-            this.spawn(index).catch((err) => this.opts.onEvent?.({ type: 'pool:child:exit', index, pid: -1, detail: (err as Error).message, expected: false }));
+            this.spawn(index).catch((err) => this.opts.events?.emit('pool:child:exit', { index, pid: -1, detail: (err as Error).message, expected: this.closing }));
           };
           if (wasReady) respawn();
           else setTimeout(respawn, 1000).unref();
@@ -165,12 +168,16 @@ export class Pool {
 
   private retire(slot: Slot, reason: string): void {
     slot.retiring = true;
-    this.opts.onEvent?.({ type: 'pool:child:recycle', index: slot.index, pid: slot.pid, reason });
+    this.opts.events?.emit('pool:child:recycle', { index: slot.index, pid: slot.pid, reason });
     this.post(slot, { type: 'exit' });
   }
 
   private post(slot: Slot, msg: ParentMessage): void {
-    if (slot.child.connected) slot.child.send(msg);
+    try {
+      if (slot.child.connected) slot.child.send(msg);
+    } catch {
+      // The channel closed in between: the exit handler deals with the child.
+    }
   }
 
   /**
@@ -205,22 +212,27 @@ export class Pool {
   }
 
   /**
-   * Stops every child. Warm: children exit after the parent disconnects (call once no job runs).
-   * Cold: SIGKILL at once; running jobs resolve as `lost`.
+   * Stops every child. Warm: children exit after the parent disconnects (call once no job runs), with a
+   * deadline, then SIGKILL. Cold: SIGKILL at once; running jobs resolve as `lost`. Idempotent: every call
+   * returns the same promise; a cold call during a warm close kills the children that are left.
    */
-  async close(cold = false): Promise<void> {
+  close(cold = false): Promise<void> {
     this.closing = true;
+    if (cold) for (const s of this.slots) if (s.child.exitCode === null && s.child.signalCode === null) s.child.kill('SIGKILL');
+    if (!this.closed) this.closed = this.closeAll(cold);
+    return this.closed;
+  }
+
+  private async closeAll(cold: boolean): Promise<void> {
     const exits = this.slots.map(
       (s) =>
         new Promise<void>((resolve) => {
           if (s.child.exitCode !== null || s.child.signalCode !== null) return resolve();
           s.child.once('exit', () => resolve());
-          if (cold) s.child.kill('SIGKILL');
-          else {
-            this.post(s, { type: 'exit' });
-            // Deadline, then SIGKILL: a child stuck in a sync loop must not block shutdown forever.
-            setTimeout(() => s.child.kill('SIGKILL'), 5000).unref();
-          }
+          if (cold) return;
+          this.post(s, { type: 'exit' });
+          // Deadline, then SIGKILL: a child stuck in a sync loop must not block shutdown forever.
+          setTimeout(() => s.child.kill('SIGKILL'), this.opts.exitTimeoutMs ?? 5000).unref();
         }),
     );
     await Promise.all(exits);

@@ -1,4 +1,4 @@
-// Worker signal table: TERM warm, INT warm then cold, QUIT cold, HUP pool restart, USR1 dump, USR2 reopen log.
+// Worker signal table: TERM and INT warm then cold, QUIT cold, HUP pool restart, USR1 dump, USR2 reopen log.
 
 import type { Logger } from './logger.js';
 import type { Worker } from './worker.js';
@@ -7,16 +7,18 @@ type Action = () => void;
 
 /** Installs the main-process signal handlers; returns a function that removes them. */
 export function installSignals(worker: Worker, log: Logger, opts: { hupRestarts: boolean }): () => void {
-  let ints = 0;
+  // Any second stop signal (TERM or INT) goes cold, as Celery's second Ctrl-C does.
+  let stops = 0;
+  const stopSignal = (warning: string | null): Action => () => {
+    stops++;
+    if (stops === 1) {
+      if (warning) log.warn(warning);
+      void worker.stop('warm');
+    } else void worker.stop('cold');
+  };
   const table: Partial<Record<NodeJS.Signals, Action>> = {
-    SIGTERM: () => void worker.stop('warm'),
-    SIGINT: () => {
-      ints++;
-      if (ints === 1) {
-        log.warn('worker: Hitting Ctrl+C again will initiate cold shutdown, terminating all running tasks!');
-        void worker.stop('warm');
-      } else void worker.stop('cold');
-    },
+    SIGTERM: stopSignal(null),
+    SIGINT: stopSignal('worker: Hitting Ctrl+C again will initiate cold shutdown, terminating all running tasks!'),
     SIGQUIT: () => void worker.stop('cold'),
     SIGUSR1: () => {
       for (const line of worker.describeActive()) log.warn(line);

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Asynx, RemoteTaskError } from '../../src/index.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
-import { tempDir, waitFor } from '../helpers/tmp.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitForStatus } from '../helpers/worker-events.js';
 
 function childPids(pid: number): number[] {
   try {
@@ -38,12 +39,14 @@ describe('prefork pool', () => {
 
   it('runs CPU-bound tasks in parallel in separate child processes', async () => {
     const { c } = await setup(['-c', '2']);
-    const [a, b] = await Promise.all([c.sendTask<number>('t.pid'), c.sendTask<number>('t.pid')]);
-    // Occupy both children at once so the two pids must differ.
-    const s = await Promise.all([c.sendTask('t.sleep', [300]), c.sendTask('t.sleep', [300])]);
-    await Promise.all(s.map((r) => r.get({ timeout: 10_000 })));
-    const pids = new Set([await a.get({ timeout: 10_000 }), await b.get({ timeout: 10_000 })]);
-    for (const pid of pids) assert.notEqual(pid, workers[0]!.pid, 'tasks run outside the main process');
+    // Two CPU-bound tasks of 800 ms each: on a 2-child pool they must overlap in time, in two different children.
+    type Span = { pid: number; start: number; end: number };
+    const sent = await Promise.all([c.sendTask<Span>('t.span', [800]), c.sendTask<Span>('t.span', [800])]);
+    const [a, b] = await Promise.all(sent.map((r) => r.get({ timeout: 15_000 })));
+    assert.ok(a && b);
+    assert.notEqual(a.pid, b.pid, 'two different pool children');
+    for (const s of [a, b]) assert.notEqual(s.pid, workers[0]!.pid, 'tasks run outside the main process');
+    assert.ok(a.start < b.end && b.start < a.end, `the two runs overlap in time: [${a.start}, ${a.end}] and [${b.start}, ${b.end}]`);
   });
 
   it('hard time limit kills the child, fails the task with TimeLimitExceeded, and replaces the child', async () => {
@@ -108,12 +111,13 @@ describe('prefork pool', () => {
   it('a worker killed with SIGKILL: its leased message returns to the queue after the visibility timeout', async () => {
     const tmpDb = join(tmp.dir, 'lease.db');
     const brokerUrl = `sqlite://${tmpDb}`;
-    const w1 = await startWorker({ brokerUrl, args: ['-c', '1'], env: { ASYNX_VISIBILITY_TIMEOUT: '1500', ASYNX_ACKS_LATE: '1' } });
+    const pidfile = join(tmp.dir, 'lease.pid');
+    const w1 = await startWorker({ brokerUrl, args: ['-c', '1', '--pidfile', pidfile], env: { ASYNX_VISIBILITY_TIMEOUT: '1500', ASYNX_ACKS_LATE: '1' } });
     workers.push(w1);
     const c = new Asynx({ brokerUrl, configFile: false });
     clients.push(c);
     const r = await c.sendTask('t.sleep', [5000]);
-    await waitFor('task started', () => w1.output().includes(`[${r.id}] received`));
+    await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
     await w1.stop('SIGKILL');
     const w2 = await startWorker({ brokerUrl, args: ['-c', '1'], env: { ASYNX_VISIBILITY_TIMEOUT: '1500' } });
     workers.push(w2);

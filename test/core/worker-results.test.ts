@@ -6,16 +6,18 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { Asynx, RemoteTaskError, TaskRevokedError, TimeoutError } from '../../src/index.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
-import { tempDir, waitFor } from '../helpers/tmp.js';
+import { tempDir } from '../helpers/tmp.js';
+import { waitForStatus } from '../helpers/worker-events.js';
 
 describe('worker on the SQLite broker: results', () => {
   const tmp = tempDir();
   const brokerUrl = `sqlite://${join(tmp.dir, 'a.db')}`;
+  const pidfile = join(tmp.dir, 'a.pid');
   let worker: RunningWorker;
   let client: Asynx;
 
   before(async () => {
-    worker = await startWorker({ brokerUrl, args: ['-c', '2'] });
+    worker = await startWorker({ brokerUrl, args: ['-c', '2', '--pidfile', pidfile] });
     client = new Asynx({ brokerUrl, configFile: false });
   });
   after(async () => {
@@ -92,7 +94,7 @@ describe('worker on the SQLite broker: results', () => {
   it('higher priority runs first', async () => {
     // Fill both children, then queue low before high; the high one must start before the low one.
     const blockers = await Promise.all([client.sendTask('t.sleep', [600]), client.sendTask('t.sleep', [600])]);
-    await waitFor('both busy', () => (worker.output().match(/t\.sleep\[.*received/g) ?? []).length >= 2);
+    await waitForStatus(pidfile, 'both children busy', (s) => s.active === 2);
     const low = await client.sendTask('t.add', [0, 1], {}, { priority: 1 });
     const high = await client.sendTask('t.add', [0, 2], {}, { priority: 9 });
     await Promise.all([low.get({ timeout: 10_000 }), high.get({ timeout: 10_000 }), ...blockers.map((b) => b.get({ timeout: 10_000 }))]);

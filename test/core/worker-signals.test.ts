@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { Asynx } from '../../src/index.js';
 import { runCli, startWorker, FIXTURE_APP, type RunningWorker } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
+import { waitForStatus } from '../helpers/worker-events.js';
 
 function childPids(pid: number): number[] {
   try {
@@ -42,7 +43,7 @@ describe('worker signals and lifecycle', () => {
     const brokerUrl = `sqlite://${db}`;
     const c = new Asynx({ brokerUrl, configFile: false });
     clients.push(c);
-    return { db, brokerUrl, c };
+    return { db, brokerUrl, c, pidfile: join(tmp.dir, `s${n}.pid`) };
   }
   afterEach(async () => {
     for (const c of clients.splice(0)) await c.close();
@@ -58,9 +59,9 @@ describe('worker signals and lifecycle', () => {
     workers.push(w);
     assert.equal(readFileSync(pidfile, 'utf8').split('\n')[0], String(w.pid));
     const running = await c.sendTask('t.sleep', [1500]);
-    await waitFor('task started', () => w.output().includes(`[${running.id}] received`));
-    const waiting = await Promise.all([1, 2, 3].map(() => c.sendTask('t.add', [1, 1])));
-    await waitFor('prefetched', () => waiting.every((r) => w.output().includes(`[${r.id}] received`)));
+    await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
+    await Promise.all([1, 2, 3].map(() => c.sendTask('t.add', [1, 1])));
+    await waitForStatus(pidfile, 'prefetched', (s) => s.reserved === 3);
     const code = await w.stop('SIGTERM');
     assert.equal(code, 0);
     assert.equal(await running.get({ timeout: 1000 }), 1500, 'the running task finished with SUCCESS');
@@ -69,22 +70,22 @@ describe('worker signals and lifecycle', () => {
   });
 
   it('TERM to the whole process group does not kill pool children mid-task', async () => {
-    const { brokerUrl, c } = fresh();
-    const w = await startWorker({ brokerUrl, args: ['-c', '2'], detached: true });
+    const { brokerUrl, c, pidfile } = fresh();
+    const w = await startWorker({ brokerUrl, args: ['-c', '2', '--pidfile', pidfile], detached: true });
     workers.push(w);
     const r = await c.sendTask('t.sleep', [1200]);
-    await waitFor('task started', () => w.output().includes(`[${r.id}] received`));
+    await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
     process.kill(-w.pid, 'SIGTERM');
     assert.equal(await w.exited, 0);
     assert.equal(await r.get({ timeout: 1000 }), 1200);
   });
 
   it('QUIT: cold shutdown kills the children and puts the unfinished (early-acked) task back in the queue', async () => {
-    const { db, brokerUrl, c } = fresh();
-    const w = await startWorker({ brokerUrl, args: ['-c', '1'] });
+    const { db, brokerUrl, c, pidfile } = fresh();
+    const w = await startWorker({ brokerUrl, args: ['-c', '1', '--pidfile', pidfile] });
     workers.push(w);
     const r = await c.sendTask('t.sleep', [3000]);
-    await waitFor('task started', () => w.output().includes(`[${r.id}] received`));
+    await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
     const kids = childPids(w.pid);
     const code = await w.stop('SIGQUIT');
     assert.equal(code, 1);
@@ -96,29 +97,30 @@ describe('worker signals and lifecycle', () => {
   });
 
   it('INT twice: warm, then cold', async () => {
-    const { db, brokerUrl, c } = fresh();
-    const w = await startWorker({ brokerUrl, args: ['-c', '1'] });
+    const { db, brokerUrl, c, pidfile } = fresh();
+    const w = await startWorker({ brokerUrl, args: ['-c', '1', '--pidfile', pidfile] });
     workers.push(w);
-    const r = await c.sendTask('t.sleep', [5000]);
-    await waitFor('task started', () => w.output().includes(`[${r.id}] received`));
+    await c.sendTask('t.sleep', [5000]);
+    await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
     w.proc.kill('SIGINT');
-    await waitFor('warm', () => w.output().includes('Hitting Ctrl+C again'));
+    await waitForStatus(pidfile, 'warm shutdown', (s) => s.state === 'draining');
+    assert.match(w.output(), /Hitting Ctrl\+C again/);
     w.proc.kill('SIGINT');
     assert.equal(await w.exited, 1);
     assert.equal(queued(db), 1);
   });
 
   it('USR1 logs the running tasks; HUP restarts the pool in place (same pid, new children)', async () => {
-    const { brokerUrl, c } = fresh();
-    const w = await startWorker({ brokerUrl, args: ['-c', '2'] });
+    const { brokerUrl, c, pidfile } = fresh();
+    const w = await startWorker({ brokerUrl, args: ['-c', '2', '--pidfile', pidfile] });
     workers.push(w);
     const r = await c.sendTask('t.sleep', [800]);
-    await waitFor('task started', () => w.output().includes(`[${r.id}] received`));
+    await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
     w.proc.kill('SIGUSR1');
     await waitFor('usr1 dump', () => w.output().includes(`t.sleep[${r.id}] running for`));
     const before = childPids(w.pid);
     w.proc.kill('SIGHUP');
-    await waitFor('restarted', () => w.output().includes('restarted.'), 15_000);
+    await waitForStatus(pidfile, 'restarted with new children', (s) => s.state === 'running' && s.childPids.length === 2 && s.childPids.every((p) => !before.includes(p)), 15_000);
     assert.equal(await r.get({ timeout: 5000 }), 800, 'the running task finished first');
     assert.equal(alive(w.pid), true);
     const afterKids = childPids(w.pid);

@@ -1,0 +1,151 @@
+// Admission of a delivery: decode, revoked, expired, max deliveries, eta hold, then the priority buffer.
+
+import { encodeError } from '../app/execute.js';
+import { AsynxError, NotRegistered, ProtocolError, TaskRevokedError, WorkerLostError } from '../errors.js';
+import { decodeTaskMessage, type TaskRequest } from '../protocol/codec.js';
+import type { WireMessage } from '../protocol/message.js';
+import { errorBody } from '../results/body.js';
+import type { Delivery } from '../transports/transport.js';
+import type { Outcomes } from './outcome.js';
+import { internalPublishMs, isoOrNull, taskBase, type Pending, type TaskIo } from './pending.js';
+
+/** Tasks due within this long are held here; later ones go back to a broker that can delay them. */
+const ETA_HOLD_MS = 1000;
+
+/** Turns deliveries into due tasks in a priority buffer; holds eta tasks; discards revoked and expired ones. */
+export class Admission {
+  /** Due, not started: highest priority first, FIFO within a priority. */
+  private readonly buffer: Pending[] = [];
+  /** Waiting for their eta. */
+  private readonly held = new Set<Pending>();
+  /** Task ids revoked by remote control: not run when they arrive (Celery keeps the same in memory). */
+  private readonly revoked = new Set<string>();
+  private seq = 0;
+
+  constructor(
+    private readonly io: TaskIo,
+    private readonly outcomes: Outcomes,
+    /** False once the worker drains: deliveries then go straight back. */
+    private readonly accepting: () => boolean,
+    /** Called when a task became due. */
+    private readonly onDue: () => void,
+  ) {}
+
+  /** Handles one delivery; never rejects (a failure is reported as `worker:error`). */
+  onDelivery(d: Delivery): void {
+    this.receive(d).catch((err) => this.io.events.emit('worker:error', { message: `Handling message ${d.tag} failed: ${(err as Error).stack ?? String(err)}` }));
+  }
+
+  /** Marks a task id revoked (remote control). */
+  revoke(id: string): void {
+    this.revoked.add(id);
+  }
+
+  /** The next due task, or undefined. */
+  take(): Pending | undefined {
+    return this.buffer.shift();
+  }
+
+  /** Due tasks waiting for a pool child. */
+  get reserved(): readonly Pending[] {
+    return this.buffer;
+  }
+
+  /** Tasks waiting for their eta. */
+  get scheduled(): readonly Pending[] {
+    return [...this.held];
+  }
+
+  private async receive(d: Delivery): Promise<void> {
+    const { transport, events, hostname } = this.io;
+    if (!this.accepting()) {
+      await transport.reject(d, { requeue: true });
+      return;
+    }
+    let req: TaskRequest;
+    try {
+      req = decodeTaskMessage(d.message);
+    } catch (err) {
+      const e = err instanceof AsynxError ? err : new ProtocolError('asynx.protocol.invalid', (err as Error).message);
+      const h = (typeof d.message.headers === 'object' && d.message.headers !== null ? d.message.headers : {}) as Record<string, unknown>;
+      const id = typeof h.id === 'string' ? h.id : null;
+      const replyTo = typeof d.message.properties.reply_to === 'string' ? d.message.properties.reply_to : null;
+      await this.outcomes.invalid(d, e, id, replyTo);
+      return;
+    }
+    const def = this.io.registry().getTask(req.task);
+    if (!def) {
+      const err = new NotRegistered(req.task, { taskId: req.id });
+      events.emit('task:rejected', { taskId: req.id, name: req.task, hostname, timestamp: Date.now(), requeue: false, cause: 'notRegistered', reason: err.message });
+      await this.outcomes.invalid(d, err, req.id, req.replyTo);
+      return;
+    }
+    const p: Pending = { delivery: d, req, def, acked: false, abandoned: false, timer: null, startedAt: 0, seq: ++this.seq };
+    if (this.revoked.has(req.id) || (req.expires !== null && req.expires <= Date.now())) {
+      const expired = !this.revoked.has(req.id);
+      events.emit('task:revoked', { ...taskBase(p, hostname), terminated: false, signum: null, expired, expires: isoOrNull(req.expires) });
+      await this.outcomes.store(p, errorBody(req.id, 'REVOKED', encodeError(new TaskRevokedError(expired ? 'expired' : 'revoked', { taskId: req.id }))));
+      await this.outcomes.ack(p);
+      return;
+    }
+    if (d.deliveryCount > this.io.config.maxDeliveries) {
+      const reason = `delivered ${d.deliveryCount} times without completing: the worker running it died each time`;
+      events.emit('task:rejected', { ...taskBase(p, hostname), requeue: false, cause: 'maxDeliveries', reason });
+      await transport.reject(d, { requeue: false, reason });
+      await this.outcomes.store(p, errorBody(req.id, 'FAILURE', encodeError(new WorkerLostError(reason, { taskId: req.id }))));
+      return;
+    }
+    if (events.has('task:received')) {
+      events.emit('task:received', {
+        ...taskBase(p, hostname),
+        args: req.args,
+        kwargs: req.kwargs,
+        retries: req.retries,
+        eta: isoOrNull(req.eta),
+        expires: isoOrNull(req.expires),
+        rootId: req.rootId,
+        parentId: req.parentId,
+        queue: d.queue,
+        priority: req.priority,
+        deliveryCount: d.deliveryCount,
+      });
+    }
+    const wait = req.eta !== null ? req.eta - Date.now() : 0;
+    if (wait > 0) {
+      if (wait > ETA_HOLD_MS && transport.capabilities.delayedDelivery) {
+        // Hand it back to the broker's delayed store rather than holding a prefetch slot.
+        await transport.publish(d.queue, d.message as unknown as WireMessage, { timeoutMs: internalPublishMs(this.io.config) });
+        await this.outcomes.ack(p);
+        return;
+      }
+      this.held.add(p);
+      p.timer = setTimeout(() => {
+        this.held.delete(p);
+        p.timer = null;
+        this.enqueue(p);
+      }, wait);
+      return;
+    }
+    this.enqueue(p);
+  }
+
+  /** Puts a due task in the buffer, highest priority first (FIFO within a priority). */
+  private enqueue(p: Pending): void {
+    let i = this.buffer.length;
+    while (i > 0 && this.buffer[i - 1]!.req.priority < p.req.priority) i--;
+    this.buffer.splice(i, 0, p);
+    this.onDue();
+  }
+
+  /** Gives every not-started message back to its queue; resolves to how many went back. */
+  async giveBack(): Promise<number> {
+    const back = [...this.buffer.splice(0), ...this.held];
+    this.held.clear();
+    for (const p of back) {
+      if (p.timer) clearTimeout(p.timer);
+      if (!p.acked) await this.io.transport.reject(p.delivery, { requeue: true }).catch(() => undefined);
+    }
+    if (back.length) this.io.events.emit('message:restored', { count: back.length });
+    return back.length;
+  }
+}

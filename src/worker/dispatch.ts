@@ -1,0 +1,112 @@
+// Dispatch: hands due tasks to idle pool children, tracks the running ones, and says when none is left.
+
+import type { WireMessage } from '../protocol/message.js';
+import { reprOf } from '../protocol/codec.js';
+import { stateBody } from '../results/body.js';
+import type { Admission } from './admission.js';
+import type { Job } from './ipc.js';
+import type { Outcomes } from './outcome.js';
+import { internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
+import type { Pool } from './pool.js';
+
+/** Moves tasks from the admission buffer to the pool and their results to {@link Outcomes}. */
+export class Dispatch {
+  private readonly running = new Map<number, Pending>();
+  private idleWaiters: Array<() => void> = [];
+  /** Tasks finished since the worker started. */
+  processed = 0;
+
+  constructor(
+    private readonly io: TaskIo,
+    private readonly admission: Admission,
+    private readonly outcomes: Outcomes,
+    /** The current pool and whether dispatching is allowed now. */
+    private readonly target: () => Pool | null,
+  ) {}
+
+  /** Tasks running now. */
+  get active(): readonly Pending[] {
+    return [...this.running.values()];
+  }
+
+  /** Starts due tasks while children are idle. */
+  pump(): void {
+    const pool = this.target();
+    if (!pool) return;
+    while (pool.idle > 0) {
+      const p = this.admission.take();
+      if (!p) return;
+      this.startJob(pool, p);
+    }
+  }
+
+  /** Resolves when no task is running and its result, ack and follow-ups are written. */
+  idle(): Promise<void> {
+    if (this.running.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  private startJob(pool: Pool, p: Pending): void {
+    const { req, def } = p;
+    const { events, hostname } = this.io;
+    const acksLate = def.options.acksLate ?? this.io.config.acksLate;
+    p.startedAt = Date.now();
+    this.running.set(p.seq, p);
+    // Acks early: the child gets the job only once the ack is durable (at most once even if this process is
+    // killed right after dispatch; found by test/faults/sqlite-node-kill.test.ts).
+    const acked = acksLate ? undefined : this.outcomes.ack(p);
+    if (def.options.trackStarted) void this.outcomes.store(p, stateBody(req.id, 'STARTED', { pid: process.pid, hostname }));
+    events.emit('task:started', { ...taskBase(p, hostname), pid: process.pid });
+    const job: Job = {
+      seq: p.seq,
+      id: req.id,
+      name: req.task,
+      args: req.args,
+      kwargs: req.kwargs,
+      retries: req.retries,
+      rootId: req.rootId,
+      parentId: req.parentId,
+      hostname,
+      softTimeLimit: req.softTimeLimit,
+    };
+    const hard = req.timeLimit ?? def.options.timeLimit;
+    pool
+      .run(job, hard, (state, meta) => void this.outcomes.store(p, stateBody(req.id, state, meta)), acked)
+      .then((r) => this.outcomes.finish(p, r))
+      .catch(async (err) => {
+        events.emit('worker:error', { message: `Task ${req.task}[${req.id}] bookkeeping failed: ${(err as Error).message}`, taskId: req.id });
+        // Not acked yet (acks late): hand it back so it runs again rather than staying leased.
+        if (!p.acked && !p.abandoned) {
+          await this.outcomes.requeue(p).catch((e) => events.emit('worker:error', { message: `Requeue of ${req.id} failed: ${(e as Error).message}`, taskId: req.id }));
+        }
+      })
+      .finally(() => {
+        this.running.delete(p.seq);
+        this.processed++;
+        if (this.running.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+        this.pump();
+      });
+  }
+
+  /** Cold shutdown: every running task goes back to its queue (republished when it was acked early). */
+  async terminateAll(): Promise<void> {
+    const { events, hostname, transport } = this.io;
+    for (const p of this.running.values()) {
+      p.abandoned = true;
+      try {
+        if (p.acked) await transport.publish(p.delivery.queue, p.delivery.message as unknown as WireMessage, { timeoutMs: internalPublishMs(this.io.config) });
+        else await transport.reject(p.delivery, { requeue: true });
+        events.emit('task:rejected', { ...taskBase(p, hostname), requeue: true, cause: 'coldShutdown', reason: 'cold shutdown' });
+      } catch (err) {
+        events.emit('worker:error', { message: `Cold shutdown: could not give ${p.req.id} back: ${(err as Error).message}`, taskId: p.req.id });
+      }
+    }
+  }
+
+  /** Lines describing the running tasks (USR1). */
+  describe(reserved: number): string[] {
+    const now = Date.now();
+    const lines = [...this.running.values()].map((p) => `${p.req.task}[${p.req.id}] running for ${((now - p.startedAt) / 1000).toFixed(1)}s args=${reprOf(p.req.args, 120)}`);
+    return [`${lines.length} running, ${reserved} reserved, ${this.processed} processed`, ...lines];
+  }
+}

@@ -1,0 +1,63 @@
+// The worker's log lines (Celery's wording), written by subscribing a Logger to the worker's events.
+
+import { reprOf } from '../protocol/codec.js';
+import type { WorkerEvents } from './events.js';
+import type { Logger } from './logger.js';
+import { taskLabel } from './pending.js';
+
+/** Subscribes `log` to `events`; returns a function that unsubscribes every listener. */
+export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
+  const offs = [
+    events.on('task:received', (e) => {
+      if (log.enabled('info')) log.info(`Task ${taskLabel(e)} received${e.eta ? ` (eta ${e.eta})` : ''}`);
+    }),
+    events.on('task:revoked', (e) => {
+      if (e.expired) log.info(`Discarding expired task ${taskLabel(e)} (expired ${e.expires}): REVOKED`);
+      else log.info(`Discarding revoked task ${taskLabel(e)}: REVOKED`);
+    }),
+    events.on('task:rejected', (e) => {
+      const name = taskLabel(e);
+      switch (e.cause) {
+        case 'notRegistered':
+          return log.error(`Received unregistered task of type '${e.name}' (id ${e.taskId}): the message goes to the dead-letter queue`);
+        case 'maxDeliveries':
+          return log.error(`Task ${name} ${e.reason}; moving it to the dead-letter queue`);
+        case 'ackFailed':
+          return log.error(`Task ${name} not started: its early ack failed (${e.reason}); giving it back to the broker`);
+        case 'workerLost':
+          return log.error(`Pool child died running ${name} (${e.reason}): acks_late, so the message goes back to its queue`);
+        case 'coldShutdown':
+          return log.warn(`Cold shutdown: ${name} was terminated and goes back to its queue`);
+      }
+    }),
+    events.on('message:invalid', (e) => log.error(`Received invalid message ${e.tag} on queue '${e.queue}': ${e.message}; moving it to the dead-letter queue`)),
+    events.on('message:restored', (e) => log.info(`Restoring ${e.count} unacknowledged message(s)`)),
+    events.on('task:succeeded', (e) => {
+      // Built only when it will be written: at -l warning this line costs nothing per task.
+      if (log.enabled('info')) log.info(`Task ${taskLabel(e)} succeeded in ${e.runtime.toFixed(3)}s: ${reprOf(e.result, 200)}`);
+    }),
+    events.on('task:retried', (e) => log.info(`Task ${taskLabel(e)} retry: retry in ${e.countdown.toFixed(3)}s: ${e.exception.type}: ${e.exception.message}`)),
+    events.on('task:failed', (e) => {
+      const name = taskLabel(e);
+      if (e.cause === 'raised') log.error(`Task ${name} raised unexpected: ${e.exception.type}(${JSON.stringify(e.exception.message)}) after ${e.runtime.toFixed(3)}s`);
+      else if (e.cause === 'timeLimit') log.error(`Hard time limit (${e.timeLimit}s) exceeded for ${name}: its pool child was killed`);
+      else log.error(`Task ${name} failed: WorkerLostError: pool child exited (${e.detail})`);
+    }),
+    events.on('worker:online', (e) => {
+      log.info(`Connected to ${e.broker}; results: ${e.resultBackend}; queues: ${e.queues.join(', ')}; concurrency: ${e.concurrency} (prefork)`);
+      log.info('ready.');
+    }),
+    events.on('worker:shutdown', (e) => log.info(`${e.mode === 'cold' ? 'Cold' : 'Warm'} shutdown (MainProcess)`)),
+    events.on('worker:offline', (e) => log.info(`stopped (${e.processed} tasks processed).`)),
+    events.on('worker:error', (e) => log.error(e.message)),
+    events.on('worker:warning', (e) => log.warn(e.message)),
+    events.on('pool:restart', (e) => log.info(e.phase === 'begin' ? `Restarting worker pool (${e.hostname}): warm drain, then new children` : 'restarted.')),
+    events.on('pool:child:exit', (e) => {
+      if (!e.expected) log.error(`Pool child ${e.index} (pid ${e.pid}) exited unexpectedly: ${e.detail}; replacing it`);
+    }),
+    events.on('pool:child:recycle', (e) => log.info(`Recycling pool child ${e.index} (pid ${e.pid}): ${e.reason}`)),
+  ];
+  return () => {
+    for (const off of offs) off();
+  };
+}

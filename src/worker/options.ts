@@ -1,0 +1,103 @@
+// Worker options: the all-optional user form, resolved once into a form with every field filled in.
+
+import { hostname } from 'node:os';
+import { UsageError } from '../errors.js';
+import { durationMs, type Duration } from '../util/duration.js';
+import type { Logger } from './logger.js';
+
+/** Options of a {@link Worker}. Every field is optional; {@link resolveWorkerOptions} fills the defaults. */
+export interface WorkerOptions {
+  /** Full node name, `name@host`. @defaultValue `asynx@<machine hostname>` */
+  nodeName?: string;
+  /** Pool child processes. @defaultValue 2 */
+  concurrency?: number;
+  /** Queues to consume. @defaultValue `[]` (the app's default queue) */
+  queues?: string[];
+  /** URL of the app module, imported again by each pool child (required to start a pool). */
+  appUrl?: string;
+  /** Where the worker's log lines go; null writes none (subscribe to events instead). @defaultValue null */
+  logger?: Logger | null;
+  /** Pidfile to hold while running; its status file lives beside it. @defaultValue null */
+  pidfile?: string | null;
+  /** Replace a pool child after this many tasks. @defaultValue null (never) */
+  maxTasksPerChild?: number | null;
+  /** Replace a pool child whose RSS exceeds this many KiB after a task. @defaultValue null (never) */
+  maxMemoryPerChildKb?: number | null;
+  /** Log file path for pool child k, or null to share the main output. @defaultValue null */
+  childLogfile?: ((index: number) => string | null) | null;
+  /** Extra env for pool children. @defaultValue `{}` */
+  childEnv?: NodeJS.ProcessEnv;
+  /** Heartbeat period: the status file is rewritten and `worker:heartbeat` emitted this often. @defaultValue 2 (s, Celery's default) */
+  heartbeatInterval?: Duration;
+  /** Bounded wait for a pool child's handshake. @defaultValue 30 (s) */
+  childStartTimeout?: Duration;
+  /** How often expired results are cleaned from the backend. @defaultValue 600 (s) */
+  resultCleanupInterval?: Duration;
+}
+
+const RESOLVED: unique symbol = Symbol('asynx.resolvedWorkerOptions');
+
+/** {@link WorkerOptions} with every field filled in and durations in ms. */
+export interface ResolvedWorkerOptions {
+  /** Marks the resolved form, so that a Worker given one does not resolve it again. */
+  readonly [RESOLVED]: true;
+  nodeName: string;
+  concurrency: number;
+  queues: string[];
+  appUrl: string;
+  logger: Logger | null;
+  pidfile: string | null;
+  maxTasksPerChild: number | null;
+  maxMemoryPerChildKb: number | null;
+  childLogfile: ((index: number) => string | null) | null;
+  childEnv: NodeJS.ProcessEnv;
+  heartbeatIntervalMs: number;
+  childStartTimeoutMs: number;
+  resultCleanupIntervalMs: number;
+}
+
+/** `asynx@<hostname>`: the node name when none is given. */
+export function defaultNodeName(): string {
+  return `asynx@${hostname()}`;
+}
+
+function wholeNumber(value: number | null | undefined, option: string, dflt: number | null): number | null {
+  if (value === undefined || value === null) return dflt;
+  if (!Number.isInteger(value) || value < 1) throw new UsageError('asynx.worker.badOption', `Worker option ${option} must be a whole number ≥ 1, got ${String(value)}`, { option, value });
+  return value;
+}
+
+function positiveMs(value: Duration | undefined, option: string, dflt: Duration): number {
+  const ms = durationMs(value ?? dflt, option);
+  if (ms <= 0) throw new UsageError('asynx.worker.badOption', `Worker option ${option} must be a duration above zero, got ${String(value)}`, { option, value });
+  return ms;
+}
+
+/** True for the result of {@link resolveWorkerOptions}. */
+export function isResolvedWorkerOptions(o: WorkerOptions | ResolvedWorkerOptions): o is ResolvedWorkerOptions {
+  return (o as Partial<ResolvedWorkerOptions>)[RESOLVED] === true;
+}
+
+/** Fills the defaults and validates; an error names the option and value. */
+export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOptions {
+  const nodeName = user.nodeName ?? defaultNodeName();
+  if (!/^[^@\s]+@[^@\s]+$/.test(nodeName)) throw new UsageError('asynx.worker.badOption', `Worker option nodeName must be name@host, got '${nodeName}'`, { option: 'nodeName', value: nodeName });
+  if (!user.appUrl) throw new UsageError('asynx.worker.noAppUrl', 'Worker option appUrl is required: the URL of the app module that each pool child imports (e.g. import.meta.url of the module defining the app)', { option: 'appUrl' });
+  const queues = (user.queues ?? []).map((q) => q.trim()).filter(Boolean);
+  return {
+    [RESOLVED]: true,
+    nodeName,
+    concurrency: wholeNumber(user.concurrency, 'concurrency', 2)!,
+    queues,
+    appUrl: user.appUrl,
+    logger: user.logger ?? null,
+    pidfile: user.pidfile ?? null,
+    maxTasksPerChild: wholeNumber(user.maxTasksPerChild, 'maxTasksPerChild', null),
+    maxMemoryPerChildKb: wholeNumber(user.maxMemoryPerChildKb, 'maxMemoryPerChildKb', null),
+    childLogfile: user.childLogfile ?? null,
+    childEnv: { ...(user.childEnv ?? {}) },
+    heartbeatIntervalMs: positiveMs(user.heartbeatInterval, 'heartbeatInterval', 2),
+    childStartTimeoutMs: positiveMs(user.childStartTimeout, 'childStartTimeout', 30),
+    resultCleanupIntervalMs: positiveMs(user.resultCleanupInterval, 'resultCleanupInterval', 600),
+  };
+}

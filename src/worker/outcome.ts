@@ -1,0 +1,132 @@
+// What happens after a task attempt: store its state, ack or give back, retry, callbacks and errbacks.
+
+import { encodeError, type EncodedError } from '../app/execute.js';
+import { AsynxError, NotRegistered, TimeLimitExceeded, WorkerLostError } from '../errors.js';
+import type { Signature } from '../protocol/message.js';
+import type { ResultBody } from '../protocol/message.js';
+import { errorBody, successBody } from '../results/body.js';
+import type { Delivery } from '../transports/transport.js';
+import type { TaskException } from './events.js';
+import { retryMessage, signatureMessage } from './follow-ups.js';
+import { internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
+import type { JobResult } from './pool.js';
+
+/** An encoded error as an event's exception. */
+export function exceptionOf(e: EncodedError): TaskException {
+  return { type: e.exc_type, message: String(e.exc_message[0] ?? ''), traceback: e.traceback };
+}
+
+/** Stores results, acks, and sends follow-up messages. */
+export class Outcomes {
+  constructor(private readonly io: TaskIo) {}
+
+  private error(message: string, taskId?: string): void {
+    this.io.events.emit('worker:error', taskId === undefined ? { message } : { message, taskId });
+  }
+
+  /** Acks once. */
+  async ack(p: Pending): Promise<void> {
+    if (p.acked) return;
+    p.acked = true;
+    await this.io.transport.ack(p.delivery);
+  }
+
+  /** Gives an unacked message back to its queue (at most once). */
+  async requeue(p: Pending): Promise<void> {
+    if (p.acked) return;
+    p.acked = true;
+    await this.io.transport.reject(p.delivery, { requeue: true });
+  }
+
+  /** Writes a state unless the task ignores results; a failed write is reported, never thrown. */
+  async store(p: Pending, body: ResultBody): Promise<void> {
+    if (p.req.ignoreResult || p.def.options.ignoreResult) return;
+    try {
+      await this.io.backend.store({ taskId: p.req.id, replyTo: p.req.replyTo, taskName: p.req.task }, body);
+    } catch (err) {
+      this.error(`Storing state ${body.status} of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
+    }
+  }
+
+  /** A message that cannot run: dead-letter it, and store a FAILURE where it has an id. */
+  async invalid(d: Delivery, err: AsynxError, id: string | null, replyTo: string | null): Promise<void> {
+    if (!(err instanceof NotRegistered)) this.io.events.emit('message:invalid', { tag: String(d.tag), queue: d.queue, taskId: id, code: err.code, message: err.message, timestamp: Date.now() });
+    await this.io.transport.reject(d, { requeue: false, reason: `${err.code}: ${err.message}` });
+    if (id) await this.io.backend.store({ taskId: id, replyTo }, errorBody(id, 'FAILURE', encodeError(err))).catch((e) => this.error(`Storing the failure of ${id} failed: ${(e as Error).message}`, id));
+  }
+
+  /** Records how an attempt ended, then acks (unless it went back to the broker). */
+  async finish(p: Pending, r: JobResult): Promise<void> {
+    if (p.abandoned) return;
+    const { req } = p;
+    const base = () => taskBase(p, this.io.hostname);
+    const runtime = (Date.now() - p.startedAt) / 1000;
+    const events = this.io.events;
+    if (r.kind === 'notStarted') {
+      events.emit('task:rejected', { ...base(), requeue: true, cause: 'ackFailed', reason: r.detail });
+      await this.io.transport.reject(p.delivery, { requeue: true }).catch(() => undefined);
+      return;
+    }
+    if (r.kind === 'done') {
+      const o = r.outcome;
+      if (o.kind === 'success') {
+        events.emit('task:succeeded', { ...base(), result: o.value, runtime });
+        await this.store(p, successBody(req.id, o.value));
+        await this.followUps(p, o.value);
+      } else if (o.kind === 'retry') {
+        events.emit('task:retried', { ...base(), exception: exceptionOf(o.error), countdown: o.countdownMs / 1000 });
+        await this.io.transport.publish(p.delivery.queue, retryMessage(req, o.countdownMs), { timeoutMs: internalPublishMs(this.io.config) });
+        await this.store(p, errorBody(req.id, 'RETRY', o.error));
+      } else {
+        events.emit('task:failed', { ...base(), exception: exceptionOf(o.error), runtime, cause: 'raised' });
+        await this.store(p, errorBody(req.id, 'FAILURE', o.error));
+        await this.errbacks(p);
+      }
+    } else if (r.kind === 'timeLimit') {
+      const error = encodeError(new TimeLimitExceeded(r.seconds, { taskId: req.id }));
+      events.emit('task:failed', { ...base(), exception: exceptionOf(error), runtime, cause: 'timeLimit', timeLimit: r.seconds });
+      await this.store(p, errorBody(req.id, 'FAILURE', error));
+      await this.errbacks(p);
+    } else {
+      if (!p.acked) {
+        events.emit('task:rejected', { ...base(), requeue: true, cause: 'workerLost', reason: r.detail });
+        await this.io.transport.reject(p.delivery, { requeue: true });
+        p.acked = true;
+        return;
+      }
+      const error = encodeError(new WorkerLostError(r.detail, { taskId: req.id }));
+      events.emit('task:failed', { ...base(), exception: exceptionOf(error), runtime, cause: 'workerLost', detail: r.detail });
+      await this.store(p, errorBody(req.id, 'FAILURE', error));
+      await this.errbacks(p);
+    }
+    await this.ack(p);
+  }
+
+  private async publishSignature(p: Pending, sig: Signature, args: unknown[], chain: Signature[] | null): Promise<void> {
+    const { queue, message } = signatureMessage(sig, args, chain, p.req, this.io.config.defaultQueue);
+    await this.io.transport.declareQueue(queue);
+    await this.io.transport.publish(queue, message, { timeoutMs: internalPublishMs(this.io.config) });
+  }
+
+  /** Callbacks (link) and the next chain step, after a success. */
+  private async followUps(p: Pending, value: unknown): Promise<void> {
+    const { embed } = p.req;
+    try {
+      for (const cb of embed.callbacks ?? []) await this.publishSignature(p, cb, cb.immutable ? cb.args : [value, ...cb.args], null);
+      if (embed.chain && embed.chain.length) {
+        const next = embed.chain[embed.chain.length - 1]!;
+        await this.publishSignature(p, next, next.immutable ? next.args : [value, ...next.args], embed.chain.slice(0, -1));
+      }
+    } catch (err) {
+      this.error(`Sending callbacks of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
+    }
+  }
+
+  private async errbacks(p: Pending): Promise<void> {
+    try {
+      for (const eb of p.req.embed.errbacks ?? []) await this.publishSignature(p, eb, eb.immutable ? eb.args : [p.req.id, ...eb.args], null);
+    } catch (err) {
+      this.error(`Sending errbacks of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
+    }
+  }
+}
