@@ -30,7 +30,7 @@ describe('asynx worker on RabbitMQ with a backlog', { skip }, () => {
     // Deliveries arrive as soon as the worker consumes, before it reports 'running': they must wait, not
     // bounce back to the broker (each bounce is a redelivery, and maxDeliveries would dead-letter them).
     worker = await startWorker({ brokerUrl: node.url, app: APP, args: ['-n', 'backlog@localhost', '-c', '2', '-Q', 'backlog'], env: { ASYNX_RESULT_BACKEND: 'rpc://' } });
-    const values = await Promise.all(results.map((r) => r.get({ timeout: 60_000 }).catch((err: Error) => err)));
+    const values = await Promise.all(results.map((r) => r.get({ timeout: 60 }).catch((err: Error) => err)));
     const failed = values.filter((v) => v instanceof Error) as Error[];
     assert.deepEqual(failed.map((e) => e.message).slice(0, 3), [], `${failed.length} of 300 failed`);
     assert.deepEqual(values, results.map((_, i) => i + 1));

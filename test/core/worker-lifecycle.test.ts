@@ -103,8 +103,8 @@ describe('worker lifecycle races', () => {
     assert.equal(s.prefetch, 3, 'concurrency 1 × prefetchMultiplier 3');
     const c = new Asynx({ brokerUrl, configFile: false });
     clients.push(c);
-    assert.equal(await (await c.sendTask('t.config', ['prefetchMultiplier'])).get({ timeout: 10_000 }), 3, 'a pool child resolved the override');
-    assert.equal(await (await c.sendTask('t.config', ['acksLate'])).get({ timeout: 10_000 }), true, 'snake_case key');
+    assert.equal(await (await c.sendTask('t.config', ['prefetchMultiplier'])).get({ timeout: 10 }), 3, 'a pool child resolved the override');
+    assert.equal(await (await c.sendTask('t.config', ['acksLate'])).get({ timeout: 10 }), true, 'snake_case key');
     w.proc.kill('SIGTERM');
     assert.equal(await exitWithin(w), 0);
   });
@@ -148,7 +148,7 @@ describe('worker and pool stop in-process', () => {
       assert.equal(started.hostname, 'inproc@test');
       assert.equal(succeeded.result, 5);
       assert.ok(succeeded.runtime >= 0);
-      assert.equal(await sent.get({ timeout: 10_000 }), 5);
+      assert.equal(await sent.get({ timeout: 10 }), 5);
       const kids = childPids(process.pid).length;
       assert.ok(kids >= 1);
       // Sabotage two cleanup steps: the status file becomes a non-empty directory; app.close() throws.

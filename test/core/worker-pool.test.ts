@@ -27,7 +27,7 @@ describe('prefork pool', () => {
     const brokerUrl = `sqlite://${join(tmp.dir, `p${++n}.db`)}`;
     const w = await startWorker({ brokerUrl, args, env });
     workers.push(w);
-    const c = new Asynx({ brokerUrl, configFile: false, visibilityTimeout: 1000 });
+    const c = new Asynx({ brokerUrl, configFile: false, visibilityTimeout: 1 });
     clients.push(c);
     return { w, c, db: join(tmp.dir, `p${n}.db`) };
   }
@@ -42,7 +42,7 @@ describe('prefork pool', () => {
     // Two CPU-bound tasks of 800 ms each: on a 2-child pool they must overlap in time, in two different children.
     type Span = { pid: number; start: number; end: number };
     const sent = await Promise.all([c.sendTask<Span>('t.span', [800]), c.sendTask<Span>('t.span', [800])]);
-    const [a, b] = await Promise.all(sent.map((r) => r.get({ timeout: 15_000 })));
+    const [a, b] = await Promise.all(sent.map((r) => r.get({ timeout: 15 })));
     assert.ok(a && b);
     assert.notEqual(a.pid, b.pid, 'two different pool children');
     for (const s of [a, b]) assert.notEqual(s.pid, workers[0]!.pid, 'tasks run outside the main process');
@@ -53,32 +53,32 @@ describe('prefork pool', () => {
     const { w, c } = await setup(['-c', '1']);
     const before = childPids(w.pid);
     const r = await c.sendTask('t.spin', [10_000]);
-    const err = await r.get({ timeout: 15_000 }).catch((e: unknown) => e);
+    const err = await r.get({ timeout: 15 }).catch((e: unknown) => e);
     assert.ok(err instanceof RemoteTaskError);
     assert.equal(err.name, 'TimeLimitExceeded');
-    assert.equal(await (await c.sendTask('t.add', [1, 2])).get({ timeout: 10_000 }), 3);
+    assert.equal(await (await c.sendTask('t.add', [1, 2])).get({ timeout: 10 }), 3);
     assert.notDeepEqual(childPids(w.pid), before, 'a new child replaced the killed one');
   });
 
   it('soft time limit aborts the task signal and fails it with SoftTimeLimitExceeded', async () => {
     const { c } = await setup(['-c', '1']);
-    const err = await (await c.sendTask('t.soft')).get({ timeout: 10_000 }).catch((e: unknown) => e);
+    const err = await (await c.sendTask('t.soft')).get({ timeout: 10 }).catch((e: unknown) => e);
     assert.ok(err instanceof RemoteTaskError);
     assert.equal(err.name, 'SoftTimeLimitExceeded');
   });
 
   it('a child that dies mid-task: FAILURE with WorkerLostError, child replaced, worker keeps going', async () => {
     const { c } = await setup(['-c', '1']);
-    const err = await (await c.sendTask('t.crash')).get({ timeout: 10_000 }).catch((e: unknown) => e);
+    const err = await (await c.sendTask('t.crash')).get({ timeout: 10 }).catch((e: unknown) => e);
     assert.ok(err instanceof RemoteTaskError);
     assert.equal(err.name, 'WorkerLostError');
-    assert.equal(await (await c.sendTask('t.add', [2, 2])).get({ timeout: 10_000 }), 4);
+    assert.equal(await (await c.sendTask('t.add', [2, 2])).get({ timeout: 10 }), 4);
   });
 
   it('acksLate: a message whose child dies is redelivered, and dead-lettered after maxDeliveries', async () => {
     const { w, c, db } = await setup(['-c', '1'], { ASYNX_MAX_DELIVERIES: '3', ASYNX_ACKS_LATE: '1' });
     const r = await c.sendTask('t.crash');
-    const err = await r.get({ timeout: 20_000 }).catch((e: unknown) => e);
+    const err = await r.get({ timeout: 20 }).catch((e: unknown) => e);
     assert.ok(err instanceof RemoteTaskError);
     assert.equal(err.name, 'WorkerLostError');
     assert.match(err.message, /delivered 4 times/);
@@ -88,13 +88,13 @@ describe('prefork pool', () => {
     const dead = ro.prepare('SELECT reason FROM dead_letters').all() as Array<{ reason: string }>;
     ro.close();
     assert.equal(dead.length, 1);
-    assert.equal(await (await c.sendTask('t.add', [1, 1])).get({ timeout: 10_000 }), 2, 'the rest is unaffected');
+    assert.equal(await (await c.sendTask('t.add', [1, 1])).get({ timeout: 10 }), 2, 'the rest is unaffected');
   });
 
   it('--max-tasks-per-child recycles children', async () => {
     const { c } = await setup(['-c', '1', '--max-tasks-per-child', '2']);
     const pids: number[] = [];
-    for (let i = 0; i < 4; i++) pids.push(await (await c.sendTask<number>('t.pid')).get({ timeout: 10_000 }));
+    for (let i = 0; i < 4; i++) pids.push(await (await c.sendTask<number>('t.pid')).get({ timeout: 10 }));
     assert.equal(pids[0], pids[1]);
     assert.notEqual(pids[1], pids[2]);
     assert.equal(pids[2], pids[3]);
@@ -102,8 +102,8 @@ describe('prefork pool', () => {
 
   it('--max-memory-per-child recycles a child whose RSS grew past the limit', async () => {
     const { w, c } = await setup(['-c', '1', '--max-memory-per-child', '150000']);
-    const p1 = await (await c.sendTask<number>('t.big', [200])).get({ timeout: 10_000 });
-    const p2 = await (await c.sendTask<number>('t.pid')).get({ timeout: 10_000 });
+    const p1 = await (await c.sendTask<number>('t.big', [200])).get({ timeout: 10 });
+    const p2 = await (await c.sendTask<number>('t.pid')).get({ timeout: 10 });
     assert.notEqual(p1, p2);
     assert.match(w.output(), /over max memory per child/);
   });
@@ -112,16 +112,16 @@ describe('prefork pool', () => {
     const tmpDb = join(tmp.dir, 'lease.db');
     const brokerUrl = `sqlite://${tmpDb}`;
     const pidfile = join(tmp.dir, 'lease.pid');
-    const w1 = await startWorker({ brokerUrl, args: ['-c', '1', '--pidfile', pidfile], env: { ASYNX_VISIBILITY_TIMEOUT: '1500', ASYNX_ACKS_LATE: '1' } });
+    const w1 = await startWorker({ brokerUrl, args: ['-c', '1', '--pidfile', pidfile], env: { ASYNX_VISIBILITY_TIMEOUT: '1.5', ASYNX_ACKS_LATE: '1' } });
     workers.push(w1);
     const c = new Asynx({ brokerUrl, configFile: false });
     clients.push(c);
     const r = await c.sendTask('t.sleep', [5000]);
     await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
     await w1.stop('SIGKILL');
-    const w2 = await startWorker({ brokerUrl, args: ['-c', '1'], env: { ASYNX_VISIBILITY_TIMEOUT: '1500' } });
+    const w2 = await startWorker({ brokerUrl, args: ['-c', '1'], env: { ASYNX_VISIBILITY_TIMEOUT: '1.5' } });
     workers.push(w2);
-    assert.equal(await r.get({ timeout: 20_000 }), 5000);
+    assert.equal(await r.get({ timeout: 20 }), 5000);
     assert.ok(existsSync(tmpDb));
   });
 });

@@ -30,7 +30,7 @@ describe('worker on the SQLite broker: results', () => {
   it('runs a task and stores its result; state goes PENDING → SUCCESS', async () => {
     const r = await client.sendTask<number>('t.add', [2, 3]);
     assert.equal(typeof r.id, 'string');
-    assert.equal(await r.get({ timeout: 10_000 }), 5);
+    assert.equal(await r.get({ timeout: 10 }), 5);
     assert.equal(await r.state(), 'SUCCESS');
     assert.equal(await r.ready(), true);
     assert.equal(await client.AsyncResult('never-sent').state(), 'PENDING');
@@ -38,7 +38,7 @@ describe('worker on the SQLite broker: results', () => {
 
   it('get() rejects with the remote error type, message and traceback', async () => {
     const r = await client.sendTask('t.boom');
-    const err = await r.get({ timeout: 10_000 }).then(() => null, (e: unknown) => e);
+    const err = await r.get({ timeout: 10 }).then(() => null, (e: unknown) => e);
     assert.ok(err instanceof RemoteTaskError);
     assert.equal(err.name, 'TypeError');
     assert.equal(err.message, 'kaput');
@@ -49,12 +49,12 @@ describe('worker on the SQLite broker: results', () => {
 
   it('ctx.retry() runs the task again with the same id and retries + 1', async () => {
     const r = await client.sendTask<number>('t.flaky', [2]);
-    assert.equal(await r.get({ timeout: 10_000 }), 2);
+    assert.equal(await r.get({ timeout: 10 }), 2);
   });
 
   it('autoretryFor retries with backoff, then fails with the original error after maxRetries', async () => {
     const r = await client.sendTask('t.auto');
-    const err = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
+    const err = await r.get({ timeout: 10 }).catch((e: unknown) => e);
     assert.ok(err instanceof RemoteTaskError);
     assert.equal(err.name, 'RangeError');
     const attempts = worker.output().split('\n').filter((l) => l.includes(`t.auto[${r.id}] received`)).length;
@@ -64,19 +64,19 @@ describe('worker on the SQLite broker: results', () => {
   it('updateState() makes custom states visible while the task runs', async () => {
     const r = await client.sendTask('t.progress');
     const seen: string[] = [];
-    assert.equal(await r.get({ timeout: 10_000, onState: (s) => seen.push(s) }), 'ok');
+    assert.equal(await r.get({ timeout: 10, onState: (s) => seen.push(s) }), 'ok');
     assert.ok(seen.includes('PROGRESS'), `states seen: ${seen.join(',')}`);
   });
 
   it('kwargs arrive as a trailing object argument', async () => {
     const r = await client.sendTask('t.add', [1], { b: 2 });
     // (a, b) receives a = 1, b = { b: 2 }: "1[object Object]" proves the object is passed
-    assert.equal(await r.get({ timeout: 10_000 }), '1[object Object]');
+    assert.equal(await r.get({ timeout: 10 }), '1[object Object]');
   });
 
   it('a message whose expires has passed is not run and becomes REVOKED', async () => {
     const r = await client.sendTask('t.add', [1, 1], {}, { expires: new Date(Date.now() - 1000) });
-    const err = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
+    const err = await r.get({ timeout: 10 }).catch((e: unknown) => e);
     assert.ok(err instanceof TaskRevokedError);
     assert.equal(await r.state(), 'REVOKED');
   });
@@ -84,8 +84,8 @@ describe('worker on the SQLite broker: results', () => {
   it('countdown is never delivered early', async () => {
     const t0 = Date.now();
     const r = await client.sendTask('t.pid', [], {}, { countdown: 1.5 });
-    await assert.rejects(r.get({ timeout: 1000 }), TimeoutError);
-    await r.get({ timeout: 10_000 });
+    await assert.rejects(r.get({ timeout: 1 }), TimeoutError);
+    await r.get({ timeout: 10 });
     const ran = worker.output().split('\n').find((l) => l.includes(`t.pid[${r.id}] succeeded`));
     assert.ok(ran);
     assert.ok(Date.now() - t0 >= 1500);
@@ -97,17 +97,17 @@ describe('worker on the SQLite broker: results', () => {
     await waitForStatus(pidfile, 'both children busy', (s) => s.active === 2);
     const low = await client.sendTask('t.add', [0, 1], {}, { priority: 1 });
     const high = await client.sendTask('t.add', [0, 2], {}, { priority: 9 });
-    await Promise.all([low.get({ timeout: 10_000 }), high.get({ timeout: 10_000 }), ...blockers.map((b) => b.get({ timeout: 10_000 }))]);
+    await Promise.all([low.get({ timeout: 10 }), high.get({ timeout: 10 }), ...blockers.map((b) => b.get({ timeout: 10 }))]);
     const out = worker.output();
     assert.ok(out.indexOf(`[${high.id}] received`) < out.indexOf(`[${low.id}] received`), 'high priority first');
   });
 
   it('an unknown task name fails with NotRegistered and is dead-lettered; the worker keeps going', async () => {
     const r = await client.sendTask('t.nope', [1]);
-    const err = await r.get({ timeout: 10_000 }).catch((e: unknown) => e);
+    const err = await r.get({ timeout: 10 }).catch((e: unknown) => e);
     assert.ok(err instanceof RemoteTaskError);
     assert.equal(err.name, 'NotRegistered');
-    assert.equal(await (await client.sendTask('t.add', [1, 1])).get({ timeout: 10_000 }), 2);
+    assert.equal(await (await client.sendTask('t.add', [1, 1])).get({ timeout: 10 }), 2);
     const db = new Database(join(tmp.dir, 'a.db'), { readonly: true });
     const dead = db.prepare("SELECT reason FROM dead_letters WHERE headers LIKE ?").get(`%${r.id}%`) as { reason: string } | undefined;
     db.close();
@@ -125,7 +125,7 @@ describe('worker on the SQLite broker: results', () => {
     ins.run('celery', JSON.stringify({ content_type: 'application/x-python-serialize' }), JSON.stringify({ task: 't.add', id: 'pickled' }), 'gASVAAAA');
     db.close();
     for (const id of ['bad-json', 'bad-shape', 'bad-retries', 'pickled']) {
-      const err = await client.AsyncResult(id).get({ timeout: 10_000 }).catch((e: unknown) => e);
+      const err = await client.AsyncResult(id).get({ timeout: 10 }).catch((e: unknown) => e);
       assert.ok(err instanceof RemoteTaskError, id);
       assert.equal(err.name, 'ProtocolError', id);
     }
@@ -135,12 +135,12 @@ describe('worker on the SQLite broker: results', () => {
     ro.close();
     assert.ok(n >= 5, `dead letters: ${n}`);
     assert.match(pickleReason, /content type 'application\/x-python-serialize'/);
-    assert.equal(await (await client.sendTask('t.add', [2, 2])).get({ timeout: 10_000 }), 4);
+    assert.equal(await (await client.sendTask('t.add', [2, 2])).get({ timeout: 10 }), 4);
   });
 
   it('forget() removes the stored result', async () => {
     const r = await client.sendTask('t.add', [3, 3]);
-    await r.get({ timeout: 10_000 });
+    await r.get({ timeout: 10 });
     await r.forget();
     assert.equal(await r.state(), 'PENDING');
   });

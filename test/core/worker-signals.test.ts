@@ -64,7 +64,7 @@ describe('worker signals and lifecycle', () => {
     await waitForStatus(pidfile, 'prefetched', (s) => s.reserved === 3);
     const code = await w.stop('SIGTERM');
     assert.equal(code, 0);
-    assert.equal(await running.get({ timeout: 1000 }), 1500, 'the running task finished with SUCCESS');
+    assert.equal(await running.get({ timeout: 1 }), 1500, 'the running task finished with SUCCESS');
     assert.equal(queued(db), 3, 'the 3 prefetched messages are back in the queue');
     assert.equal(existsSync(pidfile), false);
   });
@@ -77,7 +77,7 @@ describe('worker signals and lifecycle', () => {
     await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
     process.kill(-w.pid, 'SIGTERM');
     assert.equal(await w.exited, 0);
-    assert.equal(await r.get({ timeout: 1000 }), 1200);
+    assert.equal(await r.get({ timeout: 1 }), 1200);
   });
 
   it('QUIT: cold shutdown kills the children and puts the unfinished (early-acked) task back in the queue', async () => {
@@ -93,7 +93,7 @@ describe('worker signals and lifecycle', () => {
     assert.equal(queued(db), 1);
     const w2 = await startWorker({ brokerUrl, args: ['-c', '1'] });
     workers.push(w2);
-    assert.equal(await r.get({ timeout: 10_000 }), 3000);
+    assert.equal(await r.get({ timeout: 10 }), 3000);
   });
 
   it('INT twice: warm, then cold', async () => {
@@ -121,12 +121,12 @@ describe('worker signals and lifecycle', () => {
     const before = childPids(w.pid);
     w.proc.kill('SIGHUP');
     await waitForStatus(pidfile, 'restarted with new children', (s) => s.state === 'running' && s.childPids.length === 2 && s.childPids.every((p) => !before.includes(p)), 15_000);
-    assert.equal(await r.get({ timeout: 5000 }), 800, 'the running task finished first');
+    assert.equal(await r.get({ timeout: 5 }), 800, 'the running task finished first');
     assert.equal(alive(w.pid), true);
     const afterKids = childPids(w.pid);
     assert.equal(afterKids.length, 2);
     assert.ok(afterKids.every((p) => !before.includes(p)), 'all children replaced');
-    assert.equal(await (await c.sendTask('t.add', [5, 5])).get({ timeout: 10_000 }), 10);
+    assert.equal(await (await c.sendTask('t.add', [5, 5])).get({ timeout: 10 }), 10);
   });
 
   it('--detach returns at once; the node writes its pidfile and logfile (%I per child), USR2 reopens the log, TERM stops it', async () => {
@@ -142,7 +142,7 @@ describe('worker signals and lifecycle', () => {
     extraPids.push(pid);
     await waitFor('ready line', () => existsSync(lf) && readFileSync(lf, 'utf8').includes('ready.'), 10_000);
     assert.ok(existsSync(join(tmp.dir, 'log', 'd1-1.log')) && existsSync(join(tmp.dir, 'log', 'd1-2.log')), 'each child has its own log file');
-    assert.equal(await (await c.sendTask('t.add', [4, 4])).get({ timeout: 10_000 }), 8);
+    assert.equal(await (await c.sendTask('t.add', [4, 4])).get({ timeout: 10 }), 8);
     renameSync(lf, `${lf}.old`);
     process.kill(pid, 'SIGUSR2');
     await waitFor('reopened', () => existsSync(lf) && readFileSync(lf, 'utf8').includes('reopened'), 5000);

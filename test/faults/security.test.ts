@@ -55,7 +55,7 @@ describe('security', () => {
     db.close();
     assert.match(dead.reason, /asynx\.protocol\.contentType.*application\/x-python-serialize/);
     assert.equal(ledger.counts().size, 0, 'the task never ran');
-    const err = await client.AsyncResult(message.headers.id).get({ timeout: 10_000 }).catch((e: unknown) => e as Error);
+    const err = await client.AsyncResult(message.headers.id).get({ timeout: 10 }).catch((e: unknown) => e as Error);
     assert.ok(err instanceof Error && /content type/.test(err.message), 'the caller sees the refusal as the task failure');
     recordRow({ fault: 'security: pickle content type', broker: 'sqlite', mode: 'refused', tasks: 1, lost: 0, duplicated: 0, dropped: 0, recoverMs: null, totalMs: 0, note: 'dead-lettered, never run' });
   });
@@ -63,7 +63,7 @@ describe('security', () => {
   it('the HTTP task refuses hosts outside httpAllowedHosts and redirects to them', async () => {
     const call = async (path: string, host = '127.0.0.1') => {
       const r = await client.sendTask<{ status: number; body: string }>('asynx.http.dispatch', [{ url: `http://${host}:${port}${path}`, maxRetries: 0 }]);
-      return r.get({ timeout: 20_000 }).then((v) => ({ ok: true as const, v }), (e: Error) => ({ ok: false as const, e }));
+      return r.get({ timeout: 20 }).then((v) => ({ ok: true as const, v }), (e: Error) => ({ ok: false as const, e }));
     };
     const ok = await call('/ok');
     assert.ok(ok.ok && ok.v.body === 'fine', 'an allowed host works');

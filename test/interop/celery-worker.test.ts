@@ -88,18 +88,18 @@ describe('Celery interop through the asynx worker and app', { skip }, () => {
     const later = await app.sendTask<{ by: string; retries: number }>('info', [1], { k: 'v' }, { ...opts, countdown: 2, retries: 3 });
     const flaky = await app.sendTask('flaky', [21], {}, opts);
     const started = Date.now();
-    assert.equal(await add.get({ timeout: 20_000 }), 5);
-    assert.equal(await kw.get({ timeout: 20_000 }), 42);
-    await assert.rejects(boom.get({ timeout: 20_000 }), (err: Error) => {
+    assert.equal(await add.get({ timeout: 20 }), 5);
+    assert.equal(await kw.get({ timeout: 20 }), 42);
+    await assert.rejects(boom.get({ timeout: 20 }), (err: Error) => {
       assert.equal(err.name, 'ValueError');
       assert.equal(err.message, 'kaput');
       return true;
     });
-    const info = await later.get({ timeout: 20_000 });
+    const info = await later.get({ timeout: 20 });
     assert.equal(info.by, 'py');
     assert.equal(info.retries, 3);
     assert.ok(Date.now() - started >= 1_500, 'countdown honoured by the Python worker');
-    assert.deepEqual(await flaky.get({ timeout: 30_000 }), { value: 42, retries: 1, by: 'py' });
+    assert.deepEqual(await flaky.get({ timeout: 30 }), { value: 42, retries: 1, by: 'py' });
   });
 
   test('(c) a task that retries across both: Python attempt 1 → asynx attempt 2, and asynx attempt 1 → Python attempt 2', { timeout: 150_000 }, async () => {
@@ -122,7 +122,7 @@ describe('Celery interop through the asynx worker and app', { skip }, () => {
     await waitForText('asynx retry', () => js2.output(), /flaky\[[^\]]+\] retry/, 30_000);
     await js2.stop('SIGTERM', 20_000);
     await pyWorker('py-c2@localhost', ['c-both']);
-    assert.deepEqual(await res.get({ timeout: 60_000 }), { value: 42, retries: 1, by: 'py' });
+    assert.deepEqual(await res.get({ timeout: 60 }), { value: 42, retries: 1, by: 'py' });
   });
 
   test('a pickle message from a Python client is refused, never run: dead-lettered, and the caller gets a FAILURE', { timeout: 120_000 }, async () => {

@@ -93,7 +93,7 @@ test('real nodes: --verbose, -q start, per-node logfiles, USR2 reopen, size rota
   assert.match(usr2.stdout, new RegExp(`\\t> w1@${H}: USR2 -> \\d+\\n`));
   const app = p.client();
   const sent = await Promise.all(Array.from({ length: 40 }, (_, i) => app.sendTask('multi.add', [i, 1])));
-  await Promise.all(sent.map((r) => r.get({ timeout: 20_000 })));
+  await Promise.all(sent.map((r) => r.get({ timeout: 20 })));
   await waitFor('the node to log into a fresh w1.log', () => existsSync(join(p.logDir, 'w1.log')) && readFileSync(join(p.logDir, 'w1.log'), 'utf8').length > 0, 10_000, 50);
   // built-in size rotation: 40 tasks log well over 4000 bytes
   await waitFor('w1.log.1 from size rotation', () => existsSync(join(p.logDir, 'w1.log.1')), 10_000, 50);

@@ -119,7 +119,7 @@ test('asynx.config.mjs starter is read by the worker for real', { timeout: 90_00
   const client = new Asynx({ brokerUrl: `sqlite://${join(p.dir, 'from-config.db')}`, configFile: false });
   t.after(() => client.close());
   const result = await client.sendTask('cfg.mul', [6, 7]);
-  assert.equal(await result.get({ timeout: 15_000 }), 42);
+  assert.equal(await result.get({ timeout: 15 }), 42);
   assert.equal((await p.multi(['stopwait', 'c1', '--timeout=20'], { env })).code, 0);
   await waitFor('node gone', () => p.livePids().length === 0, 5_000);
 });

@@ -35,6 +35,6 @@ test('end to end (after merge with H1): multi start 1 -- prefetchMultiplier=2 ru
   const pid = readPidfile(join(p.runDir, 'asynx1.pid'))!.pid;
   assert.deepEqual(readCmdline(pid)!.slice(-2), ['--', 'prefetchMultiplier=2']);
   const app = p.client();
-  assert.equal(await (await app.sendTask('multi.add', [2, 3])).get({ timeout: 15_000 }), 5);
+  assert.equal(await (await app.sendTask('multi.add', [2, 3])).get({ timeout: 15 }), 5);
   assert.equal((await p.multi(['stopwait', '1', '--timeout=20'])).code, 0);
 });

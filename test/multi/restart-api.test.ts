@@ -25,7 +25,7 @@ test('rolling restart with tasks flowing: every task runs once, one node restart
   const producer = (async () => {
     while (sending) {
       const r = await app.sendTask('multi.ledger', [ledger, 200]);
-      sent.push(r.get({ timeout: 60_000 }));
+      sent.push(r.get({ timeout: 60 }));
       await new Promise((res) => setTimeout(res, 40));
     }
   })();

@@ -31,7 +31,7 @@ test('start 3 nodes with per-node concurrency; status shows 3 up with their pool
   // tasks flow and are counted
   const app = p.client();
   const results = await Promise.all([1, 2, 3, 4, 5, 6].map((n) => app.sendTask('multi.add', [n, n])));
-  assert.deepEqual(await Promise.all(results.map((r) => r.get({ timeout: 15_000 }))), [2, 4, 6, 8, 10, 12]);
+  assert.deepEqual(await Promise.all(results.map((r) => r.get({ timeout: 15 }))), [2, 4, 6, 8, 10, 12]);
   const table = await p.multi(['status', '3']);
   assert.equal(table.code, 0);
   assert.match(table.stdout, /^NODE\s+STATE\s+PID\s+UPTIME\s+CPU%\s+RSS\s+POOL\s+ACTIVE\s+TASKS\n/);

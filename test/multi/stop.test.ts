@@ -29,7 +29,7 @@ test('stopwait while a 3 s task runs: the task finishes SUCCESS, nodes exit, pid
   assert.match(stop.stdout, /> Stopping nodes\.\.\.\n\t> asynx1@\S+: TERM -> \d+\n\t> asynx2@\S+: TERM -> \d+\n> Waiting for 2 nodes -> \d+, \d+\.\.\./);
   assert.match(stop.stdout, new RegExp(`\\t> asynx1@${H}: OK`));
   assert.ok(stop.ms >= 1_000, `stopwait returned after ${stop.ms} ms, before the task could finish`);
-  const value = (await result.get({ timeout: 10_000 })) as { ms: number };
+  const value = (await result.get({ timeout: 10 })) as { ms: number };
   assert.equal(value.ms, 3000);
   assert.equal(await result.state(), 'SUCCESS');
   assert.deepEqual(readdirSync(p.runDir).filter((f) => !f.startsWith('.')), []);
