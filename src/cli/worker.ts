@@ -17,6 +17,8 @@ import { CHILD_OVERRIDES_ENV } from '../worker/child-config.js';
 import { resolveWorkerOptions, type WorkerOptions } from '../worker/options.js';
 import { Worker } from '../worker/worker.js';
 import { wantColor } from './output.js';
+import { badNumberFlag } from './cli-errors.js';
+import { addConnectionOptions, applyConnection, connectionFromFlags } from './connection-options.js';
 
 /** Raw flags of `asynx worker`. */
 export interface WorkerFlags {
@@ -51,21 +53,20 @@ function overridePairs(cmd: Command, operands: string[]): string[] {
 function posInt(value: string | undefined, flag: string, dflt: number | null): number | null {
   if (value === undefined) return dflt;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError('asynx.cli.badNumber', `${flag} must be a whole number ≥ 1, got '${value}'`, { option: flag, value });
+  if (!Number.isInteger(n) || n < 1) throw badNumberFlag(flag, value, 'a whole number ≥ 1');
   return n;
 }
 
 function nonNegInt(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new UsageError('asynx.cli.badNumber', `${flag} must be a whole number ≥ 0, got '${value}'`, { option: flag, value });
+  if (!Number.isInteger(n) || n < 0) throw badNumberFlag(flag, value, 'a whole number ≥ 0');
   return n;
 }
 
 /** Registers `asynx worker` on the program. */
 export function registerWorkerCommand(program: Command, run: (fn: () => Promise<number>) => void): void {
-  program
-    .command('worker')
+  addConnectionOptions(program.command('worker'))
     .description('Start a worker node: consume tasks from the broker and run them in a pool of child processes')
     .requiredOption('-A, --app <module>', 'module (path or package) whose default or `app` export is the Asynx app')
     .option('-n, --hostname <name>', 'node name, name@host (%h = host name, %n, %d)', 'asynx@%h')
@@ -75,9 +76,6 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('-f, --logfile <path>', 'log file (%n %h %d %p %i %I expanded; %I gives each pool child its own file)')
     .option('--pidfile <path>', 'pidfile to write (removed on exit; a live one for this node refuses the start)')
     .option('--detach', 'run in the background in its own session (use with --logfile and --pidfile)')
-    .option('-b, --broker <url>', 'broker URL, overrides ASYNX_BROKER_URL and the config file')
-    .option('--result-backend <url>', 'result backend URL (sqlite://…, rpc://, none)')
-    .option('--config <path>', 'config file (default: asynx.config.{mjs,js,json} in the working directory)')
     .option('--max-tasks-per-child <n>', 'replace a pool child after it ran this many tasks')
     .option('--max-memory-per-child <KiB>', 'replace a pool child whose RSS exceeds this after a task')
     .option('--logfile-max-size <bytes>', 'rotate the log file at this size (0 = never)')
@@ -122,14 +120,9 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
   if (!flags.app) throw new UsageError('asynx.cli.noApp', 'asynx worker needs -A/--app <module>');
   const appUrl = resolveAppModule(flags.app, cwd);
   // CLI precedence: `-- key=value` overrides, then the dedicated flags over them.
-  const overrides: AsynxOptions = { ...optionsFromPairs(pairs) };
-  if (flags.broker) overrides.brokerUrl = flags.broker;
-  if (flags.resultBackend) overrides.resultBackend = flags.resultBackend;
-
-  const childEnv: NodeJS.ProcessEnv = { [CHILD_OVERRIDES_ENV]: JSON.stringify(overrides) };
-  if (flags.broker) childEnv.ASYNX_BROKER_URL = flags.broker;
-  if (flags.resultBackend) childEnv.ASYNX_RESULT_BACKEND = flags.resultBackend;
-  if (flags.config) childEnv.ASYNX_CONFIG = resolve(cwd, flags.config);
+  const conn = connectionFromFlags(flags, cwd);
+  const overrides: AsynxOptions = { ...optionsFromPairs(pairs), ...conn.overrides };
+  const childEnv: NodeJS.ProcessEnv = { ...conn.childEnv, [CHILD_OVERRIDES_ENV]: JSON.stringify(overrides) };
   const user: WorkerOptions = {
     nodeName,
     concurrency,
@@ -151,7 +144,8 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     color: flags.color !== false && wantColor(process.stderr),
     node: nodeName,
   });
-  if (flags.config) process.env.ASYNX_CONFIG = resolve(cwd, flags.config);
+  // Before the app module is imported: an app built at import time reads its config file from here.
+  if (conn.configFile) process.env.ASYNX_CONFIG = conn.configFile;
   let worker: Worker | null = null;
   try {
     // The app is loaded by the worker's start, after the signal handlers are in: a TERM during a slow
@@ -159,7 +153,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     worker = new Worker(
       async () => {
         const app = await loadApp(appUrl);
-        app.configure(overrides);
+        applyConnection(app, { ...conn, overrides });
         return app;
       },
       { ...resolved, logger },
