@@ -71,3 +71,6 @@ export {
   type HttpResponseResult,
   type DispatchOptions,
 } from './tasks/http.js';
+/** Dead letters: see, requeue and purge the messages workers could not run (`asynx dead`). */
+export { openDeadLetters, type OpenDeadLettersOptions } from './dead/open-dead-letters.js';
+export type { DeadLetters, DeadLetter, DeadLetterDetail, ListDeadLettersOptions, RequeueOptions, RequeueOutcome } from './dead/dead-letters.js';
