@@ -158,9 +158,10 @@ export class AmqpDeadLetters implements DeadLetters {
       const settled = new Set<Taken>();
       const requeued: RequeueOutcome['requeued'] = [];
       const sent = new Map<string, string>();
+      // Every target is known before anything moves: a usage error never leaves a requeue half done.
+      for (const t of matches) if ((opts.queue ?? t.letter.queue) === null) throw deadLetterNoQueue(t.letter.id);
       for (const t of matches) {
-        const target = opts.queue ?? t.letter.queue;
-        if (target === null) throw deadLetterNoQueue(t.letter.id);
+        const target = (opts.queue ?? t.letter.queue)!;
         if (!sent.has(t.letter.id)) {
           const headers = { ...t.letter.headers };
           for (const k of DEAD_HEADERS) delete headers[k];

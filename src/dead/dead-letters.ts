@@ -75,7 +75,7 @@ export interface DeadLetters {
   show(id: string): Promise<DeadLetterDetail>;
   /**
    * Puts a dead letter (or every one, with `'all'`) back on its queue with its delivery count reset, and
-   * removes it from the store. Rejects with `asynx.dead.notFound` when `id` matches nothing, and with
+   * removes it from the store. Copies of one task message (same task id) are sent once and all removed. Rejects with `asynx.dead.notFound` when `id` matches nothing, and with
    * `asynx.dead.noQueue` (exit 64) when no queue is recorded and none is given.
    */
   requeue(id: string | 'all', opts?: RequeueOptions): Promise<RequeueOutcome>;

@@ -50,7 +50,8 @@ function summary(r: Row): DeadLetter {
 /**
  * The `dead_letters` table of a SQLite broker file. Ids are row ids; `show` and `requeue` also take a
  * task id. A requeue inserts the message into `messages` (ready, or delayed until a future eta) with
- * its delivery count at 0 and deletes the row, in one transaction: it is never in both places.
+ * its delivery count at 0 and deletes the row, in one transaction: it is never in both places. Rows
+ * that are copies of one task message (same task id) go back once.
  */
 export class SqliteDeadLetters implements DeadLetters {
   readonly kind = 'sqlite';
@@ -92,9 +93,17 @@ export class SqliteDeadLetters implements DeadLetters {
       const rows = id === 'all' ? (db.prepare('SELECT * FROM dead_letters ORDER BY id').all() as Row[]) : this.find(id);
       if (!rows.length && id !== 'all') throw deadLetterNotFound(id, this.path);
       const now = Date.now();
+      const sent = new Set<string>();
       for (const r of rows) {
         const props = parseObject(r.properties);
         const headers = parseObject(r.headers);
+        const taskId = typeof headers.id === 'string' ? headers.id : null;
+        // Copies of one task message (dead-lettered twice): one goes back, every copy leaves the store.
+        if (taskId !== null && sent.has(taskId)) {
+          remove.run(r.id);
+          continue;
+        }
+        if (taskId !== null) sent.add(taskId);
         const priority = typeof props.priority === 'number' ? props.priority : 0;
         let visibleAt = now;
         if (typeof headers.eta === 'string' && headers.eta !== '') {
@@ -107,7 +116,7 @@ export class SqliteDeadLetters implements DeadLetters {
         const queue = opts.queue ?? r.queue;
         insert.run(queue, priority, visibleAt > now ? MSG_DELAYED : MSG_READY, visibleAt, r.properties, r.headers, r.body, now);
         remove.run(r.id);
-        requeued.push({ id: String(r.id), taskId: typeof headers.id === 'string' ? headers.id : null, queue });
+        requeued.push({ id: String(r.id), taskId, queue });
       }
     }).immediate();
     return { requeued };

@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Asynx } from '../../src/index.js';
+import { Asynx, openDeadLetters } from '../../src/index.js';
 import { openDb } from '../../src/transports/sqlite-db.js';
 import { runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
@@ -116,10 +116,11 @@ describe('asynx dead (SQLite)', () => {
     assert.deepEqual(JSON.parse((await runCli(['dead', 'list', '--json'], env)).stdout), []);
   });
 
-  it('requeue resets the delivery count and keeps priority; usage errors exit 64', async () => {
+  it('requeue resets the delivery count, keeps priority, sends copies once; usage errors exit 64', async () => {
     const path = join(tmp.dir, 'reset.db');
     const db = openDb(path);
-    db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run('q1', 'test', 6, JSON.stringify({ priority: 7 }), JSON.stringify({ id: 'abc', task: 't.x' }), '[[1], {}, {}]', Date.now());
+    // Two copies of one message (dead-lettering is at-least-once).
+    for (let i = 0; i < 2; i++) db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run('q1', 'test', 6, JSON.stringify({ priority: 7 }), JSON.stringify({ id: 'abc', task: 't.x' }), '[[1], {}, {}]', Date.now());
     db.close();
     const env = { ASYNX_BROKER_URL: `sqlite://${path}` };
     assert.equal((await runCli(['dead', 'requeue'], env)).code, 64);
@@ -133,7 +134,30 @@ describe('asynx dead (SQLite)', () => {
     const deadLeft = (check.prepare('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number }).n;
     check.close();
     assert.deepEqual(msg.map((m) => [m.queue, m.priority, m.deliveries, JSON.parse(m.headers).id]), [['q2', 7, 0, 'abc']]);
-    assert.equal(deadLeft, 0);
+    assert.equal(deadLeft, 0, 'both copies left the store');
+  });
+
+  it('the API: openDeadLetters(url) lists, shows, requeues and purges; missing ids reject with asynx.dead.notFound', async () => {
+    const path = join(tmp.dir, 'api.db');
+    const db = openDb(path);
+    for (const [q, id] of [['qa', 'a1'], ['qb', 'b1'], ['qa', 'a2']]) db.prepare('INSERT INTO dead_letters (queue, reason, deliveries, properties, headers, body, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(q, 'why', 1, '{}', JSON.stringify({ id, task: 't.x', argsrepr: `['${id}']` }), '[[], {}, {}]', 1_700_000_000_000);
+    db.close();
+    const dead = await openDeadLetters(`sqlite://${path}`);
+    try {
+      assert.equal(dead.kind, 'sqlite');
+      assert.deepEqual((await dead.list({ queue: 'qa' })).map((d) => [d.id, d.taskId, d.argsRepr, d.deadLetteredAt]), [['1', 'a1', "['a1']", '2023-11-14T22:13:20.000Z'], ['3', 'a2', "['a2']", '2023-11-14T22:13:20.000Z']]);
+      assert.equal((await dead.list({ limit: 1 })).length, 1);
+      await assert.rejects(dead.list({ limit: 0 }), { code: 'asynx.dead.badLimit' });
+      assert.equal((await dead.show('b1')).id, '2', 'show takes a task id too');
+      await assert.rejects(dead.show('nope'), (err: Error & { code?: string; exitCode?: number }) => err.code === 'asynx.dead.notFound' && err.exitCode === 1);
+      await assert.rejects(dead.requeue('nope'), { code: 'asynx.dead.notFound' });
+      assert.deepEqual((await dead.requeue('2')).requeued, [{ id: '2', taskId: 'b1', queue: 'qb' }]);
+      assert.equal(await dead.purge({ queue: 'qa' }), 2);
+      assert.deepEqual(await dead.list(), []);
+    } finally {
+      await dead.close();
+      await dead.close();
+    }
   });
 
   it('every example in asynx dead --help runs as written (exit 0)', async () => {
