@@ -7,7 +7,9 @@ import { Asynx } from '../app/app.js';
 import { ExitCode, UsageError } from '../errors.js';
 import type { DeadLetter, DeadLetterDetail, DeadLetters } from '../dead/dead-letters.js';
 import { openDeadLetters } from '../dead/open-dead-letters.js';
-import { badNumberFlag } from './cli-errors.js';
+import { CommanderError } from 'commander';
+import { badArguments, badNumberFlag, unknownOption } from './cli-errors.js';
+import { closest } from './suggest.js';
 import { addConnectionOptions, applyConnection, connectionFromFlags, type ConnectionFlags } from './connection-options.js';
 import { painter } from './output.js';
 
@@ -31,6 +33,21 @@ export function requeueTarget(problem: string): UsageError {
 /** `purge` without --yes where nobody can be asked. */
 export function purgeNeedsYes(): UsageError {
   return new UsageError('asynx.cli.deadPurgeNeedsYes', 'asynx dead purge deletes dead letters for good: add --yes to confirm (stdin is not a terminal, so it cannot ask)', { option: '--yes' });
+}
+
+/** Grammar errors in `asynx dead <sub>` name that subcommand's help (main.ts only knows the top-level ones). */
+function pointAtOwnHelp(cmd: Command): Command {
+  const path = `dead ${cmd.name()}`;
+  return cmd.exitOverride((err: CommanderError) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.help' || err.code === 'commander.version') throw err;
+    const first = err.message.replace(/^error: /, '').split('\n')[0]!;
+    if (err.code === 'commander.unknownOption') {
+      const option = /'([^']*)'/.exec(first)?.[1] ?? first;
+      const known = cmd.options.map((o) => o.long ?? '').filter((o) => o !== '');
+      throw unknownOption(path, option, option.startsWith('--') ? closest(option, known) : null);
+    }
+    throw badArguments(path, first, err.code);
+  });
 }
 
 function limitFlag(value: string | undefined): number | undefined {
@@ -118,14 +135,14 @@ export function registerDeadCommand(program: Command, run: (fn: () => Promise<nu
     .description('See, requeue and purge dead letters (messages a worker could not run)')
     .addHelpText('after', HELP);
 
-  addConnectionOptions(
+  pointAtOwnHelp(addConnectionOptions(
     dead
       .command('list')
       .description('List dead letters, oldest first')
       .option('-Q, --queue <name>', 'only those taken from this queue')
       .option('--limit <n>', 'at most this many', '100')
       .option('--json', 'print a JSON array'),
-  )
+  ))
     .addHelpText('after', `\nExamples:\n  $ asynx dead list\n  $ asynx dead list -Q celery --json --limit 20\n\n${EXIT_CODES}`)
     .action((f: ConnectionFlags & { queue?: string; limit?: string; json?: boolean }) =>
       run(async () => {
@@ -138,7 +155,7 @@ export function registerDeadCommand(program: Command, run: (fn: () => Promise<nu
       }),
     );
 
-  addConnectionOptions(dead.command('show <id>').description('Show one dead letter with its message').option('--json', 'print a JSON object'))
+  pointAtOwnHelp(addConnectionOptions(dead.command('show <id>').description('Show one dead letter with its message').option('--json', 'print a JSON object')))
     .addHelpText('after', `\nExamples:\n  $ asynx dead show 1\n  $ asynx dead show 1 --json\n\n${EXIT_CODES}`)
     .action((id: string, f: ConnectionFlags & { json?: boolean }) =>
       run(() =>
@@ -150,13 +167,13 @@ export function registerDeadCommand(program: Command, run: (fn: () => Promise<nu
       ),
     );
 
-  addConnectionOptions(
+  pointAtOwnHelp(addConnectionOptions(
     dead
       .command('requeue [id]')
       .description('Send dead letters back to their queue, delivery count reset, and remove them from the store')
       .option('--all', 'every dead letter')
       .option('-Q, --queue <name>', 'send to this queue instead of the recorded one (needed when none is recorded)'),
-  )
+  ))
     .addHelpText('after', `\nExamples:\n  $ asynx dead requeue 1\n  $ asynx dead requeue --all -Q celery\n\n${EXIT_CODES}`)
     .action((id: string | undefined, f: ConnectionFlags & { all?: boolean; queue?: string }) =>
       run(async () => {
@@ -171,13 +188,13 @@ export function registerDeadCommand(program: Command, run: (fn: () => Promise<nu
       }),
     );
 
-  addConnectionOptions(
+  pointAtOwnHelp(addConnectionOptions(
     dead
       .command('purge')
       .description('Delete dead letters for good')
       .option('-Q, --queue <name>', 'only those taken from this queue')
       .option('-y, --yes', 'do not ask (required when stdin is not a terminal)'),
-  )
+  ))
     .addHelpText('after', `\nExamples:\n  $ asynx dead purge --yes\n  $ asynx dead purge -Q celery --yes\n\n${EXIT_CODES}`)
     .action((f: ConnectionFlags & { queue?: string; yes?: boolean }) =>
       run(async () => {

@@ -126,6 +126,9 @@ describe('asynx dead (SQLite)', () => {
     assert.equal((await runCli(['dead', 'requeue'], env)).code, 64);
     assert.equal((await runCli(['dead', 'requeue', '1', '--all'], env)).code, 64);
     assert.equal((await runCli(['dead', 'list', '--limit', '0'], env)).code, 64);
+    const typo = await runCli(['dead', 'list', '--jsn'], env);
+    assert.equal(typo.code, 64);
+    assert.match(typo.stderr, /^asynx: unknown option '--jsn' \(did you mean '--json'\?\) \(run asynx dead list --help for usage\)$/m);
     // By task id, to another queue.
     const r = await runCli(['dead', 'requeue', 'abc', '-Q', 'q2'], env);
     assert.equal(r.code, 0, r.stderr);
