@@ -86,3 +86,6 @@ export type {
   FailureCause,
   RejectCause,
 } from './worker/events.js';
+/** Dead letters: see, requeue and purge the messages workers could not run (`asynx dead`). */
+export { openDeadLetters, type OpenDeadLettersOptions } from './dead/open-dead-letters.js';
+export type { DeadLetters, DeadLetter, DeadLetterDetail, ListDeadLettersOptions, RequeueOptions, RequeueOutcome } from './dead/dead-letters.js';

@@ -44,6 +44,7 @@ Examples:
   $ asynx call tasks.add --args '[2, 3]' --wait
   $ asynx multi start 3 -A ./tasks.mjs -c 2
   $ asynx multi stopwait 3 --timeout 60
+  $ asynx dead list
   $ asynx help multi
 
 Environment: ASYNX_BROKER_URL, ASYNX_RESULT_BACKEND, ASYNX_CONFIG, ASYNX_*; NO_COLOR turns colour off.
@@ -125,6 +126,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
   const [{ registerWorkerCommand }, { registerControlCommands }] = await Promise.all([import('./worker.js'), import('./control.js')]);
   registerWorkerCommand(program, run);
   registerControlCommands(program, run, { stdout: io.stdout, stderr: io.stderr, cwd: io.cwd });
+  (await import('./dead.js')).registerDeadCommand(program, run, io);
   // Which command's grammar failed, so the message can point at that command's --help.
   let failedIn: Command | null = null;
   for (const c of program.commands) {
