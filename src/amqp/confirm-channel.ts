@@ -2,7 +2,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { ConfirmChannel, Options } from 'amqplib';
-import { AsynxError, BrokerUnavailableError, type ErrorFacts } from '../errors.js';
+import { AsynxError, BrokerUnavailableError, toAsynxError, type ErrorFacts } from '../errors.js';
 import { backoffDelay } from '../util/backoff.js';
 import { redact } from '../util/redact.js';
 import type { AmqpConnection } from './connection.js';
@@ -97,7 +97,7 @@ export async function untilConfirmed(attempt: () => Promise<void>, r: ConfirmRet
     } catch (err) {
       // A raw amqplib error (a channel closed under a declare) is a refusal too: the next attempt reopens it.
       const refused = err instanceof AsynxError ? err.code === NOT_CONFIRMED : true;
-      if (refused) refusal = err instanceof Error ? err : new Error(String(err));
+      if (refused) refusal = err instanceof Error ? err : toAsynxError(err, 'asynx.broker.refused', `RabbitMQ refused to ${r.what}`);
       const outOfTime = Date.now() >= r.deadline;
       if (!refused && !(outOfTime && refusal)) throw err;
       if (outOfTime) {

@@ -52,30 +52,13 @@ const ALLOWED: Known[] = [
 
 /** Violations in files owned by other helpers on 2026-12-01; see the report of H5 for each fix. */
 const PENDING: Known[] = [
-  { rule: 'plain-error', file: 'src/transports/amqp-publisher.ts', snippet: 'new Error(String(err))', why: 'H3: toAsynxError(err, asynx.amqp.publishFailed, ...)' },
-  { rule: 'plain-error', file: 'src/transports/amqp-connection.ts', snippet: 'new Error(`connect timed out after', why: 'H3: BrokerUnavailableError with facts {timedOut: true}' },
-  { rule: 'plain-error', file: 'src/worker/child.ts', snippet: "new Error('worker main process went away')", why: 'H1: AsynxError asynx.worker.parentGone' },
-  { rule: 'plain-error', file: 'src/results/rpc.ts', snippet: 'new Error(String(err))', why: 'H3: toAsynxError(err, asynx.rpc.publishFailed, ...)' },
-  { rule: 'exit-code-literal', file: 'src/process/logfile.ts', snippet: "'asynx.logfile.badOption', `--logfile-max-size", why: 'H1/lead: UsageError (exit 64 is what UsageError is for)' },
-  { rule: 'exit-code-literal', file: 'src/process/logfile.ts', snippet: "'asynx.logfile.badOption', `--logfile-keep", why: 'H1/lead: UsageError' },
-  { rule: 'exit-code-literal', file: 'src/process/logfile.ts', snippet: "'asynx.logfile.dirUnwritable'", why: 'exitCode: ExitCode.cantCreate' },
-  { rule: 'exit-code-literal', file: 'src/process/logfile.ts', snippet: "'asynx.logfile.unwritable'", why: 'exitCode: ExitCode.cantCreate' },
-  { rule: 'exit-code-literal', file: 'src/cli/worker.ts', snippet: "'asynx.worker.logfileUnwritable'", why: 'H1: ExitCode.cantCreate, and reuse the LogFile error (one fault, one code)' },
-  { rule: 'exit-code-literal', file: 'src/process/pidfile.ts', snippet: 'const EXIT_CANT_CREATE = 73', why: 'use ExitCode.cantCreate' },
-  { rule: 'exit-code-literal', file: 'src/worker/child.ts', snippet: 'process.exit(64)', why: 'H1: process.exit(ExitCode.usage)' },
-  { rule: 'exit-code-literal', file: 'src/worker/child.ts', snippet: 'process.exit(1)', why: 'H1: process.exit(ExitCode.failure)' },
   { rule: 'code-reused', file: 'src/urls.ts', snippet: "'asynx.config.badBroker'", why: 'H4: same factory as config.ts' },
-  { rule: 'code-reused', file: 'src/urls.ts', snippet: "'asynx.config.badBackend'", why: 'H4: same factory as config.ts' },
   { rule: 'code-reused', file: 'src/config.ts', snippet: "'asynx.config.badNumber'", why: 'H4: one factory' },
   { rule: 'code-reused', file: 'src/protocol/codec.ts', snippet: "'asynx.protocol.badBody'", why: 'H4: one badBody(detail) factory' },
   { rule: 'code-reused', file: 'src/protocol/codec.ts', snippet: "'asynx.protocol.badHeader'", why: 'H4: one badHeader(name, detail) factory' },
   { rule: 'code-reused', file: 'src/process/pidfile.ts', snippet: "'asynx.pidfile.lockFailed'", why: 'two faults: "changed while written" and "keeps reappearing": one factory or two codes' },
   { rule: 'code-reused', file: 'src/multi/args.ts', snippet: "'asynx.multi.missingValue'", why: 'H2: one factory' },
   { rule: 'code-reused', file: 'src/multi/nodes.ts', snippet: "'asynx.multi.badIndex'", why: 'H2: one factory' },
-  { rule: 'code-reused', file: 'src/transports/factory.ts', snippet: "'asynx.config.badBroker'", why: 'H3/H4: parseBrokerUrl() from src/urls.ts throws it; drop this copy' },
-  { rule: 'code-reused', file: 'src/results/factory.ts', snippet: "'asynx.config.badBackend'", why: 'H3/H4: parseBackendUrl() from src/urls.ts throws it; drop this copy' },
-  { rule: 'code-reused', file: 'src/cli/cli-errors.ts', snippet: "'asynx.cli.badNumber'", why: 'the factory itself: clears once src/cli/worker.ts calls badNumberFlag()' },
-  { rule: 'code-reused', file: 'src/cli/worker.ts', snippet: "'asynx.cli.badNumber'", why: 'H1: use badNumberFlag() from src/cli/cli-errors.ts' },
   { rule: 'code-reused', file: 'src/process/logfile.ts', snippet: "'asynx.logfile.badOption'", why: 'one factory (or the CLI validates these flags)' },
 ];
 
