@@ -65,6 +65,10 @@ export interface ResolvedConfig {
 
 export const DEFAULT_SQLITE_URL = 'sqlite://./.asynx/asynx.db';
 
+function badNumber(option: string, value: unknown, message: string): UsageError {
+  return new UsageError('asynx.config.badNumber', message, { option, value });
+}
+
 /** How each option is written as text (env vars, `asynx worker -- key=value`): the one settings table. */
 export const OPTION_KINDS = {
   brokerUrl: 'string',
@@ -101,7 +105,7 @@ export function optionFromText(key: keyof AsynxOptions, raw: string, source: str
   if (kind === 'list') return raw.split(',').map((s) => s.trim()).filter(Boolean);
   if (kind === 'number') {
     const n = Number(raw);
-    if (raw.trim() === '' || !Number.isFinite(n)) throw new UsageError('asynx.config.badNumber', `${source}='${raw}' must be a number`, { option: source, value: raw });
+    if (raw.trim() === '' || !Number.isFinite(n)) throw badNumber(source, raw, `${source}='${raw}' must be a number`);
     return n;
   }
   if (kind === 'duration') durationMs(raw, source); // rejects 'abc' here, naming the variable or key
@@ -194,7 +198,7 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
   parseBackendUrl(resultBackend);
   const num = (v: unknown, name: string, dflt: number, min = 0): number => {
     if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw new UsageError('asynx.config.badNumber', `Option ${name} must be a number ≥ ${min}, got ${String(v)}`, { option: name, value: v });
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min) throw badNumber(name, v, `Option ${name} must be a number ≥ ${min}, got ${String(v)}`);
     return v;
   };
   return {

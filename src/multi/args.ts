@@ -4,6 +4,10 @@ import { constants } from 'node:os';
 import { UsageError } from '../errors.js';
 import type { Duration } from '../util/duration.js';
 
+function missingValue(option: string, how: string): UsageError {
+  return new UsageError('asynx.multi.missingValue', `Option ${option} needs a value: ${how}`, { option });
+}
+
 /** One option as written: `-c 4` (short), `--loglevel=DEBUG` (long), `--flag` (value null). */
 export interface RawOption {
   /** Literal spelling without the namespace: `-c`, `--loglevel`. Keys are not normalised (spec §5). */
@@ -152,7 +156,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
         throw new UsageError('asynx.multi.spacedValue', `Option ${written} takes its value after '=': did you mean ${written}=${next}? (a long option followed by a space-separated value would make '${next}' a node name; put node names before the options)`, { option: written, value: next });
       }
       if (setting !== undefined && namespace === null) {
-        if (value === null) throw new UsageError('asynx.multi.missingValue', `Option ${key} needs a value: write ${key}=<value>`, { option: key });
+        if (value === null) throw missingValue(key, `write ${key}=<value>`);
         (settings[setting] as string) = value;
         continue;
       }
@@ -163,7 +167,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     const value = next !== undefined && !next.startsWith('-') ? next : null;
     if (value !== null) i++;
     if (key === '-n' && namespace === null) {
-      if (value === null) throw new UsageError('asynx.multi.missingValue', 'Option -n needs a host name: -n <host>', { option: '-n' });
+      if (value === null) throw missingValue('-n', 'give a host name: -n <host>');
       // --hostname wins over -n (spec §4)
       if (settings.hostname === null || !tokens.some((t) => t.startsWith('--hostname='))) settings.hostname = value;
       continue;

@@ -8,6 +8,10 @@ import { expandMultiTemplate, expandWorkerTemplate, splitNodeName, type NodeName
 import { statusPathFor } from '../process/status-file.js';
 import { parseArgs, type MultiSettings, type ParsedArgs, type RawOption } from './args.js';
 
+function badIndex(text: string, message: string): UsageError {
+  return new UsageError('asynx.multi.badIndex', message, { value: text });
+}
+
 /** Default pidfile template (spec decision 2): project-local, so nothing needs root. */
 export const DEFAULT_PIDFILE = './.asynx/run/%n.pid';
 /** Default logfile template: `%I` gives each pool child its own file. */
@@ -100,8 +104,8 @@ export function nodeNames(parsed: ParsedArgs): NodeName[] {
 
 function indexOrFail(text: string, count: number): number {
   const n = Number(text);
-  if (n === 0) throw new UsageError('asynx.multi.badIndex', `Indexes start at 1 got: '${text}' (per-node options like -c:1 count nodes from 1)`, { value: text });
-  if (n > count) throw new UsageError('asynx.multi.badIndex', `No node at index '${text}': there ${count === 1 ? 'is 1 node' : `are ${count} nodes`}`, { value: text });
+  if (n === 0) throw badIndex(text, `Indexes start at 1 got: '${text}' (per-node options like -c:1 count nodes from 1)`);
+  if (n > count) throw badIndex(text, `No node at index '${text}': there ${count === 1 ? 'is 1 node' : `are ${count} nodes`}`);
   return n - 1;
 }
 

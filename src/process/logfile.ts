@@ -2,7 +2,11 @@
 
 import { closeSync, fstatSync, mkdirSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
-import { AsynxError, ExitCode } from '../errors.js';
+import { AsynxError, ExitCode, UsageError } from '../errors.js';
+
+function badLogOption(option: string, value: unknown, want: string): UsageError {
+  return new UsageError('asynx.logfile.badOption', `${option} must be ${want}, got ${String(value)}`, { option, value });
+}
 
 /** Options of {@link LogFile}. */
 export interface LogFileOptions {
@@ -24,8 +28,8 @@ export class LogFile {
     this.path = resolve(path);
     this.maxSize = opts.maxSize ?? 0;
     this.keep = opts.keep ?? 5;
-    if (!Number.isInteger(this.maxSize) || this.maxSize < 0) throw new AsynxError('asynx.logfile.badOption', `--logfile-max-size must be a whole number of bytes >= 0, got ${opts.maxSize}`, { exitCode: ExitCode.usage, facts: { option: '--logfile-max-size', value: opts.maxSize } });
-    if (!Number.isInteger(this.keep) || this.keep < 0) throw new AsynxError('asynx.logfile.badOption', `--logfile-keep must be a whole number >= 0, got ${opts.keep}`, { exitCode: ExitCode.usage, facts: { option: '--logfile-keep', value: opts.keep } });
+    if (!Number.isInteger(this.maxSize) || this.maxSize < 0) throw badLogOption('--logfile-max-size', opts.maxSize, 'a whole number of bytes >= 0');
+    if (!Number.isInteger(this.keep) || this.keep < 0) throw badLogOption('--logfile-keep', opts.keep, 'a whole number >= 0');
     this.open();
   }
 

@@ -228,7 +228,7 @@ export function acquirePidfile(path: string, node: string, onNotice?: (msg: stri
     else if (stale.record.pid !== process.pid && stale.record.pid !== 0) onNotice?.(`Stale pidfile exists - Removing it. (${abs}: ${stale.reason})`);
     removeIfUnchanged(abs, stale.record);
   }
-  throw new AsynxError('asynx.pidfile.lockFailed', `Could not create pidfile ${abs}: it keeps reappearing; another worker for ${node} is starting`, { exitCode: ExitCode.cantCreate, facts: { path: abs, node } });
+  throw new AsynxError('asynx.pidfile.keepsReappearing', `Could not create pidfile ${abs}: it keeps reappearing; another worker for ${node} is starting`, { exitCode: ExitCode.cantCreate, facts: { path: abs, node } });
 }
 
 function heldPidfile(path: string, record: PidfileRecord): HeldPidfile {

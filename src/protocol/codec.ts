@@ -2,7 +2,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ProtocolError, RemoteTaskError } from '../errors.js';
+import { ProtocolError, RemoteTaskError, type ErrorFacts } from '../errors.js';
 import {
   JSON_CONTENT_TYPE,
   type EncodedException,
@@ -82,6 +82,14 @@ export function formatCeleryTime(ms: number): string {
 }
 
 /** Parses an ISO-8601 time (with or without offset; no offset means UTC) to epoch ms. */
+function badHeader(header: string, value: unknown, problem: string, facts: ErrorFacts = {}): ProtocolError {
+  return new ProtocolError('asynx.protocol.badHeader', `Header '${header}' ${problem}`, { ...facts, option: header, value });
+}
+
+function badBody(problem: string, facts: ErrorFacts = {}): ProtocolError {
+  return new ProtocolError('asynx.protocol.badBody', problem, facts);
+}
+
 function badTime(option: string, value: unknown, problem: string): ProtocolError {
   return new ProtocolError('asynx.protocol.badTime', `'${option}' ${problem}`, { option, value });
 }
@@ -202,7 +210,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 function optString(headers: Record<string, unknown>, key: string): string | null {
   const v = headers[key];
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'string') throw new ProtocolError('asynx.protocol.badHeader', `Header '${key}' must be a string or null, got ${typeof v}`, { option: key, value: v });
+  if (typeof v !== 'string') throw badHeader(key, v, `must be a string or null, got ${typeof v}`);
   return v;
 }
 
@@ -212,9 +220,9 @@ function optLimit(v: unknown): number | null {
 
 function decodeSignatures(v: unknown, where: string): Signature[] | null {
   if (v === undefined || v === null) return null;
-  if (!Array.isArray(v)) throw new ProtocolError('asynx.protocol.badBody', `embed.${where} must be a list of signatures`);
+  if (!Array.isArray(v)) throw badBody(`embed.${where} must be a list of signatures`);
   return v.map((s, i) => {
-    if (!isObject(s) || typeof s.task !== 'string') throw new ProtocolError('asynx.protocol.badBody', `embed.${where}[${i}] is not a signature with a task name`);
+    if (!isObject(s) || typeof s.task !== 'string') throw badBody(`embed.${where}[${i}] is not a signature with a task name`);
     return {
       task: s.task,
       args: Array.isArray(s.args) ? s.args : [],
@@ -248,7 +256,7 @@ export function decodeTaskMessage(raw: { properties?: Partial<WireMessage['prope
     throw new ProtocolError('asynx.protocol.badJson', `Message body is not valid JSON (${(err as Error).message})`, { taskId: h.id, task: h.task });
   }
   if (!Array.isArray(parsed) || parsed.length < 2 || !Array.isArray(parsed[0]) || !isObject(parsed[1])) {
-    throw new ProtocolError('asynx.protocol.badBody', 'Message body must be [args, kwargs, embed] (protocol v2)', { taskId: h.id, task: h.task });
+    throw badBody('Message body must be [args, kwargs, embed] (protocol v2)', { taskId: h.id, task: h.task });
   }
   const embedRaw = parsed[2];
   const embed: Embed = isObject(embedRaw)
@@ -263,7 +271,7 @@ export function decodeTaskMessage(raw: { properties?: Partial<WireMessage['prope
   const expires = optString(h, 'expires');
   const retries = h.retries === undefined || h.retries === null ? 0 : h.retries;
   if (typeof retries !== 'number' || !Number.isInteger(retries) || retries < 0) {
-    throw new ProtocolError('asynx.protocol.badHeader', "Header 'retries' must be a non-negative integer", { taskId: h.id, option: 'retries', value: retries });
+    throw badHeader('retries', retries, 'must be a non-negative integer', { taskId: h.id });
   }
   const tl = Array.isArray(h.timelimit) ? h.timelimit : [null, null];
   const rootId = optString(h, 'root_id') ?? h.id;

@@ -53,13 +53,6 @@ const ALLOWED: Known[] = [
 /** Violations in files owned by other helpers on 2026-12-01; see the report of H5 for each fix. */
 const PENDING: Known[] = [
   { rule: 'code-reused', file: 'src/urls.ts', snippet: "'asynx.config.badBroker'", why: 'H4: same factory as config.ts' },
-  { rule: 'code-reused', file: 'src/config.ts', snippet: "'asynx.config.badNumber'", why: 'H4: one factory' },
-  { rule: 'code-reused', file: 'src/protocol/codec.ts', snippet: "'asynx.protocol.badBody'", why: 'H4: one badBody(detail) factory' },
-  { rule: 'code-reused', file: 'src/protocol/codec.ts', snippet: "'asynx.protocol.badHeader'", why: 'H4: one badHeader(name, detail) factory' },
-  { rule: 'code-reused', file: 'src/process/pidfile.ts', snippet: "'asynx.pidfile.lockFailed'", why: 'two faults: "changed while written" and "keeps reappearing": one factory or two codes' },
-  { rule: 'code-reused', file: 'src/multi/args.ts', snippet: "'asynx.multi.missingValue'", why: 'H2: one factory' },
-  { rule: 'code-reused', file: 'src/multi/nodes.ts', snippet: "'asynx.multi.badIndex'", why: 'H2: one factory' },
-  { rule: 'code-reused', file: 'src/process/logfile.ts', snippet: "'asynx.logfile.badOption'", why: 'one factory (or the CLI validates these flags)' },
 ];
 
 const CODE_SHAPE = /^asynx\.[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)+$/;
