@@ -67,7 +67,7 @@ function unitEnv(s: Map<string, string[]>, instance: string): Record<string, str
 }
 
 /** An Exec*= line as systemd runs it: specifiers, words, `$VAR` alone split into words, `${VAR}` substituted. */
-function command(line: string, env: Record<string, string>, instance: string): string[] {
+function command(line: string, env: NodeJS.ProcessEnv, instance: string): string[] {
   return words(specifiers(line, instance)).flatMap((w) => {
     const alone = /^\$([A-Za-z_]+)$/.exec(w);
     if (alone !== null) return (env[alone[1]!] ?? '').split(/\s+/).filter(Boolean);
