@@ -2,7 +2,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, symlinkSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MULTI_APP, project, runAsynx, type Project } from './harness.js';
@@ -134,6 +134,15 @@ test('systemd units: no node_modules/.bin/asynx → the resolved asynx, said in 
     assert.equal(parseInitArgs([kind, '--user=root'], p.dir, 'root', {}).user, 'root');
   }
   assert.equal(parseInitArgs(['config'], p.dir, 'root', {}).user, 'root');
+  // --out names a directory for the two units; '-' prints both
+  const sub = await runAsynx(['init', 'systemd', '--user=svc', '--out=units'], p.dir, p.env);
+  assert.equal(sub.code, 0, sub.stderr);
+  assert.ok(existsSync(join(p.dir, 'units', 'asynx@.service')) && existsSync(join(p.dir, 'units', 'asynx.service')));
+  const onFile = await runAsynx(['init', 'systemd', '--user=svc', '--out=asynx@.service', '--force'], p.dir, p.env);
+  assert.equal(onFile.code, 64);
+  assert.match(onFile.stderr, /must be a directory for systemd/);
+  const printed = await runAsynx(['init', 'systemd', '--user=svc', '--out=-'], p.dir, p.env);
+  assert.deepEqual(printed.stdout.match(/^# ---- \S+ ----$/gm), ['# ---- asynx@.service ----', '# ---- asynx.service ----']);
   if (process.getuid?.() === 0) {
     const r = await runAsynx(['init', 'systemd', '--out=-'], p.dir, { ...p.env, SUDO_USER: '' });
     assert.equal(r.code, 64);
