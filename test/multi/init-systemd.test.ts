@@ -179,9 +179,12 @@ test('asynx@.service run as systemd would: reload (HUP) lets a long task finish 
   const after = (await (await app.sendTask('multi.slow', [10])).get({ timeout: 20_000 })) as { pid: number };
   assert.notEqual(after.pid, done.pid, 'a fresh pool after the reload');
   // kill -9 of the main pid: the exit systemd sees is SIGKILL, which Restart=always (or on-failure) restarts
-  for (const pid of childPidsOf(main.pid)) pool.add(pid);
+  const orphans = childPidsOf(main.pid);
+  for (const pid of orphans) pool.add(pid);
   process.kill(main.pid, 'SIGKILL');
   assert.equal(await main.exited, 'SIGKILL');
+  // the pool leaves with it, so systemd (which waits for the rest of the cgroup before restarting) restarts at once
+  assert.ok(await waitGone(orphans, 5_000), `pool children outlived the killed main: ${orphans.filter(isAlive).join(', ')}`);
   assert.ok(['always', 'on-failure'].includes(one(s, 'Restart')));
 });
 
@@ -211,4 +214,30 @@ test('asynx.service run as systemd would: ExecReload returns at once while a lon
   const stop = await run('ExecStop');
   assert.equal(stop.code, 0, stop.stdout + stop.stderr);
   assert.deepEqual(p.livePids(), []);
+});
+
+test('asynx@.service stop as systemd does it (KillSignal to the main pid only): the running task finishes first', { timeout: 90_000 }, async (t) => {
+  const p = project(t);
+  install(p.dir);
+  const s = settings((await render(p)).node);
+  assert.equal(one(s, 'KillMode'), 'mixed', 'mixed: KillSignal goes to the main pid only, pool children are left to it');
+  const env = { ...p.env, ...unitEnv(s, 'w2') };
+  const [exe, ...args] = command(one(s, 'ExecStart'), env, 'w2');
+  const main = spawnProcess(exe!, args, { cwd: one(s, 'WorkingDirectory'), env });
+  const pool = new Set<number>();
+  t.after(async () => {
+    for (const pid of [main.pid, ...pool]) killTree(pid);
+    await waitGone([main.pid, ...pool], 5_000);
+  });
+  await waitFor('worker ready', () => /ready\./.test(main.output()), 30_000);
+  for (const pid of childPidsOf(main.pid)) pool.add(pid);
+  const task = await p.client().sendTask('multi.slow', [3000]);
+  await waitFor('task running', () => /multi\.slow\[\S+\] received/.test(main.output()), 15_000);
+  const stopped = Date.now();
+  process.kill(main.pid, one(s, 'KillSignal') as NodeJS.Signals);
+  const exit = await main.exited;
+  assert.ok(exit === 0 || exit === 'SIGTERM', `clean exit for systemd, got ${exit}`);
+  const ms = Date.now() - stopped;
+  assert.ok(ms < Number(one(s, 'TimeoutStopSec')) * 1000, 'inside TimeoutStopSec');
+  assert.equal(((await task.get({ timeout: 10_000 })) as { ms: number }).ms, 3000, 'the running task finished before the node exited');
 });
