@@ -92,14 +92,19 @@ describe('worker on the SQLite broker: results', () => {
   });
 
   it('higher priority runs first', async () => {
-    // Fill both children, then queue low before high; the high one must start before the low one.
-    const blockers = await Promise.all([client.sendTask('t.sleep', [600]), client.sendTask('t.sleep', [600])]);
+    // Fill both children, then queue low before high, both while the children are busy; when the first
+    // child frees up (the blockers end 1 s apart) it must take the high one from the worker's buffer.
+    // Start order is what priority promises: the order in which a worker *receives* two messages that
+    // were published apart depends on its poll timing, so it is not asserted.
+    const blockers = await Promise.all([client.sendTask('t.sleep', [800]), client.sendTask('t.sleep', [1800])]);
     await waitForStatus(pidfile, 'both children busy', (s) => s.active === 2);
     const low = await client.sendTask('t.add', [0, 1], {}, { priority: 1 });
     const high = await client.sendTask('t.add', [0, 2], {}, { priority: 9 });
+    await waitForStatus(pidfile, 'both waiting in the buffer', (s) => (s.reserved ?? 0) >= 2 || s.active < 2);
     await Promise.all([low.get({ timeout: 10 }), high.get({ timeout: 10 }), ...blockers.map((b) => b.get({ timeout: 10 }))]);
     const out = worker.output();
-    assert.ok(out.indexOf(`[${high.id}] received`) < out.indexOf(`[${low.id}] received`), 'high priority first');
+    assert.ok(out.indexOf(`[${high.id}] received`) >= 0 && out.indexOf(`[${low.id}] received`) >= 0, 'both received');
+    assert.ok(out.indexOf(`[${high.id}] succeeded`) < out.indexOf(`[${low.id}] succeeded`), 'high priority ran first');
   });
 
   it('an unknown task name fails with NotRegistered and is dead-lettered; the worker keeps going', async () => {
