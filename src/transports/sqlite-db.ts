@@ -39,5 +39,5 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 
 /** Opens (creating if needed) the broker database file; failures are SqliteStorageErrors. */
 export function openDb(path: string, busyTimeoutMs = 10_000): Db {
-  return openDatabase(path, { busyTimeoutMs, schema: SCHEMA, what: 'open the broker database' });
+  return openDatabase(path, { busyTimeoutMs, schema: SCHEMA, what: 'open the broker database', urlName: 'broker URL (-b / ASYNX_BROKER_URL)' });
 }
