@@ -1,4 +1,4 @@
-// The embedded broker's tables (messages, dead letters) and their message states, on the shared SQLite layer.
+// The embedded broker's tables (messages, dead letters, live node names) and their message states, on the shared SQLite layer.
 
 import { openDatabase, type Db } from '../sqlite/database.js';
 
@@ -34,6 +34,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   headers TEXT NOT NULL,
   body TEXT NOT NULL,
   created_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nodes (
+  name TEXT PRIMARY KEY,
+  pid INTEGER NOT NULL,
+  hostname TEXT NOT NULL,
+  token TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL
 );
 `;
 
