@@ -9,7 +9,7 @@ import { UsageError } from '../../src/errors.js';
 import { Asynx } from '../../src/index.js';
 import { SqliteResultBackend } from '../../src/results/sqlite.js';
 import { SqliteTransport } from '../../src/transports/sqlite.js';
-import { parseBrokerUrl } from '../../src/urls.js';
+import { sqlitePath } from '../../src/urls.js';
 import { FIXTURE_APP, runCli } from '../helpers/worker.js';
 import { tempDir } from '../helpers/tmp.js';
 
@@ -56,7 +56,7 @@ describe('SQLite database paths: a missing directory is an error, not a silently
   it('the default URL in a fresh directory creates ./.asynx (one level) and the database in it', async () => {
     const cwd = join(tmp.dir, 'fresh');
     mkdirSync(cwd);
-    const t = new SqliteTransport(parseBrokerUrl(DEFAULT_SQLITE_URL, cwd).path);
+    const t = new SqliteTransport(sqlitePath(DEFAULT_SQLITE_URL, cwd));
     await t.connect();
     await t.close();
     assert.deepEqual(readdirSync(join(cwd, '.asynx')).filter((f) => f === 'asynx.db'), ['asynx.db']);
