@@ -10,7 +10,8 @@ import Database from 'better-sqlite3';
 import { Asynx } from '../../src/index.js';
 import { AsynxError } from '../../src/errors.js';
 import { Worker } from '../../src/worker/worker.js';
-import { FIXTURE_APP, runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
+import { spawnProcess } from '../helpers/process.js';
+import { BIN, FIXTURE_APP, runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 
 describe('one node name per SQLite broker', () => {
@@ -108,6 +109,27 @@ describe('one node name per SQLite broker', () => {
     workers.push(w);
     assert.deepEqual(rows(db).map((r) => [r.pid, r.hostname]), [[w.pid, hostname()]]);
     assert.equal(await w.stop(), 0);
+  });
+
+  it('two workers with one name started at the same moment: exactly one runs, the other exits 73', async () => {
+    const { brokerUrl, a, b } = fresh();
+    const client = new Asynx({ brokerUrl, configFile: false });
+    await client.sendTask('t.add', [1, 1]); // the file exists: both race for the claim, not for the schema
+    await client.close();
+    const spawnOne = (dir: string) =>
+      spawnProcess(process.execPath, [BIN, 'worker', '-A', FIXTURE_APP, '-l', 'info', '-n', 'race@host', '-c', '1', '--pidfile', join(dir, 'w.pid')], { cwd: dir, env: { ...process.env, NO_COLOR: '1', ASYNX_BROKER_URL: brokerUrl } });
+    const both = [spawnOne(a), spawnOne(b)];
+    try {
+      const loser = await Promise.race(both.map((p) => p.exited.then(() => p)));
+      assert.equal(await loser.exited, 73, loser.output());
+      assert.match(loser.output(), /A node named race@host is already using this broker/);
+      const winner = both.find((p) => p !== loser)!;
+      await waitFor('the other node ready', () => winner.isDone() || / ready\.$/m.test(winner.output()), 20_000);
+      assert.equal(winner.isDone(), false, winner.output());
+      assert.equal(await winner.stop('SIGTERM', 20_000), 0);
+    } finally {
+      await Promise.all(both.map((p) => p.stop('SIGKILL', 10_000).catch(() => undefined)));
+    }
   });
 
   it('in one process: a second Worker with the same name rejects with asynx.worker.duplicateNode', async () => {
