@@ -1,7 +1,7 @@
 // AMQP: is a live node already consuming the remote-control mailbox `<node>.celery.pidbox` of this name?
 
 import { AmqpConnection } from '../amqp/connection.js';
-import { duplicateNodeError } from './node-registry.js';
+import { mailboxHeldError } from './node-registry.js';
 
 /**
  * Rejects with `asynx.worker.duplicateNode` when the queue `<node>.<namespace>.pidbox` exists and has a
@@ -26,5 +26,5 @@ export async function checkAmqpMailbox(brokerUrl: string, nodeName: string, opts
   } finally {
     await conn.close();
   }
-  if (consumers > 0) throw duplicateNodeError(nodeName, `its remote-control queue ${queue} has ${consumers} consumer${consumers === 1 ? '' : 's'}`, { queue, consumers });
+  if (consumers > 0) throw mailboxHeldError(nodeName, queue, consumers);
 }

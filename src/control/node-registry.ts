@@ -27,12 +27,17 @@ export function duplicateNodeError(nodeName: string, holder: string, facts: Reco
   );
 }
 
+/** AMQP: the node's remote-control queue already has `consumers` (a live asynx or Celery node of this name). */
+export function mailboxHeldError(nodeName: string, queue: string, consumers: number): AsynxError {
+  return duplicateNodeError(nodeName, `its remote-control queue ${queue} has ${consumers} consumer${consumers === 1 ? '' : 's'}`, { queue, consumers });
+}
+
 /**
  * Checks that no live node on this broker has `nodeName`, before the worker consumes; rejects with
  * `asynx.worker.duplicateNode` (exit 73) if one has. Per broker:
  * - AMQP: the node's remote-control queue `<node>.celery.pidbox` has a consumer (an asynx or Celery node
- *   answering `celery inspect` under that name). A check, not a lock: two nodes started within the same
- *   second, before either consumes its mailbox, both pass.
+ *   answering `celery inspect` under that name). Checked here, before the pool starts, and again by
+ *   startPidbox when it declares the queue; not a lock: two nodes declaring within milliseconds both pass.
  * - SQLite: a row in the broker file's `nodes` table, written in one transaction (so a lock), its
  *   heartbeat refreshed every 2 s and the row deleted at stop; a row whose heartbeat is 10 s old, or
  *   whose pid is gone on this host, is stale and taken over.

@@ -5,6 +5,8 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import { startPidbox } from '../../src/control/pidbox.js';
+import { AsynxError } from '../../src/errors.js';
 import { celeryMissing, startCeleryWorker, type CeleryWorker } from '../helpers/celery.js';
 import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
 import { tempDir } from '../helpers/tmp.js';
@@ -58,6 +60,20 @@ describe('one node name per RabbitMQ broker', { skip }, () => {
     const w2 = await start('k1@localhost', cwd('k2'));
     workers.push(w2);
     assert.equal(await w2.stop(), 0);
+  });
+
+  test('startPidbox itself refuses a mailbox that already has a consumer (the last check, at declare time)', { timeout: 60_000 }, async () => {
+    const first = await startPidbox(rabbit.url, 'box@localhost', {});
+    try {
+      await assert.rejects(startPidbox(rabbit.url, 'box@localhost', {}), (err: unknown) => err instanceof AsynxError && err.code === 'asynx.worker.duplicateNode' && err.exitCode === 73 && /box@localhost\.celery\.pidbox has 1 consumer\b/.test(err.message));
+      // The refused twin consumed nothing: the first is still the only consumer.
+      const out = await rabbit.ctl(['list_queues', 'name', 'consumers']);
+      assert.match(out, /^box@localhost\.celery\.pidbox\s+1$/m, out);
+    } finally {
+      await first.close();
+    }
+    const again = await startPidbox(rabbit.url, 'box@localhost', {});
+    await again.close();
   });
 
   test('a Python Celery node holding the name: the asynx worker is refused too', { timeout: 120_000, skip: celeryMissing() ?? false }, async () => {
