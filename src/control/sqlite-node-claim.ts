@@ -18,10 +18,10 @@ interface NodeRow {
   heartbeat_at: number;
 }
 
-/** A statement's own wait on another process's lock (it blocks the event loop), ms. */
-const STATEMENT_BUSY_MS = 250;
-/** Bound on taking the write lock for the claim, ms. */
-const CLAIM_TIMEOUT_MS = 5_000;
+/** A statement's own wait on another process's lock (it blocks the event loop; the claim retries without), ms. */
+const STATEMENT_BUSY_MS = 50;
+/** Bound on taking the write lock for the claim (waited out asynchronously), ms. */
+const CLAIM_TIMEOUT_MS = 10_000;
 /** Names held by Worker instances of this process, per file: the pid check cannot tell them apart. */
 const heldHere = new Set<string>();
 
