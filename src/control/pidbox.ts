@@ -3,6 +3,7 @@
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { AmqpConnection } from '../amqp/connection.js';
 import { Releasers } from '../util/close-once.js';
+import { mailboxHeldError } from './node-registry.js';
 
 /** A remote-control command handler: gets the request's `arguments`, returns this node's answer. */
 export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
@@ -61,6 +62,8 @@ export function isForNode(req: ControlRequest, nodeName: string): boolean {
  * ones are ignored; replies go to `reply.celery.pidbox` with the request's routing key and
  * ticket, body `{"<node>": answer}`. `ping` answers `{"ok": "pong"}` unless a handler is given;
  * an unknown method answers `{"error": …}` as kombu does. Reconnects by itself.
+ * Rejects with `asynx.worker.duplicateNode` (consuming nothing) when, at the first declare, the queue
+ * already has a consumer: another live node of this name (the last line of the start-up name check).
  */
 export async function startPidbox(brokerUrl: string, nodeName: string, handlers: Record<string, ControlHandler>, opts: PidboxOptions = {}): Promise<Pidbox> {
   const ns = opts.namespace ?? 'celery';
@@ -113,6 +116,8 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
   };
 
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+  /** Consumers the queue had at our first declare (another node of this name), or null before it. */
+  let heldBy: number | null = null;
   conn.onOpen(async (c: ChannelModel) => {
     // Each step bounded: a broker that accepts the connection but stalls must not hang the (re)connect.
     const deadline = Date.now() + connectTimeoutMs;
@@ -120,7 +125,9 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
     const ch = await conn.bounded(c.createChannel(), deadline, what);
     ch.on('error', () => undefined);
     await conn.bounded(ch.assertExchange(exchange, 'fanout', { durable: false }), deadline, what);
-    await conn.bounded(ch.assertQueue(queue, { durable: false, autoDelete: true, exclusive: false, arguments: { ...NODE_QUEUE_ARGS } }), deadline, what);
+    const ok = await conn.bounded(ch.assertQueue(queue, { durable: false, autoDelete: true, exclusive: false, arguments: { ...NODE_QUEUE_ARGS } }), deadline, what);
+    heldBy ??= ok.consumerCount; // the first declare only: after a reconnect the count may include our old consumer
+    if (heldBy > 0) return; // start() refuses: share no mailbox with a twin
     await conn.bounded(ch.bindQueue(queue, exchange, ''), deadline, what);
     await conn.bounded(ch.consume(queue, (msg) => void onRequest(ch, msg), { noAck: true }), deadline, what);
   });
@@ -130,6 +137,7 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
   releasers.add('stop reconnecting', conn.hold());
   try {
     await conn.get(Date.now() + connectTimeoutMs, `start the remote-control mailbox of ${nodeName}`);
+    if (heldBy) throw mailboxHeldError(nodeName, queue, heldBy);
   } catch (err) {
     await releasers.close();
     throw err;

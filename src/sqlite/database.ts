@@ -1,10 +1,10 @@
 // One way to open, configure, retry on and close a SQLite file, shared by the embedded broker and result store.
 
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { mkdirSync, statSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { isBusy, sqliteError } from './errors.js';
+import { isBusy, noDirectoryError, sqliteError } from './errors.js';
 
 export type Db = Database.Database;
 
@@ -19,18 +19,52 @@ export interface OpenDatabaseOptions {
   schema: string;
   /** Names the user of the file in error messages. @defaultValue 'open' */
   what?: string;
+  /** The setting that named the file, for the "fix the …" hint. @defaultValue 'broker or result backend URL' */
+  urlName?: string;
+}
+
+/** Whether `path` is a directory (false when it is missing, a file, or cannot be stat'ed). */
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
 }
 
 /**
- * Opens (creating the file and its directory if needed) with settings safe for many processes on one
- * file: WAL journal, `synchronous = NORMAL`, a busy timeout, then the schema. Every failure is a
- * SqliteStorageError (`asynx.sqlite.cantOpen`, `.readOnly`, `.corrupt`, `.full`, `.busy` …).
+ * Makes sure the file's directory exists. Only a missing `.asynx` folder whose parent exists (the default
+ * `./.asynx/asynx.db`) is created, one level, without recursion (which spins on /proc); any other missing
+ * directory is a typo in the URL and fails with `asynx.sqlite.noDirectory` naming it, creating nothing.
+ */
+function ensureDirectory(path: string, urlName: string): void {
+  const dir = dirname(path);
+  try {
+    statSync(dir);
+    return; // a directory, or a file the driver then refuses (SQLITE_CANTOPEN → asynx.sqlite.cantOpen)
+  } catch (err) {
+    // ENOTDIR (a parent is a file), EACCES …: mapped to asynx.sqlite.cantOpen by the caller.
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  if (basename(dir) !== '.asynx' || !isDirectory(dirname(dir))) throw noDirectoryError(dir, path, urlName);
+  try {
+    mkdirSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST' || !isDirectory(dir)) throw err;
+  }
+}
+
+/**
+ * Opens (creating the file if needed; its directory must exist, except a `.asynx` folder) with settings
+ * safe for many processes on one file: WAL journal, `synchronous = NORMAL`, a busy timeout, then the schema. Every failure is a
+ * SqliteStorageError (`asynx.sqlite.cantOpen`, `.readOnly`, `.corrupt`, `.full`, `.busy` …), except a missing
+ * directory: a UsageError `asynx.sqlite.noDirectory` (exit 64: the URL is wrong, waiting will not help).
  */
 export function openDatabase(path: string, opts: OpenDatabaseOptions): Db {
   const at = { path, what: opts.what ?? 'open', busyTimeoutMs: opts.busyTimeoutMs };
   let db: Db | null = null;
   try {
-    if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+    if (path !== ':memory:') ensureDirectory(path, opts.urlName ?? 'broker or result backend URL');
     db = new Database(path, { timeout: opts.busyTimeoutMs });
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');

@@ -1,6 +1,6 @@
 // Raw better-sqlite3 / file-system errors → one AsynxError per failure kind, with a code and what to do.
 
-import { BrokerUnavailableError, type ErrorFacts } from '../errors.js';
+import { AsynxError, BrokerUnavailableError, UsageError, type ErrorFacts } from '../errors.js';
 
 /** Stable codes of SQLite storage failures (broker file and result store alike). */
 export const SQLITE_ERROR_CODES = {
@@ -54,9 +54,18 @@ export interface SqliteFailure {
   busyTimeoutMs: number;
 }
 
+/**
+ * `sqlite:///missing/dir/x.db`: the directory of an explicit database path does not exist. A UsageError
+ * (exit 64), not a storage failure: nothing was created, and retrying cannot help until the URL or the
+ * directory is fixed.
+ */
+export function noDirectoryError(dir: string, path: string, urlName: string): UsageError {
+  return new UsageError('asynx.sqlite.noDirectory', `The directory ${dir} for the SQLite database ${path} does not exist: create it (mkdir -p ${dir}), or fix the ${urlName}`, { path, directory: dir });
+}
+
 /** Maps a raw error to a {@link SqliteStorageError}; an AsynxError passes through unchanged. */
 export function sqliteError(err: unknown, at: SqliteFailure): Error {
-  if (err instanceof BrokerUnavailableError) return err;
+  if (err instanceof AsynxError) return err;
   const code = driverCode(err);
   const raw = err instanceof Error ? err.message : String(err);
   const facts: ErrorFacts = { path: at.path, value: code || undefined };

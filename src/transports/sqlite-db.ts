@@ -1,4 +1,4 @@
-// The embedded broker's tables (messages, dead letters) and their message states, on the shared SQLite layer.
+// The embedded broker's tables (messages, dead letters, live node names) and their message states, on the shared SQLite layer.
 
 import { openDatabase, type Db } from '../sqlite/database.js';
 
@@ -35,9 +35,17 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   body TEXT NOT NULL,
   created_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS nodes (
+  name TEXT PRIMARY KEY,
+  pid INTEGER NOT NULL,
+  hostname TEXT NOT NULL,
+  token TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL
+);
 `;
 
 /** Opens (creating if needed) the broker database file; failures are SqliteStorageErrors. */
 export function openDb(path: string, busyTimeoutMs = 10_000): Db {
-  return openDatabase(path, { busyTimeoutMs, schema: SCHEMA, what: 'open the broker database' });
+  return openDatabase(path, { busyTimeoutMs, schema: SCHEMA, what: 'open the broker database', urlName: 'broker URL (-b / ASYNX_BROKER_URL)' });
 }

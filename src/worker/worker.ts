@@ -1,6 +1,7 @@
 // Worker: the lifecycle over its parts (admission → dispatch → outcomes), with cleanup registered as it starts.
 
 import type { Asynx } from '../app/app.js';
+import { claimNodeName } from '../control/node-registry.js';
 import type { Pidbox } from '../control/pidbox.js';
 import { acquirePidfile } from '../process/pidfile.js';
 import { statusPathFor } from '../process/status-file.js';
@@ -148,6 +149,7 @@ export class Worker {
       this.prefetch = opts.concurrency * config.prefetchMultiplier;
       const transport = await app.transport();
       const backend = await app.backend();
+      await claimNodeName(transport, config, opts.nodeName, releasers); // a live node of this name on this broker: refuse
       for (const q of this.queues) await transport.declareQueue(q);
       if (this.stopRequested) return;
       const io: TaskIo = { events: this.events, hostname: opts.nodeName, transport, backend, config, registry: () => this.registry ?? app };
