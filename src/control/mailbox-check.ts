@@ -1,7 +1,7 @@
 // AMQP: is a live node already consuming the remote-control mailbox `<node>.celery.pidbox` of this name?
 
 import { AmqpConnection } from '../amqp/connection.js';
-import { mailboxHeldError } from './node-registry.js';
+import { mailboxHeldError } from './duplicate-node.js';
 
 /**
  * Rejects with `asynx.worker.duplicateNode` when the queue `<node>.<namespace>.pidbox` exists and has a

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { closeDatabase, retryWhileBusy } from '../sqlite/database.js';
 import { openDb } from '../transports/sqlite-db.js';
-import { duplicateNodeError, type NodeClaimOptions } from './node-registry.js';
+import { duplicateNodeError, type NodeClaimOptions } from './duplicate-node.js';
 
 /** A held name: {@link NodeClaim.close} stops the refresh and deletes the row. */
 export interface NodeClaim {
