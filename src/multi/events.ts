@@ -42,6 +42,8 @@ export interface MultiEventMap {
   'stop:begin': { signal: NodeJS.Signals };
   /** A signal was sent to a node's main pid. */
   'node:signal': NodePid & { signal: NodeJS.Signals };
+  /** TERM not sent again: the node is already shutting down warm (a second TERM would make it cold). */
+  'node:signal:skipped': NodePid & { signal: NodeJS.Signals; state: string };
   /** A signal could not be delivered. */
   'node:signal:failed': NodePid & { signal: NodeJS.Signals; message: string };
   /** `stopwait`/`restart`: waiting for these nodes to exit. */

@@ -62,6 +62,7 @@ export function renderEvents(events: MultiEvents, opts: RenderOptions): void {
   events.on('node:down', (e) => write(`> ${e.node}: ${c.magenta('DOWN')}\n`));
   events.on('stop:begin', () => write(`${c.blue('> Stopping nodes...')}\n`));
   events.on('node:signal', (e) => write(`\t> ${e.node}: ${short(e.signal)} -> ${e.pid}\n`));
+  events.on('node:signal:skipped', (e) => write(`\t> ${e.node}: already ${e.state}, ${short(e.signal)} not sent again -> ${e.pid}\n`));
   events.on('node:signal:failed', (e) => write(`Could not signal ${e.node} (${e.pid}): ${e.message}\n`));
   events.on('wait:begin', (e) => {
     const n = e.nodes.length;
