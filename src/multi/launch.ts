@@ -10,6 +10,7 @@ import { isAlive } from '../process/proc.js';
 import type { StartResult } from './events.js';
 import { nodeCommand, type MultiNode } from './nodes.js';
 import { probeNode, removeStaleFiles } from './probe.js';
+import { settlesWithin, valueWithin } from '../util/deadline.js';
 
 /** What {@link startNode} needs besides the node. */
 export interface LaunchContext {
@@ -115,16 +116,13 @@ async function runLauncher(command: string[], ctx: LaunchContext, deadline: numb
     child.once('exit', (code, signal) => res({ code, signal }));
     child.once('error', (error) => res({ error }));
   });
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<null>((res) => { timer = setTimeout(() => res(null), Math.max(0, deadline - Date.now())); });
-  const result = await Promise.race([exited, timeout]);
-  clearTimeout(timer);
+  const result = await valueWithin(exited, deadline - Date.now());
   if (result === null) {
     if (child.pid !== undefined) try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
     return null;
   }
   // Give the pipes a moment to deliver the last bytes; the detached worker must not hold them open.
-  await Promise.race([new Promise((res) => child.once('close', res)), sleep(200)]);
+  await settlesWithin(new Promise((res) => child.once('close', res)), 200);
   child.stdout.destroy();
   child.stderr.destroy();
   if ('error' in result) return { code: 127, signal: null, stdout, stderr: result.error.message, workerPid: null };
