@@ -45,7 +45,11 @@ export {
   RemoteTaskError,
   ExitCode,
   isAsynxError,
+  errorMessage,
+  toAsynxError,
+  type ErrorFacts,
 } from './errors.js';
+export { SqliteStorageError } from './sqlite/errors.js';
 export {
   multi,
   type MultiOptions,
