@@ -10,6 +10,7 @@ const TASK_REFRESH_MS = 100;
 export class StatusReporter {
   private offs: Array<() => void> = [];
   private pending: NodeJS.Timeout | null = null;
+  private flush: Promise<void> | null = null;
 
   constructor(
     readonly path: string,
@@ -43,6 +44,26 @@ export class StatusReporter {
       this.events.on('task:rejected', soon),
     ];
     this.write();
+  }
+
+  /**
+   * Writes a snapshot before the next turn of the event loop; every call made in the same turn shares the write.
+   * Dispatch awaits it before a pool child gets an acks-early task, so a node killed afterwards has the task on
+   * record (issue 9). Resolves even when the write fails (that is a `worker:warning`).
+   */
+  record(): Promise<void> {
+    if (!this.flush) {
+      this.flush = new Promise((resolve) => {
+        setImmediate(() => {
+          this.flush = null;
+          if (this.pending) clearTimeout(this.pending);
+          this.pending = null;
+          this.write();
+          resolve();
+        });
+      });
+    }
+    return this.flush;
   }
 
   /** Writes one snapshot now; a failure is a `worker:warning`, never thrown. */

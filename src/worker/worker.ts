@@ -3,14 +3,16 @@
 import type { Asynx } from '../app/app.js';
 import type { Pidbox } from '../control/pidbox.js';
 import { acquirePidfile } from '../process/pidfile.js';
-import { statusPathFor } from '../process/status-file.js';
+import { readStatus, statusPathFor, unsettledTasks, type ResultTargetSpec, type RunningTask } from '../process/status-file.js';
+import { settleLostTasks, settleLostTasksAt } from '../results/settle-lost.js';
+import type { ResultBackend } from '../results/backend.js';
 import type { Consumer } from '../transports/transport.js';
-import { parseBrokerUrl } from '../urls.js';
+import { parseBackendUrl, parseBrokerUrl } from '../urls.js';
 import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
 import { Admission } from './admission.js';
 import { controlHandlers, workerControlTarget } from './control.js';
-import { Dispatch } from './dispatch.js';
+import { Dispatch, ignoresResult } from './dispatch.js';
 import { WorkerEvents, type WorkerEventName, type WorkerInfo, type WorkerListener, type WorkerState } from './events.js';
 import { Lifecycle } from './lifecycle.js';
 import { loadApp } from './load-app.js';
@@ -22,6 +24,18 @@ import { Pool } from './pool.js';
 import { StatusReporter } from './status-reporter.js';
 
 export { defaultNodeName } from './options.js';
+
+/** The result target as the status file records it: SQLite paths made absolute, the broker only when rpc:// needs it. */
+function resultsTargetOf(brokerUrl: string, resultBackend: string, cwd: string): ResultTargetSpec | null {
+  const backend = parseBackendUrl(resultBackend, cwd);
+  if (backend.kind === 'none') return null;
+  if (backend.kind === 'sqlite') return { resultBackend: `sqlite://${backend.path}`, brokerUrl: `sqlite://${backend.path}` };
+  return { resultBackend: backend.url, brokerUrl };
+}
+
+function sameTarget(a: ResultTargetSpec | null, b: ResultTargetSpec | null): boolean {
+  return a !== null && b !== null && a.resultBackend === b.resultBackend && a.brokerUrl === b.brokerUrl;
+}
 export type { WorkerOptions, ResolvedWorkerOptions, WorkerState };
 
 /** How a stop went: the CLI turns it into the exit status. */
@@ -59,6 +73,11 @@ export class Worker {
   private queues: string[] = [];
   private broker = '';
   private reloads = 0;
+  private status: StatusReporter | null = null;
+  /** Where this node's results go, as the status file records it for settling after a kill. */
+  private resultsTarget: ResultTargetSpec | null = null;
+  /** Acks-early tasks a killed predecessor on this pidfile left running, kept on record until settled. */
+  private inherited: { pid: number; target: ResultTargetSpec | null; tasks: RunningTask[] } | null = null;
   private startPromise: Promise<void> | null = null;
   private stopPromise: Promise<void> | null = null;
   private restarting: Promise<void> | null = null;
@@ -133,9 +152,15 @@ export class Worker {
       if (opts.pidfile) {
         const pidfile = acquirePidfile(opts.pidfile, opts.nodeName, (message) => this.events.emit('worker:warning', { message }));
         releasers.add('pidfile', () => pidfile.remove());
+        // Holding the pidfile means the node that wrote this status before is dead: its tasks need settling.
+        const previous = readStatus(statusPathFor(opts.pidfile));
+        const lost = previous !== null && previous.pid !== process.pid ? unsettledTasks(previous) : [];
+        if (previous !== null && lost.length > 0) this.inherited = { pid: previous.pid, target: previous.results ?? null, tasks: lost };
         const status = new StatusReporter(statusPathFor(opts.pidfile), this.events, () => this.snapshot());
+        this.status = status;
         // A failed node leaves its status (with the reason) for `multi start` to show.
-        releasers.add('status file', () => (this.lifecycle.state === 'failed' ? undefined : status.remove()));
+        // So does one that could not settle its predecessor's tasks yet (the next start tries again).
+        releasers.add('status file', () => (this.lifecycle.state === 'failed' || this.inherited ? status.write() : status.remove()));
         status.start();
       }
       const app = await this.load();
@@ -148,12 +173,19 @@ export class Worker {
       this.prefetch = opts.concurrency * config.prefetchMultiplier;
       const transport = await app.transport();
       const backend = await app.backend();
+      this.resultsTarget = resultsTargetOf(config.brokerUrl, config.resultBackend, app.cwd);
+      if (this.inherited) {
+        const settling = this.settleInherited(backend, config.connectTimeoutMs).catch((err) => this.events.emit('worker:error', { message: `Settling the tasks of the killed node failed: ${(err as Error).message}` }));
+        // Before the backend closes (cleanup runs last-registered first).
+        releasers.add('settle lost tasks', () => settling);
+      }
       for (const q of this.queues) await transport.declareQueue(q);
       if (this.stopRequested) return;
       const io: TaskIo = { events: this.events, hostname: opts.nodeName, transport, backend, config, registry: () => this.registry ?? app };
       const outcomes = new Outcomes(io);
       const admission = new Admission(io, outcomes, () => this.lifecycle.accepting, () => this.parts?.dispatch.pump());
-      const dispatch = new Dispatch(io, admission, outcomes, () => (this.lifecycle.state === 'running' ? this.pool : null));
+      const status = this.status;
+      const dispatch = new Dispatch(io, admission, outcomes, () => (this.lifecycle.state === 'running' ? this.pool : null), status ? () => status.record() : undefined);
       this.parts = { io, admission, outcomes, dispatch };
       releasers.add('pool', () => this.pool?.close(this.cold));
       this.pool = this.makePool();
@@ -201,7 +233,41 @@ export class Worker {
       broker: this.broker,
       startedAt: this.startedAt,
       ...(this.lifecycle.error !== undefined ? { error: this.lifecycle.error } : {}),
+      ...this.runningRecord(),
     };
+  }
+
+  /** The running tasks whose results someone must store if this node is killed, and where they go. */
+  private runningRecord(): { running?: RunningTask[]; results?: ResultTargetSpec } {
+    const target = this.resultsTarget ?? this.inherited?.target ?? null;
+    if (target === null) return {};
+    const acksLateDefault = this.parts?.io.config.acksLate ?? false;
+    const running: RunningTask[] = (this.parts?.dispatch.active ?? [])
+      .filter((p) => !ignoresResult(p))
+      .map((p) => ({ id: p.req.id, name: p.req.task, replyTo: p.req.replyTo, acksLate: p.def.options.acksLate ?? acksLateDefault, startedAt: p.startedAt }));
+    if (this.inherited && sameTarget(this.inherited.target, target)) running.push(...this.inherited.tasks);
+    return running.length > 0 ? { running, results: target } : {};
+  }
+
+  /**
+   * Stores FAILURE (WorkerLostError) for the acks-early tasks the killed predecessor left running, unless they
+   * have a ready state; the ones that cannot be stored now stay on record for the next start.
+   */
+  private async settleInherited(backend: ResultBackend, timeoutMs: number): Promise<void> {
+    const inherited = this.inherited;
+    if (!inherited) return;
+    const report = sameTarget(inherited.target, this.resultsTarget) || inherited.target === null
+      ? await settleLostTasks(backend, inherited.pid, inherited.tasks)
+      : await settleLostTasksAt(inherited.target, inherited.pid, inherited.tasks, timeoutMs);
+    for (const id of report.failed) {
+      const t = inherited.tasks.find((x) => x.id === id);
+      this.events.emit('worker:warning', { message: `Task ${t?.name ?? '?'}[${id}] was running when worker node pid ${inherited.pid} was killed: stored FAILURE (WorkerLostError)` });
+    }
+    for (const e of report.errors) this.events.emit('worker:error', { message: `Cannot store the FAILURE of task ${e.id}, left running by killed worker node pid ${inherited.pid}: ${e.message}; kept on record for the next start`, taskId: e.id });
+    const keep = new Set(report.errors.map((e) => e.id));
+    inherited.tasks = inherited.tasks.filter((t) => keep.has(t.id));
+    if (inherited.tasks.length === 0) this.inherited = null;
+    this.status?.write();
   }
 
   /** Remote control (Celery's pidbox) on AMQP brokers: `celery inspect ping|stats|active|registered …`. */
