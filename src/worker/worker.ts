@@ -6,7 +6,9 @@ import { acquirePidfile } from '../process/pidfile.js';
 import { readStatus, statusPathFor, unsettledTasks, type ResultTargetSpec, type RunningTask } from '../process/status-file.js';
 import { settleLostTasks, settleLostTasksAt } from '../results/settle-lost.js';
 import type { ResultBackend } from '../results/backend.js';
-import type { Consumer } from '../transports/transport.js';
+import type { Consumer, Transport } from '../transports/transport.js';
+import { isAsynxError } from '../errors.js';
+import { connectWithRetry } from './connect-retry.js';
 import { parseBackendUrl, parseBrokerUrl } from '../urls.js';
 import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
@@ -82,6 +84,9 @@ export class Worker {
   private stopPromise: Promise<void> | null = null;
   private restarting: Promise<void> | null = null;
   private stopRequested = false;
+  /** Aborted by a stop: ends the start-up connection retries at once. */
+  private readonly startAbort = new AbortController();
+  private abandonedConnect = false;
   private cold = false;
   private coldKick: (() => void) | null = null;
   private resolveDone!: () => void;
@@ -164,15 +169,17 @@ export class Worker {
         status.start();
       }
       const app = await this.load();
-      releasers.add('app', () => app.close());
+      // After a stop abandoned a connection attempt, the app closes in the background (the attempt is bounded).
+      releasers.add('app', () => (this.abandonedConnect ? void app.close().catch(() => undefined) : app.close()));
       this.registry = app;
       if (this.stopRequested) return;
       const config = await app.config();
       this.queues = opts.queues.length ? opts.queues : [config.defaultQueue];
       this.broker = redact(config.brokerUrl);
       this.prefetch = opts.concurrency * config.prefetchMultiplier;
-      const transport = await app.transport();
-      const backend = await app.backend();
+      const connected = await this.connect(app, config.brokerUrl, app.cwd);
+      if (connected === null || this.stopRequested) return;
+      const { transport, backend } = connected;
       this.resultsTarget = resultsTargetOf(config.brokerUrl, config.resultBackend, app.cwd);
       if (this.inherited) {
         const settling = this.settleInherited(backend, config.connectTimeoutMs).catch((err) => this.events.emit('worker:error', { message: `Settling the tasks of the killed node failed: ${(err as Error).message}` }));
@@ -216,6 +223,25 @@ export class Worker {
       this.resolveDone();
       throw err;
     }
+  }
+
+  /**
+   * Connects the broker and result backend, retrying an unreachable AMQP broker (Celery's
+   * broker_connection_retry_on_startup). Null when a stop ended the retries.
+   */
+  private async connect(app: Asynx, brokerUrl: string, cwd: string): Promise<{ transport: Transport; backend: ResultBackend } | null> {
+    const amqp = parseBrokerUrl(brokerUrl, cwd).kind === 'amqp';
+    const got = await connectWithRetry(async () => ({ transport: await app.transport(), backend: await app.backend() }), {
+      retries: this.opts.brokerConnectionRetries,
+      maxWaitMs: this.opts.brokerConnectionMaxWaitMs,
+      url: redact(brokerUrl),
+      // SQLite is never "down": a file that cannot be opened fails at once.
+      canRetry: (err) => amqp && isAsynxError(err) && err.code === 'asynx.broker.unavailable',
+      onRetry: (message) => this.events.emit('worker:warning', { message }),
+      signal: this.startAbort.signal,
+    });
+    if (got === null) this.abandonedConnect = true;
+    return got;
   }
 
   private snapshot() {
@@ -382,6 +408,7 @@ export class Worker {
 
   private async shutdown(): Promise<void> {
     this.stopRequested = true;
+    this.startAbort.abort();
     this.events.emit('worker:shutdown', { hostname: this.opts.nodeName, mode: this.cold ? 'cold' : 'warm' });
     await this.startPromise?.catch(() => undefined);
     if (this.lifecycle.state === 'failed') {
