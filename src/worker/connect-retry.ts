@@ -32,6 +32,14 @@ export function connectReason(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** Refusals that waiting does not cure: wrong user or password, a vhost that does not exist. */
+const NOT_DOWN = /ACCESS[_-]REFUSED|NOT[_-]ALLOWED|\b403\b|\b530\b/i;
+
+/** True when a start-up connection failure means the broker is down or unreachable (worth retrying). */
+export function brokerDown(err: unknown): boolean {
+  return isAsynxError(err) && err.code === 'asynx.broker.unavailable' && !NOT_DOWN.test(connectReason(err));
+}
+
 /** Resolves with `p`, or with `null` as soon as `signal` aborts (`p` is left to settle on its own). */
 function unlessAborted<T>(p: Promise<T>, signal: AbortSignal): Promise<T | null> {
   if (signal.aborted) {

@@ -7,8 +7,7 @@ import { readStatus, statusPathFor, unsettledTasks, type ResultTargetSpec, type 
 import { settleLostTasks, settleLostTasksAt } from '../results/settle-lost.js';
 import type { ResultBackend } from '../results/backend.js';
 import type { Consumer, Transport } from '../transports/transport.js';
-import { isAsynxError } from '../errors.js';
-import { connectWithRetry } from './connect-retry.js';
+import { brokerDown, connectWithRetry } from './connect-retry.js';
 import { parseBackendUrl, parseBrokerUrl } from '../urls.js';
 import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
@@ -236,7 +235,7 @@ export class Worker {
       maxWaitMs: this.opts.brokerConnectionMaxWaitMs,
       url: redact(brokerUrl),
       // SQLite is never "down": a file that cannot be opened fails at once.
-      canRetry: (err) => amqp && isAsynxError(err) && err.code === 'asynx.broker.unavailable',
+      canRetry: (err) => amqp && brokerDown(err),
       onRetry: (message) => this.events.emit('worker:warning', { message }),
       signal: this.startAbort.signal,
     });

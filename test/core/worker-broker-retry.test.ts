@@ -101,4 +101,12 @@ describe('worker start-up while RabbitMQ is down, then up', { skip: rabbitSkip()
     w.proc.kill('SIGTERM');
     assert.equal(await exitWithin(w, 20_000), 0, w.output());
   });
+
+  it('a wrong password is not "down": exit 69 at once, no retry', { timeout: 60_000 }, async () => {
+    const w = spawnWorker(['-c', '1', '--no-color'], { ASYNX_BROKER_URL: node!.url.replace('guest:guest@', 'guest:wrong@'), ASYNX_CONNECT_TIMEOUT: '2s' });
+    spawned.push(w);
+    assert.equal(await exitWithin(w, 30_000), 69, w.output());
+    assert.doesNotMatch(w.output(), /Trying again/);
+    assert.match(w.output(), /ACCESS[_-]REFUSED|403/);
+  });
 });
