@@ -6,11 +6,47 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Asynx } from '../../src/index.js';
+import { BrokerUnavailableError, UsageError } from '../../src/errors.js';
+import { connectWithRetry, type StartupRetry } from '../../src/worker/connect-retry.js';
 import { freePort, rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { exitWithin, spawnWorker, type SpawnedWorker } from '../helpers/worker-events.js';
 
 const RETRY_LINE = /Cannot connect to the broker amqp:\/\/guest:\*\*\*\*@127\.0\.0\.1:\d+\/\/: connect ECONNREFUSED 127\.0\.0\.1:\d+\. Trying again in (\d+\.\d\d) seconds\.\.\. \((\d+)\/(\d+)\)/g;
+
+describe('connectWithRetry', () => {
+  const down = () => Promise.reject(new BrokerUnavailableError('not reachable', { cause: new Error('connect ECONNREFUSED 127.0.0.1:1') }));
+  const base = (over: Partial<StartupRetry> = {}): StartupRetry => ({ retries: 100, maxWaitMs: null, url: 'amqp://x', canRetry: () => true, onRetry: () => undefined, signal: new AbortController().signal, delay: () => 20, ...over });
+
+  it('maxWaitMs ends the retries before the count does (exit 69 code and the last reason)', async () => {
+    const seen: number[] = [];
+    const t0 = Date.now();
+    await assert.rejects(connectWithRetry(down, base({ maxWaitMs: 200, onRetry: (_m, f) => seen.push(f.retry) })), (err: Error & { code?: string; exitCode?: number }) =>
+      err.code === 'asynx.worker.brokerRetriesExhausted' && err.exitCode === 69 && /ECONNREFUSED/.test(err.message));
+    assert.ok(seen.length >= 2 && seen.length < 100, `retries: ${seen.length}`);
+    assert.ok(Date.now() - t0 < 2_000);
+  });
+
+  it('a failure not worth retrying is rethrown at once; a success after retries resolves', async () => {
+    const bad = new UsageError('asynx.config.badBroker', 'bad URL');
+    let calls = 0;
+    await assert.rejects(connectWithRetry(() => (calls++, Promise.reject(bad)), base({ canRetry: (e) => e !== bad })), (e) => e === bad);
+    assert.equal(calls, 1);
+    let n = 0;
+    assert.equal(await connectWithRetry(() => (++n < 3 ? down() : Promise.resolve('up')), base()), 'up');
+    assert.equal(n, 3);
+  });
+
+  it('an abort ends a wait or an attempt in flight with null', async () => {
+    const ac = new AbortController();
+    const p = connectWithRetry(() => new Promise<never>(() => undefined), base({ signal: ac.signal }));
+    setTimeout(() => ac.abort(), 20);
+    assert.equal(await p, null);
+    const ac2 = new AbortController();
+    const q = connectWithRetry(down, base({ signal: ac2.signal, delay: () => 60_000, onRetry: () => ac2.abort() }));
+    assert.equal(await q, null);
+  });
+});
 
 describe('worker start-up with the broker down', () => {
   const spawned: SpawnedWorker[] = [];
