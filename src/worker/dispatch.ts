@@ -6,13 +6,8 @@ import { stateBody } from '../results/body.js';
 import type { Admission } from './admission.js';
 import type { Job } from './ipc.js';
 import type { Outcomes } from './outcome.js';
-import { internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
+import { ignoresResult, internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
 import type { Pool } from './pool.js';
-
-/** True when nothing is stored for this task. */
-export function ignoresResult(p: Pending): boolean {
-  return Boolean(p.req.ignoreResult || p.def.options.ignoreResult);
-}
 
 /** Moves tasks from the admission buffer to the pool and their results to {@link Outcomes}. */
 export class Dispatch {

@@ -3,20 +3,20 @@
 import type { Asynx } from '../app/app.js';
 import type { Pidbox } from '../control/pidbox.js';
 import { acquirePidfile } from '../process/pidfile.js';
-import { readStatus, statusPathFor, unsettledTasks, type ResultTargetSpec, type RunningTask } from '../process/status-file.js';
-import { settleLostTasks, settleLostTasksAt } from '../results/settle-lost.js';
+import { readStatus, statusPathFor } from '../process/status-file.js';
 import type { ResultBackend } from '../results/backend.js';
 import type { Consumer, Transport } from '../transports/transport.js';
-import { brokerDown, connectWithRetry } from './connect-retry.js';
-import { parseBackendUrl, parseBrokerUrl } from '../urls.js';
+import { parseBrokerUrl } from '../urls.js';
 import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
 import { Admission } from './admission.js';
+import { brokerDown, connectWithRetry } from './connect-retry.js';
 import { controlHandlers, workerControlTarget } from './control.js';
-import { Dispatch, ignoresResult } from './dispatch.js';
+import { Dispatch } from './dispatch.js';
 import { WorkerEvents, type WorkerEventName, type WorkerInfo, type WorkerListener, type WorkerState } from './events.js';
 import { Lifecycle } from './lifecycle.js';
 import { loadApp } from './load-app.js';
+import { LostTasks } from './lost-tasks.js';
 import { subscribeLogger } from './log-subscriber.js';
 import { isResolvedWorkerOptions, resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { Outcomes } from './outcome.js';
@@ -26,17 +26,6 @@ import { StatusReporter } from './status-reporter.js';
 
 export { defaultNodeName } from './options.js';
 
-/** The result target as the status file records it: SQLite paths made absolute, the broker only when rpc:// needs it. */
-function resultsTargetOf(brokerUrl: string, resultBackend: string, cwd: string): ResultTargetSpec | null {
-  const backend = parseBackendUrl(resultBackend, cwd);
-  if (backend.kind === 'none') return null;
-  if (backend.kind === 'sqlite') return { resultBackend: `sqlite://${backend.path}`, brokerUrl: `sqlite://${backend.path}` };
-  return { resultBackend: backend.url, brokerUrl };
-}
-
-function sameTarget(a: ResultTargetSpec | null, b: ResultTargetSpec | null): boolean {
-  return a !== null && b !== null && a.resultBackend === b.resultBackend && a.brokerUrl === b.brokerUrl;
-}
 export type { WorkerOptions, ResolvedWorkerOptions, WorkerState };
 
 /** How a stop went: the CLI turns it into the exit status. */
@@ -75,10 +64,8 @@ export class Worker {
   private broker = '';
   private reloads = 0;
   private status: StatusReporter | null = null;
-  /** Where this node's results go, as the status file records it for settling after a kill. */
-  private resultsTarget: ResultTargetSpec | null = null;
-  /** Acks-early tasks a killed predecessor on this pidfile left running, kept on record until settled. */
-  private inherited: { pid: number; target: ResultTargetSpec | null; tasks: RunningTask[] } | null = null;
+  /** Running tasks on record in the status file; a killed predecessor's tasks to settle (issue 9). */
+  private readonly lost: LostTasks;
   private startPromise: Promise<void> | null = null;
   private stopPromise: Promise<void> | null = null;
   private restarting: Promise<void> | null = null;
@@ -98,6 +85,7 @@ export class Worker {
     this.opts = isResolvedWorkerOptions(options) ? options : resolveWorkerOptions(options);
     this.load = typeof app === 'function' ? app : async () => app;
     this.lifecycle = new Lifecycle(this.events, this.opts.nodeName);
+    this.lost = new LostTasks(this.events);
     this.releasers = new Releasers((step, err) => {
       this.failedSteps.push(step);
       this.events.emit('worker:error', { message: `Shutdown step '${step}' failed: ${(err as Error)?.message ?? String(err)}` });
@@ -157,14 +145,12 @@ export class Worker {
         const pidfile = acquirePidfile(opts.pidfile, opts.nodeName, (message) => this.events.emit('worker:warning', { message }));
         releasers.add('pidfile', () => pidfile.remove());
         // Holding the pidfile means the node that wrote this status before is dead: its tasks need settling.
-        const previous = readStatus(statusPathFor(opts.pidfile));
-        const lost = previous !== null && previous.pid !== process.pid ? unsettledTasks(previous) : [];
-        if (previous !== null && lost.length > 0) this.inherited = { pid: previous.pid, target: previous.results ?? null, tasks: lost };
+        this.lost.inherit(readStatus(statusPathFor(opts.pidfile)));
         const status = new StatusReporter(statusPathFor(opts.pidfile), this.events, () => this.snapshot());
         this.status = status;
         // A failed node leaves its status (with the reason) for `multi start` to show.
         // So does one that could not settle its predecessor's tasks yet (the next start tries again).
-        releasers.add('status file', () => (this.lifecycle.state === 'failed' || this.inherited ? status.write() : status.remove()));
+        releasers.add('status file', () => (this.lifecycle.state === 'failed' || this.lost.unsettled ? status.write() : status.remove()));
         status.start();
       }
       const app = await this.load();
@@ -179,9 +165,9 @@ export class Worker {
       const connected = await this.connect(app, config.brokerUrl, app.cwd);
       if (connected === null || this.stopRequested) return;
       const { transport, backend } = connected;
-      this.resultsTarget = resultsTargetOf(config.brokerUrl, config.resultBackend, app.cwd);
-      if (this.inherited) {
-        const settling = this.settleInherited(backend, config.connectTimeoutMs).catch((err) => this.events.emit('worker:error', { message: `Settling the tasks of the killed node failed: ${(err as Error).message}` }));
+      this.lost.useTarget(config.brokerUrl, config.resultBackend, app.cwd);
+      if (this.lost.unsettled) {
+        const settling = this.lost.settle(backend, config.connectTimeoutMs, () => this.status?.write()).catch((err) => this.events.emit('worker:error', { message: `Settling the tasks of the killed node failed: ${(err as Error).message}` }));
         // Before the backend closes (cleanup runs last-registered first).
         releasers.add('settle lost tasks', () => settling);
       }
@@ -258,41 +244,8 @@ export class Worker {
       broker: this.broker,
       startedAt: this.startedAt,
       ...(this.lifecycle.error !== undefined ? { error: this.lifecycle.error } : {}),
-      ...this.runningRecord(),
+      ...this.lost.record(this.parts?.dispatch.active ?? [], this.parts?.io.config.acksLate ?? false),
     };
-  }
-
-  /** The running tasks whose results someone must store if this node is killed, and where they go. */
-  private runningRecord(): { running?: RunningTask[]; results?: ResultTargetSpec } {
-    const target = this.resultsTarget ?? this.inherited?.target ?? null;
-    if (target === null) return {};
-    const acksLateDefault = this.parts?.io.config.acksLate ?? false;
-    const running: RunningTask[] = (this.parts?.dispatch.active ?? [])
-      .filter((p) => !ignoresResult(p))
-      .map((p) => ({ id: p.req.id, name: p.req.task, replyTo: p.req.replyTo, acksLate: p.def.options.acksLate ?? acksLateDefault, startedAt: p.startedAt }));
-    if (this.inherited && sameTarget(this.inherited.target, target)) running.push(...this.inherited.tasks);
-    return running.length > 0 ? { running, results: target } : {};
-  }
-
-  /**
-   * Stores FAILURE (WorkerLostError) for the acks-early tasks the killed predecessor left running, unless they
-   * have a ready state; the ones that cannot be stored now stay on record for the next start.
-   */
-  private async settleInherited(backend: ResultBackend, timeoutMs: number): Promise<void> {
-    const inherited = this.inherited;
-    if (!inherited) return;
-    const report = sameTarget(inherited.target, this.resultsTarget) || inherited.target === null
-      ? await settleLostTasks(backend, inherited.pid, inherited.tasks)
-      : await settleLostTasksAt(inherited.target, inherited.pid, inherited.tasks, timeoutMs);
-    for (const id of report.failed) {
-      const t = inherited.tasks.find((x) => x.id === id);
-      this.events.emit('worker:warning', { message: `Task ${t?.name ?? '?'}[${id}] was running when worker node pid ${inherited.pid} was killed: stored FAILURE (WorkerLostError)` });
-    }
-    for (const e of report.errors) this.events.emit('worker:error', { message: `Cannot store the FAILURE of task ${e.id}, left running by killed worker node pid ${inherited.pid}: ${e.message}; kept on record for the next start`, taskId: e.id });
-    const keep = new Set(report.errors.map((e) => e.id));
-    inherited.tasks = inherited.tasks.filter((t) => keep.has(t.id));
-    if (inherited.tasks.length === 0) this.inherited = null;
-    this.status?.write();
   }
 
   /** Remote control (Celery's pidbox) on AMQP brokers: `celery inspect ping|stats|active|registered …`. */
