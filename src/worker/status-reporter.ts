@@ -11,6 +11,7 @@ export class StatusReporter {
   private offs: Array<() => void> = [];
   private pending: NodeJS.Timeout | null = null;
   private flush: Promise<void> | null = null;
+  private removed = false;
 
   constructor(
     readonly path: string,
@@ -58,7 +59,7 @@ export class StatusReporter {
           this.flush = null;
           if (this.pending) clearTimeout(this.pending);
           this.pending = null;
-          this.write();
+          if (!this.removed) this.write();
           resolve();
         });
       });
@@ -77,6 +78,7 @@ export class StatusReporter {
 
   /** Unsubscribes and removes the file; throws when it cannot be removed (the caller reports it). */
   remove(): void {
+    this.removed = true;
     for (const off of this.offs.splice(0)) off();
     if (this.pending) clearTimeout(this.pending);
     this.pending = null;
