@@ -37,6 +37,7 @@ export interface WorkerFlags {
   maxMemoryPerChild?: string;
   logfileMaxSize?: string;
   logfileKeep?: string;
+  brokerRetries?: string;
   color?: boolean;
 }
 
@@ -80,6 +81,7 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('--max-memory-per-child <KiB>', 'replace a pool child whose RSS exceeds this after a task')
     .option('--logfile-max-size <bytes>', 'rotate the log file at this size (0 = never)')
     .option('--logfile-keep <n>', 'rotated log files to keep', '5')
+    .option('--broker-retries <n>', 'retries (with backoff) of an AMQP broker unreachable at start-up; 0 = exit 69 at once', '100')
     .option('--no-color', 'no colour in log lines')
     .usage('[options] [-- key=value ...]')
     .argument('[overrides...]', 'after --: asynx config overrides as key=value (camelCase or snake_case keys)')
@@ -133,6 +135,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     maxMemoryPerChildKb: maxMem,
     childLogfile: flags.logfile ? (i) => resolve(cwd, expandWorkerTemplate(flags.logfile!, nodeName, i)) : null,
     childEnv,
+    brokerConnectionRetries: nonNegInt(flags.brokerRetries, '--broker-retries'),
   };
   // Resolved before --detach, so a bad option fails in the foreground with exit 64.
   const resolved = resolveWorkerOptions(user);

@@ -62,6 +62,8 @@ export interface MultiEventMap {
   'node:restart': StartResult & { previousPid: number | null };
   /** `restart`: a node left alone because an earlier node failed to come back (keeps consumers running). */
   'node:skip': { node: string; reason: string };
+  /** A dead node's status file recorded acks-early tasks it was running: FAILURE stored for `failed` (issue 9). */
+  'node:settled': NodePid & { failed: string[]; errors: Array<{ id: string; message: string }> };
   /** `kill`: KILL about to be sent (Celery's `Sending KILL to node …`). */
   'node:kill': NodePid;
 }

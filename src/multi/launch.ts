@@ -5,7 +5,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { makeDirectory } from '../process/make-directory.js';
-import { removeStatus, readStatus } from '../process/status-file.js';
+import { removeStatus, readStatus, unsettledTasks } from '../process/status-file.js';
 import { isAlive } from '../process/proc.js';
 import type { StartResult } from './events.js';
 import { nodeCommand, type MultiNode } from './nodes.js';
@@ -155,7 +155,8 @@ export async function startNode(node: MultiNode, ctx: LaunchContext): Promise<St
   }
   const dirProblem = createNodeDirectories(node);
   if (dirProblem !== null) return done('failed', null, dirProblem);
-  removeStatus(node.statusFile);
+  // Unless it records tasks a killed node left running: the new worker settles them (issue 9).
+  if (unsettledTasks(readStatus(node.statusFile)).length === 0) removeStatus(node.statusFile);
   const logOffset = fileSize(node.logfile);
 
   const command = nodeCommand(node);

@@ -1,7 +1,7 @@
 // What a node's pidfile and status file say right now, and the cleanup of a dead node's files.
 
 import { inspectPidfile, notTheNode, removeIfUnchanged, type PidfileRecord } from '../process/pidfile.js';
-import { readStatus, removeStatus, type NodeStatus } from '../process/status-file.js';
+import { readStatus, removeStatus, unsettledTasks, type NodeStatus } from '../process/status-file.js';
 import { isAlive } from '../process/proc.js';
 import type { MultiNode } from './nodes.js';
 
@@ -30,7 +30,8 @@ export function probeNode(node: MultiNode): NodeProbe {
 export function removeStaleFiles(node: MultiNode, record: PidfileRecord | null): boolean {
   const removed = removeIfUnchanged(node.pidfile, record);
   const status = readStatus(node.statusFile);
-  if (status === null || !isAlive(status.pid)) removeStatus(node.statusFile);
+  // A killed node's record of unsettled tasks stays for whoever settles them (its next start, issue 9).
+  if ((status === null || !isAlive(status.pid)) && unsettledTasks(status).length === 0) removeStatus(node.statusFile);
   return removed;
 }
 
@@ -54,5 +55,5 @@ export function cleanupAfterExit(node: MultiNode, ref: ProcessRef): void {
   const seen = probeNode(node);
   if (seen.kind === 'stale' && seen.record !== null && seen.record.pid === ref.pid) removeIfUnchanged(node.pidfile, seen.record);
   const status = readStatus(node.statusFile);
-  if (status !== null && (status.pid === ref.pid || !isAlive(status.pid))) removeStatus(node.statusFile);
+  if (status !== null && (status.pid === ref.pid || !isAlive(status.pid)) && unsettledTasks(status).length === 0) removeStatus(node.statusFile);
 }

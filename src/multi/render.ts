@@ -82,6 +82,10 @@ export function renderEvents(events: MultiEvents, opts: RenderOptions): void {
   });
   events.on('node:skip', (e) => write(`> ${e.node}: ${c.yellow('skipped')} (${e.reason})\n`));
   events.on('node:kill', (e) => write(`Sending KILL to node ${e.node} (${e.pid})\n`));
+  // Shown with --verbose, or when a FAILURE could not be stored (the operator should know).
+  events.on('node:settled', (e) => {
+    if (opts.verbose === true || e.errors.length > 0) write(`\t> ${e.node}: ${e.failed.length} task(s) it was running stored as FAILURE (WorkerLostError)${e.errors.length > 0 ? `; ${e.errors.length} not stored, kept for its next start (${e.errors[0]!.message})` : ''}\n`);
+  });
 }
 
 function formatUptime(ms: number | null): string {

@@ -2,7 +2,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { childPidsOf, isAlive, readProcStat } from '../process/proc.js';
-import { readStatus } from '../process/status-file.js';
+import { readStatus, unsettledTasks, writeStatus } from '../process/status-file.js';
 import type { MultiEvents, NodePid } from './events.js';
 import type { MultiNode } from './nodes.js';
 import { cleanupAfterExit, probeNode, removeStaleFiles, stillRunning, type ProcessRef } from './probe.js';
@@ -90,6 +90,30 @@ export function killTarget(t: Target): void {
   }
 }
 
+/** How long storing the results of a dead node's tasks may take. */
+const SETTLE_MS = 10_000;
+
+/**
+ * After a node's main process died: for each acks-early task its status file says it was running, stores FAILURE
+ * (WorkerLostError) unless the task has a ready state (issue 9). What cannot be stored stays on record, for the
+ * node's next start. A node that stopped cleanly removed its status file: nothing to do.
+ */
+export async function settleAfterExit(t: Target, events: MultiEvents): Promise<void> {
+  const status = readStatus(t.node.statusFile);
+  if (status === null || status.pid !== t.ref.pid || status.results === undefined) return;
+  const tasks = unsettledTasks(status);
+  if (tasks.length === 0) return;
+  const { settleLostTasksAt } = await import('../results/settle-lost.js');
+  const report = await settleLostTasksAt(status.results, t.ref.pid, tasks, SETTLE_MS);
+  const left = new Set(report.errors.map((e) => e.id));
+  try {
+    writeStatus(t.node.statusFile, { ...status, running: (status.running ?? []).filter((r) => left.has(r.id)), updatedAt: Date.now() });
+  } catch {
+    // The record stays as it was: the next start settles what is not ready yet.
+  }
+  events.emit('node:settled', { ...nodePid(t), failed: report.failed, errors: report.errors });
+}
+
 /** Options of {@link waitForExit}. */
 export interface WaitOptions {
   /**
@@ -136,6 +160,7 @@ export async function waitForExit(targets: readonly Target[], events: MultiEvent
     if (gone.length > 0) {
       remaining = remaining.filter((t) => !gone.includes(t));
       for (const t of gone) {
+        await settleAfterExit(t, events);
         cleanupAfterExit(t.node, t.ref);
         events.emit('node:gone', nodePid(t));
         if (opts.onGone !== undefined) pending.push(Promise.resolve(opts.onGone(t)));

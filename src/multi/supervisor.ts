@@ -195,6 +195,7 @@ export class Supervisor {
         return { node, f };
       });
       const quiet = new MultiEvents();
+      quiet.on('node:settled', (e) => this.events.emit('node:settled', e));
       const alive = new Set(await waitForExit(targets, quiet, { timeoutMs: 5_000, killAfterMs: null }));
       return found.map(({ node, f }): StopWaitResult => {
         const target = f?.target ?? null;

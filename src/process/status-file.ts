@@ -5,6 +5,26 @@ import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 /** The worker lifecycle, as shown by `multi status` (style guide §7). */
 export type NodeState = 'starting' | 'running' | 'draining' | 'stopping' | 'stopped' | 'failed';
 
+/** A task the node runs now, as recorded so that someone can settle it if the node is killed (issue 9). */
+export interface RunningTask {
+  id: string;
+  name: string;
+  /** The caller's reply queue (rpc:// results), or null. */
+  replyTo: string | null;
+  /** Acked late: the broker redelivers it, so nobody needs to settle it. */
+  acksLate: boolean;
+  /** ms since the epoch. */
+  startedAt: number;
+}
+
+/** Where a killed node's results go: enough to open its result backend from another process. */
+export interface ResultTargetSpec {
+  /** Result backend URL (SQLite paths absolute). */
+  resultBackend: string;
+  /** Broker URL (rpc:// sends results over it; may hold a password, hence the file's mode 0600). */
+  brokerUrl: string;
+}
+
 /** One snapshot of a node, rewritten by the worker on every state change and about every 2 s. */
 export interface NodeStatus {
   node: string;
@@ -28,6 +48,10 @@ export interface NodeStatus {
   updatedAt: number;
   /** Why the worker failed (state `failed`). */
   error?: string;
+  /** Tasks running now, recorded before their pool child gets them (absent when none). */
+  running?: RunningTask[];
+  /** How to store the results of `running` tasks if the node is killed. */
+  results?: ResultTargetSpec;
 }
 
 const STATES: ReadonlySet<string> = new Set(['starting', 'running', 'draining', 'stopping', 'stopped', 'failed']);
@@ -37,10 +61,13 @@ export function statusPathFor(pidfilePath: string): string {
   return `${pidfilePath}.status.json`;
 }
 
-/** Writes the status atomically (temp file + rename), so a reader never sees half a file. Sync. */
+/**
+ * Writes the status atomically (temp file + rename), so a reader never sees half a file. Sync. Mode 0600: the
+ * result target may name a broker password.
+ */
 export function writeStatus(path: string, status: NodeStatus): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(status)}\n`, { mode: 0o644 });
+  writeFileSync(tmp, `${JSON.stringify(status)}\n`, { mode: 0o600 });
   renameSync(tmp, path);
 }
 
@@ -70,7 +97,24 @@ export function readStatus(path: string): NodeStatus | null {
     ...(typeof s.reserved === 'number' ? { reserved: s.reserved } : {}),
     ...(typeof s.prefetch === 'number' ? { prefetch: s.prefetch } : {}),
     ...(typeof s.error === 'string' ? { error: s.error } : {}),
+    ...(Array.isArray(s.running) ? { running: s.running.filter(isRunningTask) } : {}),
+    ...(isResultTarget(s.results) ? { results: { resultBackend: s.results.resultBackend, brokerUrl: s.results.brokerUrl } } : {}),
   };
+}
+
+function isRunningTask(t: unknown): t is RunningTask {
+  const r = t as Partial<RunningTask> | null;
+  return typeof r === 'object' && r !== null && typeof r.id === 'string' && typeof r.name === 'string' && (r.replyTo === null || typeof r.replyTo === 'string') && typeof r.acksLate === 'boolean' && typeof r.startedAt === 'number';
+}
+
+function isResultTarget(t: unknown): t is ResultTargetSpec {
+  const r = t as Partial<ResultTargetSpec> | null;
+  return typeof r === 'object' && r !== null && typeof r.resultBackend === 'string' && typeof r.brokerUrl === 'string';
+}
+
+/** Tasks a dead node left running that someone must settle (acks-early ones: the broker will not redeliver them). */
+export function unsettledTasks(status: NodeStatus | null): RunningTask[] {
+  return (status?.running ?? []).filter((t) => !t.acksLate);
 }
 
 /** Removes a status file; missing is fine. */

@@ -6,7 +6,7 @@ import { stateBody } from '../results/body.js';
 import type { Admission } from './admission.js';
 import type { Job } from './ipc.js';
 import type { Outcomes } from './outcome.js';
-import { internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
+import { ignoresResult, internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
 import type { Pool } from './pool.js';
 
 /** Moves tasks from the admission buffer to the pool and their results to {@link Outcomes}. */
@@ -22,6 +22,8 @@ export class Dispatch {
     private readonly outcomes: Outcomes,
     /** The current pool and whether dispatching is allowed now. */
     private readonly target: () => Pool | null,
+    /** Writes the running tasks to the status file (resolves once written); absent without a pidfile. */
+    private readonly record?: () => Promise<void>,
   ) {}
 
   /** Tasks running now. */
@@ -54,7 +56,10 @@ export class Dispatch {
     this.running.set(p.seq, p);
     // Acks early: the child gets the job only once the ack is durable (at most once even if this process is
     // killed right after dispatch; found by test/faults/sqlite-node-kill.test.ts).
-    const acked = acksLate ? undefined : this.outcomes.ack(p);
+    // Also on record first (status file): if the whole node is killed, whoever finds it dead can store the
+    // task's FAILURE instead of leaving it PENDING forever (issue 9). Acks late needs none: it is redelivered.
+    const ack = acksLate ? undefined : this.outcomes.ack(p);
+    const acked = ack && this.record && !ignoresResult(p) ? Promise.all([ack, this.record()]).then(() => undefined) : ack;
     if (def.options.trackStarted) void this.outcomes.store(p, stateBody(req.id, 'STARTED', { pid: process.pid, hostname }));
     events.emit('task:started', { ...taskBase(p, hostname), pid: process.pid });
     const job: Job = {

@@ -33,6 +33,14 @@ export interface WorkerOptions {
   childStartTimeout?: Duration;
   /** How often expired results are cleaned from the backend. @defaultValue 600 (s) */
   resultCleanupInterval?: Duration;
+  /**
+   * An AMQP broker that cannot be reached at start-up is retried this many times, with backoff (2 s, 4 s, 8 s,
+   * 16 s, then 30 s), each retry logged as a warning; 0 fails at once (exit 69). SQLite brokers are never retried:
+   * a file that cannot be opened does not heal by waiting. @defaultValue 100 (Celery's broker_connection_max_retries)
+   */
+  brokerConnectionRetries?: number;
+  /** Also give up the start-up retries once this long has passed. @defaultValue null (only the count bounds them) */
+  brokerConnectionMaxWait?: Duration | null;
 }
 
 const RESOLVED: unique symbol = Symbol('asynx.resolvedWorkerOptions');
@@ -54,6 +62,8 @@ export interface ResolvedWorkerOptions {
   heartbeatIntervalMs: number;
   childStartTimeoutMs: number;
   resultCleanupIntervalMs: number;
+  brokerConnectionRetries: number;
+  brokerConnectionMaxWaitMs: number | null;
 }
 
 /** `asynx@<hostname>`: the node name when none is given. */
@@ -61,15 +71,26 @@ export function defaultNodeName(): string {
   return `asynx@${hostname()}`;
 }
 
+/** The one error for a bad worker option: names the option, what it must be, and the value given. */
+function badOption(option: string, mustBe: string, value: unknown, shown = String(value)): UsageError {
+  return new UsageError('asynx.worker.badOption', `Worker option ${option} must be ${mustBe}, got ${shown}`, { option, value });
+}
+
 function wholeNumber(value: number | null | undefined, option: string, dflt: number | null): number | null {
   if (value === undefined || value === null) return dflt;
-  if (!Number.isInteger(value) || value < 1) throw new UsageError('asynx.worker.badOption', `Worker option ${option} must be a whole number ≥ 1, got ${String(value)}`, { option, value });
+  if (!Number.isInteger(value) || value < 1) throw badOption(option, 'a whole number ≥ 1', value);
+  return value;
+}
+
+function countOf(value: number | undefined, option: string, dflt: number): number {
+  if (value === undefined) return dflt;
+  if (!Number.isInteger(value) || value < 0) throw badOption(option, 'a whole number ≥ 0', value);
   return value;
 }
 
 function positiveMs(value: Duration | undefined, option: string, dflt: Duration): number {
   const ms = durationMs(value ?? dflt, option);
-  if (ms <= 0) throw new UsageError('asynx.worker.badOption', `Worker option ${option} must be a duration above zero, got ${String(value)}`, { option, value });
+  if (ms <= 0) throw badOption(option, 'a duration above zero', value);
   return ms;
 }
 
@@ -81,7 +102,7 @@ export function isResolvedWorkerOptions(o: WorkerOptions | ResolvedWorkerOptions
 /** Fills the defaults and validates; an error names the option and value. */
 export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOptions {
   const nodeName = user.nodeName ?? defaultNodeName();
-  if (!/^[^@\s]+@[^@\s]+$/.test(nodeName)) throw new UsageError('asynx.worker.badOption', `Worker option nodeName must be name@host, got '${nodeName}'`, { option: 'nodeName', value: nodeName });
+  if (!/^[^@\s]+@[^@\s]+$/.test(nodeName)) throw badOption('nodeName', 'name@host', nodeName, `'${nodeName}'`);
   if (!user.appUrl) throw new UsageError('asynx.worker.noAppUrl', 'Worker option appUrl is required: the URL of the app module that each pool child imports (e.g. import.meta.url of the module defining the app)', { option: 'appUrl' });
   const queues = (user.queues ?? []).map((q) => q.trim()).filter(Boolean);
   return {
@@ -99,5 +120,7 @@ export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOp
     heartbeatIntervalMs: positiveMs(user.heartbeatInterval, 'heartbeatInterval', 2),
     childStartTimeoutMs: positiveMs(user.childStartTimeout, 'childStartTimeout', 30),
     resultCleanupIntervalMs: positiveMs(user.resultCleanupInterval, 'resultCleanupInterval', 600),
+    brokerConnectionRetries: countOf(user.brokerConnectionRetries, 'brokerConnectionRetries', 100),
+    brokerConnectionMaxWaitMs: user.brokerConnectionMaxWait === undefined || user.brokerConnectionMaxWait === null ? null : positiveMs(user.brokerConnectionMaxWait, 'brokerConnectionMaxWait', 1),
   };
 }

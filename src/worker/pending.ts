@@ -39,6 +39,11 @@ export function taskBase(p: Pending, hostname: string): TaskEventBase {
   return { taskId: p.req.id, name: p.req.task, hostname, timestamp: Date.now() };
 }
 
+/** True when nothing is stored for this task (its own or its task's ignoreResult). */
+export function ignoresResult(p: Pending): boolean {
+  return Boolean(p.req.ignoreResult || p.def.options.ignoreResult);
+}
+
 /** `name[id]`, the way log lines name a task. */
 export function taskLabel(e: { name: string; taskId: string }): string {
   return `${e.name}[${e.taskId}]`;

@@ -10,6 +10,8 @@ const TASK_REFRESH_MS = 100;
 export class StatusReporter {
   private offs: Array<() => void> = [];
   private pending: NodeJS.Timeout | null = null;
+  private flush: Promise<void> | null = null;
+  private removed = false;
 
   constructor(
     readonly path: string,
@@ -45,6 +47,26 @@ export class StatusReporter {
     this.write();
   }
 
+  /**
+   * Writes a snapshot before the next turn of the event loop; every call made in the same turn shares the write.
+   * Dispatch awaits it before a pool child gets an acks-early task, so a node killed afterwards has the task on
+   * record (issue 9). Resolves even when the write fails (that is a `worker:warning`).
+   */
+  record(): Promise<void> {
+    if (!this.flush) {
+      this.flush = new Promise((resolve) => {
+        setImmediate(() => {
+          this.flush = null;
+          if (this.pending) clearTimeout(this.pending);
+          this.pending = null;
+          if (!this.removed) this.write();
+          resolve();
+        });
+      });
+    }
+    return this.flush;
+  }
+
   /** Writes one snapshot now; a failure is a `worker:warning`, never thrown. */
   write(): void {
     try {
@@ -56,6 +78,7 @@ export class StatusReporter {
 
   /** Unsubscribes and removes the file; throws when it cannot be removed (the caller reports it). */
   remove(): void {
+    this.removed = true;
     for (const off of this.offs.splice(0)) off();
     if (this.pending) clearTimeout(this.pending);
     this.pending = null;

@@ -4,17 +4,20 @@ import type { Asynx } from '../app/app.js';
 import { claimNodeName } from '../control/node-registry.js';
 import type { Pidbox } from '../control/pidbox.js';
 import { acquirePidfile } from '../process/pidfile.js';
-import { statusPathFor } from '../process/status-file.js';
-import type { Consumer } from '../transports/transport.js';
+import { readStatus, statusPathFor } from '../process/status-file.js';
+import type { ResultBackend } from '../results/backend.js';
+import type { Consumer, Transport } from '../transports/transport.js';
 import { parseBrokerUrl } from '../urls.js';
 import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
 import { Admission } from './admission.js';
+import { brokerDown, connectWithRetry } from './connect-retry.js';
 import { controlHandlers, workerControlTarget } from './control.js';
 import { Dispatch } from './dispatch.js';
 import { WorkerEvents, type WorkerEventName, type WorkerInfo, type WorkerListener, type WorkerState } from './events.js';
 import { Lifecycle } from './lifecycle.js';
 import { loadApp } from './load-app.js';
+import { LostTasks } from './lost-tasks.js';
 import { subscribeLogger } from './log-subscriber.js';
 import { isResolvedWorkerOptions, resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { Outcomes } from './outcome.js';
@@ -23,6 +26,7 @@ import { Pool } from './pool.js';
 import { StatusReporter } from './status-reporter.js';
 
 export { defaultNodeName } from './options.js';
+
 export type { WorkerOptions, ResolvedWorkerOptions, WorkerState };
 
 /** How a stop went: the CLI turns it into the exit status. */
@@ -60,10 +64,16 @@ export class Worker {
   private queues: string[] = [];
   private broker = '';
   private reloads = 0;
+  private status: StatusReporter | null = null;
+  /** Running tasks on record in the status file; a killed predecessor's tasks to settle (issue 9). */
+  private readonly lost: LostTasks;
   private startPromise: Promise<void> | null = null;
   private stopPromise: Promise<void> | null = null;
   private restarting: Promise<void> | null = null;
   private stopRequested = false;
+  /** Aborted by a stop: ends the start-up connection retries at once. */
+  private readonly startAbort = new AbortController();
+  private abandonedConnect = false;
   private cold = false;
   private coldKick: (() => void) | null = null;
   private resolveDone!: () => void;
@@ -76,6 +86,7 @@ export class Worker {
     this.opts = isResolvedWorkerOptions(options) ? options : resolveWorkerOptions(options);
     this.load = typeof app === 'function' ? app : async () => app;
     this.lifecycle = new Lifecycle(this.events, this.opts.nodeName);
+    this.lost = new LostTasks(this.events);
     this.releasers = new Releasers((step, err) => {
       this.failedSteps.push(step);
       this.events.emit('worker:error', { message: `Shutdown step '${step}' failed: ${(err as Error)?.message ?? String(err)}` });
@@ -134,28 +145,41 @@ export class Worker {
       if (opts.pidfile) {
         const pidfile = acquirePidfile(opts.pidfile, opts.nodeName, (message) => this.events.emit('worker:warning', { message }));
         releasers.add('pidfile', () => pidfile.remove());
+        // Holding the pidfile means the node that wrote this status before is dead: its tasks need settling.
+        this.lost.inherit(readStatus(statusPathFor(opts.pidfile)));
         const status = new StatusReporter(statusPathFor(opts.pidfile), this.events, () => this.snapshot());
+        this.status = status;
         // A failed node leaves its status (with the reason) for `multi start` to show.
-        releasers.add('status file', () => (this.lifecycle.state === 'failed' ? undefined : status.remove()));
+        // So does one that could not settle its predecessor's tasks yet (the next start tries again).
+        releasers.add('status file', () => (this.lifecycle.state === 'failed' || this.lost.unsettled ? status.write() : status.remove()));
         status.start();
       }
       const app = await this.load();
-      releasers.add('app', () => app.close());
+      // After a stop abandoned a connection attempt, the app closes in the background (the attempt is bounded).
+      releasers.add('app', () => (this.abandonedConnect ? void app.close().catch(() => undefined) : app.close()));
       this.registry = app;
       if (this.stopRequested) return;
       const config = await app.config();
       this.queues = opts.queues.length ? opts.queues : [config.defaultQueue];
       this.broker = redact(config.brokerUrl);
       this.prefetch = opts.concurrency * config.prefetchMultiplier;
-      const transport = await app.transport();
-      const backend = await app.backend();
+      const connected = await this.connect(app, config.brokerUrl, app.cwd);
+      if (connected === null || this.stopRequested) return;
+      const { transport, backend } = connected;
       await claimNodeName(transport, config, opts.nodeName, releasers); // a live node of this name on this broker: refuse
+      this.lost.useTarget(config.brokerUrl, config.resultBackend, app.cwd);
+      if (this.lost.unsettled) {
+        const settling = this.lost.settle(backend, config.connectTimeoutMs, () => this.status?.write()).catch((err) => this.events.emit('worker:error', { message: `Settling the tasks of the killed node failed: ${(err as Error).message}` }));
+        // Before the backend closes (cleanup runs last-registered first).
+        releasers.add('settle lost tasks', () => settling);
+      }
       for (const q of this.queues) await transport.declareQueue(q);
       if (this.stopRequested) return;
       const io: TaskIo = { events: this.events, hostname: opts.nodeName, transport, backend, config, registry: () => this.registry ?? app };
       const outcomes = new Outcomes(io);
       const admission = new Admission(io, outcomes, () => this.lifecycle.accepting, () => this.parts?.dispatch.pump());
-      const dispatch = new Dispatch(io, admission, outcomes, () => (this.lifecycle.state === 'running' ? this.pool : null));
+      const status = this.status;
+      const dispatch = new Dispatch(io, admission, outcomes, () => (this.lifecycle.state === 'running' ? this.pool : null), status ? () => status.record() : undefined);
       this.parts = { io, admission, outcomes, dispatch };
       releasers.add('pool', () => this.pool?.close(this.cold));
       this.pool = this.makePool();
@@ -188,6 +212,25 @@ export class Worker {
     }
   }
 
+  /**
+   * Connects the broker and result backend, retrying an unreachable AMQP broker (Celery's
+   * broker_connection_retry_on_startup). Null when a stop ended the retries.
+   */
+  private async connect(app: Asynx, brokerUrl: string, cwd: string): Promise<{ transport: Transport; backend: ResultBackend } | null> {
+    const amqp = parseBrokerUrl(brokerUrl, cwd).kind === 'amqp';
+    const got = await connectWithRetry(async () => ({ transport: await app.transport(), backend: await app.backend() }), {
+      retries: this.opts.brokerConnectionRetries,
+      maxWaitMs: this.opts.brokerConnectionMaxWaitMs,
+      url: redact(brokerUrl),
+      // SQLite is never "down": a file that cannot be opened fails at once.
+      canRetry: (err) => amqp && brokerDown(err),
+      onRetry: (message) => this.events.emit('worker:warning', { message }),
+      signal: this.startAbort.signal,
+    });
+    if (got === null) this.abandonedConnect = true;
+    return got;
+  }
+
   private snapshot() {
     return {
       node: this.opts.nodeName,
@@ -203,6 +246,7 @@ export class Worker {
       broker: this.broker,
       startedAt: this.startedAt,
       ...(this.lifecycle.error !== undefined ? { error: this.lifecycle.error } : {}),
+      ...this.lost.record(this.parts?.dispatch.active ?? [], this.parts?.io.config.acksLate ?? false),
     };
   }
 
@@ -318,6 +362,7 @@ export class Worker {
 
   private async shutdown(): Promise<void> {
     this.stopRequested = true;
+    this.startAbort.abort();
     this.events.emit('worker:shutdown', { hostname: this.opts.nodeName, mode: this.cold ? 'cold' : 'warm' });
     await this.startPromise?.catch(() => undefined);
     if (this.lifecycle.state === 'failed') {
