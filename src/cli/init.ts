@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { DEFAULT_SQLITE_URL } from '../config.js';
 import { AsynxError, ExitCode, UsageError, isAsynxError } from '../errors.js';
+import { formatCliError, painter } from './output.js';
 import { asynxBin, planMulti, shellQuote } from '../multi/nodes.js';
 import type { CliIo } from './multi.js';
 
@@ -325,13 +326,13 @@ export async function runInitCli(argv: string[], io: CliIo): Promise<number> {
     return ExitCode.ok;
   } catch (err) {
     if (isAsynxError(err)) {
-      io.stderr.write(`Error: ${err.message}\n`);
+      io.stderr.write(formatCliError(err, painter(io.stderr, io.env), io.env));
       return err.exitCode;
     }
     const code = (err as NodeJS.ErrnoException).code;
     if (code === undefined) throw err;
     const failed = new AsynxError('asynx.init.unwritable', `${(err as Error).message}: pass --out=<writable path>, or run as a user that can write there`, { exitCode: ExitCode.cantCreate, cause: err });
-    io.stderr.write(`Error: ${failed.message}\n`);
+    io.stderr.write(formatCliError(failed, painter(io.stderr, io.env), io.env));
     return failed.exitCode;
   }
 }

@@ -43,7 +43,7 @@ Examples:
   $ asynx worker -A ./tasks.mjs -c 4
   $ asynx call tasks.add --args '[2, 3]' --wait
   $ asynx multi start 3 -A ./tasks.mjs -c 2
-  $ asynx multi stopwait 3 --timeout 60
+  $ asynx multi stopwait 3 --timeout=60
   $ asynx dead list
   $ asynx help multi
 

@@ -2,6 +2,7 @@
 
 import { Chalk } from 'chalk';
 import { AsynxError, ExitCode, UsageError } from '../errors.js';
+import { formatCliError } from './output.js';
 import { expandMultiTemplate } from '../process/placeholders.js';
 import { parseArgs, type ParsedArgs } from '../multi/args.js';
 import { discoverNodes } from '../multi/discover.js';
@@ -62,13 +63,10 @@ export async function runMultiCli(argv: string[], io: CliIo): Promise<number> {
   try {
     return await runCommand(command === 'stop_verify' ? 'stopwait' : command, rest, io, color);
   } catch (err) {
-    if (err instanceof AsynxError) {
-      io.stderr.write(`${paint.red('Error:')} ${err.message}\n`);
-      if (err instanceof UsageError) io.stderr.write(`Run 'asynx multi help' for the grammar.\n`);
-      return err.exitCode;
-    }
-    io.stderr.write(`${paint.red('Error:')} ${(err as Error).stack ?? String(err)}\n`);
-    return ExitCode.software;
+    // One `asynx: <message>` line, as every other command prints its errors.
+    io.stderr.write(formatCliError(err, paint, io.env));
+    if (err instanceof UsageError) io.stderr.write(`Run 'asynx multi help' for the grammar.\n`);
+    return err instanceof AsynxError ? err.exitCode : ExitCode.software;
   }
 }
 

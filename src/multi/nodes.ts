@@ -97,6 +97,7 @@ export function nodeNames(parsed: ParsedArgs): NodeName[] {
   const only = positionals[0];
   if (positionals.length === 1 && only !== undefined && /^\d+$/.test(only)) {
     const count = Number(only);
+    if (count === 0) throw new UsageError('asynx.multi.noNodes', `'0' names no node: give a count of 1 or more (multi start 3) or node names (multi start w1 w2)`, { value: only });
     return Array.from({ length: count }, (_, k) => splitNodeName(`${settings.rangePrefix}${k + 1}@${host}`, host));
   }
   return positionals.map((name) => (name.includes('@') ? splitNodeName(name, localHost) : splitNodeName(`${settings.prefix}${name}@${host}`, host)));
@@ -111,8 +112,8 @@ function indexOrFail(text: string, count: number): number {
 
 /**
  * The nodes a `:NS` suffix selects: 1-based indexes, dash ranges, comma lists, short or full node names.
- * Ranges and index lists work in named mode too (Celery silently ignores them there). An unknown name selects
- * nothing, as in Celery, so the same options can be passed when acting on a subset of the nodes.
+ * Ranges and index lists work in named mode too (Celery silently ignores them there). A name that matches
+ * no node is a usage error (Celery silently ignores it, so a typo such as `-c:w5 3` went unnoticed).
  */
 export function selectNodes(namespace: string, names: readonly NodeName[]): Set<number> {
   const selected = new Set<number>();
@@ -125,9 +126,13 @@ export function selectNodes(namespace: string, names: readonly NodeName[]): Set<
       const to = indexOrFail(range[2] as string, names.length);
       for (let k = from; k <= to; k++) selected.add(k);
     } else {
+      const before = selected.size;
       names.forEach((n, k) => {
         if (n.full === part || n.short === part) selected.add(k);
       });
+      if (selected.size === before && !names.some((n) => n.full === part || n.short === part)) {
+        throw new UsageError('asynx.multi.unknownNode', `Per-node option ':${part}' names no node of this command (nodes: ${names.map((n) => n.short).join(', ')}): use a node name, a full name@host, or a 1-based index`, { value: part });
+      }
     }
   }
   return selected;

@@ -35,7 +35,7 @@ test('start as a user who cannot write the pidfile directory: one line naming it
     const r = await multiAsNobody(verb, p.dir, p.env);
     assert.equal(r.code, 73, `${verb[0]}: ${r.stdout}${r.stderr}`);
     assert.ok(r.ms < 5_000, `${verb[0]} took ${r.ms} ms`);
-    assert.equal(r.stderr, `Error: Cannot write to the pidfile directory ${p.runDir} (EACCES) as nobody: multi keeps its lock and the workers their pidfiles there; make it writable for this user, or pass --pidfile=<writable dir>/%n.pid\n`);
+    assert.equal(r.stderr, `asynx: Cannot write to the pidfile directory ${p.runDir} (EACCES) as nobody: multi keeps its lock and the workers their pidfiles there; make it writable for this user, or pass --pidfile=<writable dir>/%n.pid\n`);
     assert.doesNotMatch(r.stdout, /Starting nodes/);
   }
   // reading verbs still work without the lock: nothing to clean, nothing running
@@ -52,6 +52,6 @@ test('--pidfile under /proc fails at once (no endless recursive mkdir), exit 73'
   const p = project(t);
   const r = await p.multi(['start', '1', '-A', MULTI_APP, '--pidfile=/proc/asynx/%n.pid'], { timeoutMs: 15_000 });
   assert.equal(r.code, 73, r.stdout + r.stderr);
-  assert.match(r.stderr, /^Error: Cannot create the pidfile directory \/proc\/asynx \(\w+\) as \S+: .*--pidfile=<writable dir>\/%n\.pid\n$/);
+  assert.match(r.stderr, /^asynx: Cannot create the pidfile directory \/proc\/asynx \(\w+\) as \S+: .*--pidfile=<writable dir>\/%n\.pid\n$/);
   assert.ok(r.ms < 5_000, `took ${r.ms} ms`);
 });

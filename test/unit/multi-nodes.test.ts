@@ -15,7 +15,7 @@ const isUsage = (re: RegExp) => (err: unknown): boolean => err instanceof UsageE
 
 test('range mode, range prefix, named mode, prefix, suffix, full names', () => {
   assert.deepEqual(names(['3']), ['asynx1@vm.example.com', 'asynx2@vm.example.com', 'asynx3@vm.example.com']);
-  assert.deepEqual(names(['0']), []);
+  assert.throws(() => names(['0']), (e: Error & { code?: string }) => e.code === 'asynx.multi.noNodes'); // was [] (issue 9 item 10: a usage error)
   assert.deepEqual(names(['2', '--range-prefix=w']), ['w1@vm.example.com', 'w2@vm.example.com']);
   assert.deepEqual(names(['2', '3']), ['2@vm.example.com', '3@vm.example.com']);
   assert.deepEqual(names(['a', 'b', '--prefix=x-']), ['x-a@vm.example.com', 'x-b@vm.example.com']);
@@ -37,8 +37,10 @@ test('per-node options: index, range, list, names; in place; last wins; literal 
   const named = planMulti(['image', 'video', 'data', '-c', '2', '-c:image', '10', '-c:3', '5', '-Q:2-3', 'q', H], '/p');
   assert.deepEqual(named.nodes.map((n) => n.options.find((o) => o.key === '-c')?.value), ['10', '2', '5']);
   assert.deepEqual(named.nodes.map((n) => n.options.find((o) => o.key === '-Q')?.value ?? null), [null, 'q', 'q']);
-  // unknown names select nothing (the same options can be given when acting on a subset)
-  assert.equal(args(planMulti(['a', '-c:zzz', '4', H], '/p').nodes[0]), '-n a@vm.example.com --pidfile=./.asynx/run/a.pid --logfile=./.asynx/log/a%I.log');
+  // a name that matches no node is a usage error (Celery ignores it silently: issue 9, item 10)
+  assert.throws(() => planMulti(['a', '-c:zzz', '4', H], '/p'), (e: Error & { code?: string }) => e.code === 'asynx.multi.unknownNode' && /':zzz' names no node .*nodes: a/.test(e.message));
+  assert.throws(() => planMulti(['3', '-c:w5', '3', H], '/p'), (e: Error & { code?: string }) => e.code === 'asynx.multi.unknownNode');
+  assert.throws(() => planMulti(['0', H], '/p'), (e: Error & { code?: string }) => e.code === 'asynx.multi.noNodes');
   // order: user options first-seen (per-node in place), then -n, then the defaults not given
   const shown = planMulti(['3', '-c', '4', '-c:2', '8', '--pidfile=/tmp/x/%n.pid', H], '/p');
   assert.equal(args(shown.nodes[1]), '-c 8 --pidfile=/tmp/x/asynx2.pid -n asynx2@vm.example.com --logfile=./.asynx/log/asynx2%I.log');
