@@ -2,17 +2,12 @@
 
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { readPidfile } from '../../src/process/pidfile.js';
-import { isAlive, killTree, runToEnd, spawnProcess, waitGone, type Finished, type Spawned } from '../helpers/process.js';
+import { waitGone } from '../helpers/process.js';
 import { waitFor } from '../helpers/tmp.js';
 import { ROOT } from '../helpers/worker.js';
-
-const TASKS = fileURLToPath(new URL('../fixtures/readme-tasks.mjs', import.meta.url));
-const LINE_TIMEOUT_MS = 60_000;
+import { exampleProject, LINE_TIMEOUT_MS, ok } from '../helpers/example-project.js';
 
 /** One command of a ```sh block: `text` as written (continuations joined), `command` without its comment. */
 interface ShLine {
@@ -115,50 +110,6 @@ const readme = shLines(readFileSync(join(ROOT, 'README.md'), 'utf8'));
 const byCommand = new Map(readme.map((l) => [l.command, l]));
 const ran = new Set<string>();
 
-/** A fresh project dir: tasks.mjs, node_modules/asynx → this checkout, no ASYNX_* in the environment. */
-function readmeProject() {
-  const dir = mkdtempSync(join(tmpdir(), 'asynx-readme-'));
-  copyFileSync(TASKS, join(dir, 'tasks.mjs'));
-  mkdirSync(join(dir, 'node_modules'));
-  symlinkSync(ROOT, join(dir, 'node_modules', 'asynx'), 'dir');
-  const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('ASYNX_')));
-  env.PATH = `${join(ROOT, 'bin')}:${process.env.PATH ?? ''}`;
-  env.NO_COLOR = '1';
-  const runDir = join(dir, '.asynx', 'run');
-  const seen = new Set<number>();
-  const spawned: Spawned[] = [];
-  const nodePids = (): Map<string, number> => {
-    const m = new Map<string, number>();
-    if (!existsSync(runDir)) return m;
-    for (const f of readdirSync(runDir).filter((n) => n.endsWith('.pid'))) {
-      const pid = readPidfile(join(runDir, f))?.pid ?? 0;
-      if (pid > 0 && isAlive(pid)) (m.set(f.slice(0, -4), pid), seen.add(pid));
-    }
-    return m;
-  };
-  /** The README text of `command` (with `subst` applied) through `bash -c`, bounded. */
-  const sh = async (command: string, subst: Record<string, string> = {}, timeoutMs = LINE_TIMEOUT_MS): Promise<Finished> => {
-    const text = lineText(command, subst);
-    const r = await runToEnd('bash', ['-c', text], { cwd: dir, env, timeoutMs });
-    nodePids();
-    return r;
-  };
-  /** A long-running README line (a foreground worker) in its own process group. */
-  const background = (command: string): Spawned => {
-    const p = spawnProcess('bash', ['-c', lineText(command)], { cwd: dir, env, group: true, reapChildren: true });
-    spawned.push(p);
-    return p;
-  };
-  const cleanup = async (): Promise<void> => {
-    nodePids();
-    for (const p of spawned) if (!p.isDone()) await p.kill9().catch(() => undefined);
-    for (const pid of seen) killTree(pid);
-    await waitGone([...seen], 10_000);
-    rmSync(dir, { recursive: true, force: true });
-  };
-  return { dir, env, sh, background, nodePids, seen, cleanup };
-}
-
 /** The README text for a RUN command (its comment kept: bash ignores it), marking it as run. */
 function lineText(command: string, subst: Record<string, string> = {}): string {
   assert.ok(command in RUN, `not in the RUN table: ${command}`);
@@ -170,9 +121,6 @@ function lineText(command: string, subst: Record<string, string> = {}): string {
   return text;
 }
 
-function ok(r: Finished, what: string): void {
-  assert.equal(r.code, 0, `${what} exited ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`);
-}
 
 describe('README sh examples: the table covers every line', () => {
   it('every README sh line is RUN or SKIP (with a reason)', () => {
@@ -189,7 +137,7 @@ describe('README sh examples: the table covers every line', () => {
 });
 
 describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', () => {
-  const p = readmeProject();
+  const p = exampleProject(lineText);
   after(() => p.cleanup());
 
   it('asynx worker -c 4 serves call / result; dead letters; purge', async () => {
@@ -205,7 +153,7 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
     ok(email, 'call emails.send');
     assert.match(email.stdout.trim(), /^[0-9a-f-]{36}$/);
 
-    const setup = await runToEnd('bash', ['-c', "asynx call tasks.add --args '[20, 22]'"], { cwd: p.dir, env: p.env, timeoutMs: LINE_TIMEOUT_MS });
+    const setup = await p.setup("asynx call tasks.add --args '[20, 22]'");
     ok(setup, 'setup call');
     const res = await p.sh('asynx result <id> --wait --timeout 10', { '<id>': setup.stdout.trim() });
     ok(res, 'result --wait');
@@ -216,7 +164,7 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
     assert.equal(json.result, 42);
 
     // Two messages the worker cannot run: an unregistered task name (setup, not a README line).
-    for (const n of [1, 2]) ok(await runToEnd('bash', ['-c', `asynx call no.such.task --args '[${n}]'`], { cwd: p.dir, env: p.env }), 'setup call no.such.task');
+    for (const n of [1, 2]) ok(await p.setup(`asynx call no.such.task --args '[${n}]'`), 'setup call no.such.task');
     await waitFor('two dead letters', () => (worker.output().match(/unregistered task/g) ?? []).length >= 2, 20_000);
     worker.remember();
     assert.equal(await worker.stop('SIGTERM', 30_000), 0, `warm shutdown exits 0:\n${worker.output()}`);
@@ -239,10 +187,10 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
     for (const k of ['id', 'queue', 'reason', 'task', 'taskId', 'argsRepr', 'kwargsRepr', 'properties', 'headers', 'body']) assert.ok(k in one, k);
 
     ok(await p.sh('asynx dead requeue 1'), 'dead requeue 1');
-    const after1 = JSON.parse((await runToEnd('bash', ['-c', 'asynx dead list --json'], { cwd: p.dir, env: p.env })).stdout) as { id: string }[];
+    const after1 = JSON.parse((await p.setup('asynx dead list --json')).stdout) as { id: string }[];
     assert.deepEqual(after1.map((r) => r.id), ['2']);
     ok(await p.sh('asynx dead requeue --all -Q celery'), 'dead requeue --all');
-    const afterAll = JSON.parse((await runToEnd('bash', ['-c', 'asynx dead list --json'], { cwd: p.dir, env: p.env })).stdout) as unknown[];
+    const afterAll = JSON.parse((await p.setup('asynx dead list --json')).stdout) as unknown[];
     assert.equal(afterAll.length, 0);
     ok(await p.sh('asynx dead purge --yes'), 'dead purge --yes');
 
@@ -282,14 +230,14 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
     ok(direct, 'multi help');
     assert.match(direct.stdout, /Usage: asynx multi start/);
     assert.equal(viaHelp.stdout, direct.stdout);
-    ok(await runToEnd('bash', ['-c', 'asynx help init'], { cwd: p.dir, env: p.env }), 'help init');
+    ok(await p.setup('asynx help init'), 'help init');
   });
 });
 
 describe('README sh examples: asynx multi and asynx init (embedded SQLite)', () => {
-  const p = readmeProject();
+  const p = exampleProject(lineText);
   after(async () => {
-    await runToEnd('bash', ['-c', 'asynx multi stopwait web reports w1 w2 3 --kill-after=10'], { cwd: p.dir, env: p.env, timeoutMs: 30_000 }).catch(() => undefined);
+    await p.setup('asynx multi stopwait web reports w1 w2 3 --kill-after=10', 30_000).catch(() => undefined);
     await p.cleanup();
   });
   const three = ['asynx1', 'asynx2', 'asynx3'];
@@ -346,7 +294,7 @@ describe('README sh examples: asynx multi and asynx init (embedded SQLite)', () 
   });
 
   it('asynx multi stopwait w1 w2 (local nodes started by the test)', async () => {
-    const setup = await runToEnd('bash', ['-c', 'asynx multi start w1 w2 -A ./tasks.mjs -c 1'], { cwd: p.dir, env: p.env, timeoutMs: LINE_TIMEOUT_MS });
+    const setup = await p.setup('asynx multi start w1 w2 -A ./tasks.mjs -c 1', LINE_TIMEOUT_MS);
     ok(setup, 'setup multi start w1 w2');
     const pids = pidsOf(['w1', 'w2']);
     assert.ok(pids.every((x) => x > 0));
