@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { waitGone } from '../helpers/process.js';
+import { childPidsOf, waitGone } from '../helpers/process.js';
 import { waitFor } from '../helpers/tmp.js';
 import { ROOT } from '../helpers/worker.js';
 import { exampleProject, LINE_TIMEOUT_MS, ok } from '../helpers/example-project.js';
@@ -144,6 +144,7 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
     const worker = p.background('asynx worker -A ./tasks.mjs -c 4');
     await waitFor('worker ready', () => worker.isDone() || / ready\.$/m.test(worker.output()), 30_000);
     assert.ok(!worker.isDone(), `worker exited during start:\n${worker.output()}`);
+    await waitFor('4 pool child processes', () => childPidsOf(worker.pid).length === 4, 10_000);
 
     const five = await p.sh("asynx call tasks.add --args '[2, 3]' --wait");
     ok(five, 'call --wait');
@@ -249,13 +250,17 @@ describe('README sh examples: asynx multi and asynx init (embedded SQLite)', () 
     for (const n of three) assert.match(start.stdout, new RegExp(`${n}.*OK`), start.stdout);
     const first = pidsOf(three);
     assert.ok(first.every((x) => x > 0), `three live pidfiles: ${first.join(',')}`);
+    await waitFor('4 pool processes each', () => first.every((pid) => childPidsOf(pid).length === 4), 10_000);
 
     ok(await p.sh('asynx multi start web reports -A ./tasks.mjs -c 2 -c:reports 1 -Q:reports reports'), 'multi start web reports');
-    assert.ok(pidsOf(['web', 'reports']).every((x) => x > 0));
+    const [web, reports] = pidsOf(['web', 'reports']);
+    assert.ok(web! > 0 && reports! > 0);
+    await waitFor('-c 2 for web, -c:reports 1', () => childPidsOf(web!).length === 2 && childPidsOf(reports!).length === 1, 10_000);
 
     const status3 = await p.sh('asynx multi status 3');
     ok(status3, 'status 3');
-    for (const n of three) assert.match(status3.stdout, new RegExp(n));
+    assert.match(status3.stdout, /STATE\s+PID\s+UPTIME\s+CPU%\s+RSS\s+POOL\s+ACTIVE\s+TASKS/, 'the columns the comment names');
+    for (const n of three) assert.match(status3.stdout, new RegExp(`^${n}@\\S+\\s+up\\s+\\d+\\s+\\S+\\s+\\S+\\s+\\S+\\s+4\\s`, 'm'), status3.stdout);
     const statusAll = await p.sh('asynx multi status');
     ok(statusAll, 'status');
     for (const n of [...three, 'web', 'reports']) assert.match(statusAll.stdout, new RegExp(n));
