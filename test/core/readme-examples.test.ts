@@ -81,7 +81,7 @@ const RUN: Record<string, string> = {
   'asynx call emails.send --kwargs \'{"to": "a@b.c"}\' -Q emails --countdown 30': 'prints a task id (the queue emails has no consumer: purged below)',
   'asynx result <id> --wait --timeout 10': '<id> = the id of a tasks.add call that ran: JSON with id, state SUCCESS, result, traceback',
   'asynx purge -Q emails,celery': 'after the dead-letter lines: purges the emails.send call and the two requeued dead letters',
-  'asynx --help; asynx <command> --help': '<command> = each of worker call result purge dead multi init: exit 0, both print Examples',
+  'asynx --help; asynx <command> --help': '<command> = each command `asynx --help` lists (worker call result purge dead multi init): exit 0, both print Examples',
   'asynx help multi': 'same output as `asynx multi help`; `asynx help init` exits 0 too',
   'asynx dead list': 'after two calls of an unregistered task (worker stopped since): the header and both rows',
   'asynx dead list -Q celery --json --limit 20': 'JSON array with the keys the comment names',
@@ -144,7 +144,7 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
     const worker = p.background('asynx worker -A ./tasks.mjs -c 4');
     await waitFor('worker ready', () => worker.isDone() || / ready\.$/m.test(worker.output()), 30_000);
     assert.ok(!worker.isDone(), `worker exited during start:\n${worker.output()}`);
-    await waitFor('4 pool child processes', () => childPidsOf(worker.pid).length === 4, 10_000);
+    await waitFor('4 pool child processes', () => childPidsOf(worker.pid).length === 4, 30_000);
 
     const five = await p.sh("asynx call tasks.add --args '[2, 3]' --wait");
     ok(five, 'call --wait');
@@ -220,7 +220,11 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
   });
 
   it('asynx --help; asynx <command> --help, and asynx help multi', async () => {
-    for (const command of ['worker', 'call', 'result', 'purge', 'dead', 'multi', 'init']) {
+    // <command>: every command `asynx --help` lists (but help itself).
+    const top = (await p.setup('asynx --help')).stdout;
+    const commands = [...top.matchAll(/^ {2}([a-z]+) /gm)].map((m) => m[1]!).filter((c) => c !== 'help');
+    for (const c of ['worker', 'call', 'result', 'purge', 'dead', 'multi', 'init']) assert.ok(commands.includes(c), `${c} in: ${commands.join(' ')}`);
+    for (const command of commands) {
       const r = await p.sh('asynx --help; asynx <command> --help', { '<command>': command });
       ok(r, `help ${command}`);
       assert.equal((r.stdout.match(/Examples:/g) ?? []).length, 2, `asynx --help and asynx ${command} --help both show examples:\n${r.stdout}`);
@@ -238,7 +242,8 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
 describe('README sh examples: asynx multi and asynx init (embedded SQLite)', () => {
   const p = exampleProject(lineText);
   after(async () => {
-    await p.setup('asynx multi stopwait web reports w1 w2 3 --kill-after=10', 30_000).catch(() => undefined);
+    await p.setup('asynx multi stopwait web reports w1 w2 --kill-after=10', 30_000).catch(() => undefined);
+    await p.setup('asynx multi stopwait 3 --kill-after=10', 30_000).catch(() => undefined);
     await p.cleanup();
   });
   const three = ['asynx1', 'asynx2', 'asynx3'];
@@ -250,12 +255,12 @@ describe('README sh examples: asynx multi and asynx init (embedded SQLite)', () 
     for (const n of three) assert.match(start.stdout, new RegExp(`${n}.*OK`), start.stdout);
     const first = pidsOf(three);
     assert.ok(first.every((x) => x > 0), `three live pidfiles: ${first.join(',')}`);
-    await waitFor('4 pool processes each', () => first.every((pid) => childPidsOf(pid).length === 4), 10_000);
+    await waitFor('4 pool processes each', () => first.every((pid) => childPidsOf(pid).length === 4), 30_000);
 
     ok(await p.sh('asynx multi start web reports -A ./tasks.mjs -c 2 -c:reports 1 -Q:reports reports'), 'multi start web reports');
     const [web, reports] = pidsOf(['web', 'reports']);
     assert.ok(web! > 0 && reports! > 0);
-    await waitFor('-c 2 for web, -c:reports 1', () => childPidsOf(web!).length === 2 && childPidsOf(reports!).length === 1, 10_000);
+    await waitFor('-c 2 for web, -c:reports 1', () => childPidsOf(web!).length === 2 && childPidsOf(reports!).length === 1, 30_000);
 
     const status3 = await p.sh('asynx multi status 3');
     ok(status3, 'status 3');
