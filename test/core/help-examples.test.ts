@@ -1,0 +1,158 @@
+// Every `$ asynx …` example of `asynx --help` and the worker/call/result/purge/dead helps runs as written (or is skipped).
+
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { waitGone } from '../helpers/process.js';
+import { waitFor } from '../helpers/tmp.js';
+import { runCli } from '../helpers/worker.js';
+import { exampleProject, ok } from '../helpers/example-project.js';
+
+/** The helps whose examples are checked. */
+const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge']];
+
+const EXAMPLE_ID = '1e054e15-ea11-4e56-a3d6-b138371690bc';
+
+const SKIP: Record<string, string> = {
+  'asynx worker -A ./tasks.mjs -b amqp://guest:guest@127.0.0.1:5672//': 'needs a RabbitMQ server on 127.0.0.1:5672 (test/amqp/* start a private node on another port)',
+};
+
+/** How each example is run. */
+const RUN: Record<string, string> = {
+  'asynx worker -A ./tasks.mjs -c 4': 'foreground until `ready.`, serves the call/result examples; TERM → exit 0',
+  'asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug': 'foreground until `ready.` for emails and default; TERM → exit 0',
+  'asynx worker -A ./tasks.mjs --detach --pidfile ./.asynx/run/%n.pid --logfile ./.asynx/log/%n%I.log': 'exits 0, leaves a live node (TERM by pid)',
+  'asynx worker -A ./tasks.mjs -- prefetchMultiplier=1 acks_late=true visibility_timeout=60s': 'foreground until `ready.`; TERM → exit 0',
+  "asynx call tasks.add --args '[2, 3]' --wait": 'prints 5',
+  'asynx call asynx.http.dispatch --args \'[{"url": "http://127.0.0.1:8080/hook"}]\' --countdown 30': 'prints an id (never due during the test; purged)',
+  'asynx call emails.send --kwargs \'{"to": "a@b.c"}\' -Q emails': 'prints an id (no consumer for emails; purged)',
+  [`asynx result ${EXAMPLE_ID}`]: 'as written, an id nobody sent: exit 0, state PENDING',
+  [`asynx result ${EXAMPLE_ID} --wait --timeout 10`]: 'the example id replaced by that of a tasks.add call that ran: SUCCESS',
+  'asynx purge': 'exit 0, Purged …',
+  'asynx purge -Q emails,default': 'exit 0, Purged … (the emails.send call)',
+  'asynx dead list': 'after two calls of an unregistered task: the header and the rows',
+  'asynx dead list -Q celery --json --limit 20': 'JSON array of two',
+  'asynx dead show 1': 'exit 0, names no.such.task',
+  'asynx dead show 1 --json': 'JSON with headers and body',
+  'asynx dead requeue 1': 'exit 0',
+  'asynx dead requeue --all -Q celery': 'exit 0',
+  'asynx dead purge --yes': 'exit 0',
+  'asynx dead purge -Q celery --yes': 'exit 0',
+  'asynx multi start 3 -A ./tasks.mjs -c 2': 'exit 0, three nodes up',
+  // `asynx --help` showed `--timeout 60`, which multi refuses (exit 64: long options take their value after '=').
+  'asynx multi stopwait 3 --timeout=60': 'exit 0, the three nodes are gone',
+  'asynx help multi': 'exit 0, the multi grammar',
+};
+
+const examples = new Set<string>();
+const ran = new Set<string>();
+
+function textOf(command: string, subst: Record<string, string> = {}): string {
+  assert.ok(command in RUN, `not in the RUN table: ${command}`);
+  assert.ok(examples.has(command), `no help shows this example any more: ${command}`);
+  ran.add(command);
+  let text = command;
+  for (const [k, v] of Object.entries(subst)) text = text.split(k).join(v);
+  return text;
+}
+
+describe('--help examples run as written', () => {
+  const p = exampleProject(textOf);
+  before(async () => {
+    for (const args of HELPS) {
+      const r = await runCli([...args, '--help']);
+      assert.equal(r.code, 0, `asynx ${args.join(' ')} --help`);
+      for (const m of r.stdout.matchAll(/^\s*\$ (asynx .*?)\s*$/gm)) examples.add(m[1]!);
+    }
+  });
+  after(async () => {
+    await p.setup('asynx multi stopwait 3 --kill-after=10', 30_000).catch(() => undefined);
+    await p.cleanup();
+  });
+
+  it('every example is RUN or SKIP, and every table entry is still shown', () => {
+    assert.ok(examples.size > 15, `examples found: ${[...examples].join(' | ')}`);
+    assert.deepEqual([...examples].filter((c) => !(c in RUN) && !(c in SKIP)).map((c) => `--help example not covered: ${c}`), []);
+    assert.deepEqual([...Object.keys(RUN), ...Object.keys(SKIP)].filter((c) => !examples.has(c)).map((c) => `table entry no longer in any --help: ${c}`), []);
+  });
+
+  it('worker -c 4 with call / result / dead / purge', async () => {
+    const worker = p.background('asynx worker -A ./tasks.mjs -c 4');
+    await waitFor('worker ready', () => worker.isDone() || / ready\.$/m.test(worker.output()), 30_000);
+    assert.ok(!worker.isDone(), worker.output());
+
+    const five = await p.sh("asynx call tasks.add --args '[2, 3]' --wait");
+    ok(five, 'call --wait');
+    assert.equal(five.stdout.trim(), '5');
+    for (const c of ['asynx call asynx.http.dispatch --args \'[{"url": "http://127.0.0.1:8080/hook"}]\' --countdown 30', 'asynx call emails.send --kwargs \'{"to": "a@b.c"}\' -Q emails']) {
+      const r = await p.sh(c);
+      ok(r, c);
+      assert.match(r.stdout.trim(), /^[0-9a-f-]{36}$/);
+    }
+    const pending = await p.sh(`asynx result ${EXAMPLE_ID}`);
+    ok(pending, 'result of an unknown id');
+    assert.equal((JSON.parse(pending.stdout) as { state: string }).state, 'PENDING');
+    const id = (await p.setup("asynx call tasks.add --args '[1, 2]'")).stdout.trim();
+    const res = await p.sh(`asynx result ${EXAMPLE_ID} --wait --timeout 10`, { [EXAMPLE_ID]: id });
+    ok(res, 'result --wait');
+    assert.deepEqual((JSON.parse(res.stdout) as { state: string; result: number }), { id, state: 'SUCCESS', result: 3, traceback: null });
+
+    for (const n of [1, 2]) ok(await p.setup(`asynx call no.such.task --args '[${n}]'`), 'setup call no.such.task');
+    await waitFor('two dead letters', () => (worker.output().match(/unregistered task/g) ?? []).length >= 2, 20_000);
+    worker.remember();
+    assert.equal(await worker.stop('SIGTERM', 30_000), 0, worker.output());
+
+    const list = await p.sh('asynx dead list');
+    ok(list, 'dead list');
+    assert.match(list.stdout, /^ID\s+QUEUE\s+TASK/);
+    const rows = await p.sh('asynx dead list -Q celery --json --limit 20');
+    ok(rows, 'dead list --json');
+    assert.equal((JSON.parse(rows.stdout) as unknown[]).length, 2);
+    const show = await p.sh('asynx dead show 1');
+    ok(show, 'dead show 1');
+    assert.match(show.stdout, /no\.such\.task/);
+    const showJson = await p.sh('asynx dead show 1 --json');
+    ok(showJson, 'dead show 1 --json');
+    assert.ok('headers' in (JSON.parse(showJson.stdout) as object));
+    ok(await p.sh('asynx dead requeue 1'), 'dead requeue 1');
+    ok(await p.sh('asynx dead requeue --all -Q celery'), 'dead requeue --all');
+    ok(await p.sh('asynx dead purge --yes'), 'dead purge --yes');
+    ok(await p.sh('asynx dead purge -Q celery --yes'), 'dead purge -Q celery --yes');
+
+    const purge = await p.sh('asynx purge');
+    ok(purge, 'purge');
+    assert.match(purge.stdout, /Purged [1-9]/, 'the two requeued dead letters (and the http call) in celery');
+    const purgeQ = await p.sh('asynx purge -Q emails,default');
+    ok(purgeQ, 'purge -Q');
+    assert.match(purgeQ.stdout, /Purged 1 message/, 'the emails.send call');
+  });
+
+  it('the other worker examples start and stop cleanly', async () => {
+    for (const c of ['asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug', 'asynx worker -A ./tasks.mjs -- prefetchMultiplier=1 acks_late=true visibility_timeout=60s']) {
+      const worker = p.background(c);
+      await waitFor(`ready: ${c}`, () => worker.isDone() || / ready\.$/m.test(worker.output()), 30_000);
+      assert.ok(!worker.isDone(), `${c} exited during start:\n${worker.output()}`);
+      worker.remember();
+      assert.equal(await worker.stop('SIGTERM', 30_000), 0, worker.output());
+    }
+    const before = new Set(p.nodePids().values());
+    ok(await p.sh('asynx worker -A ./tasks.mjs --detach --pidfile ./.asynx/run/%n.pid --logfile ./.asynx/log/%n%I.log'), 'worker --detach');
+    const pid = await waitFor('the detached node', () => [...p.nodePids().values()].find((x) => !before.has(x)), 30_000);
+    process.kill(pid, 'SIGTERM');
+    assert.ok(await waitGone([pid], 30_000));
+    const help = await p.sh('asynx help multi');
+    ok(help, 'help multi');
+    assert.match(help.stdout, /Usage: asynx multi/);
+  });
+
+  it('asynx multi start 3 … -c 2, then asynx multi stopwait 3 --timeout=60', async () => {
+    ok(await p.sh('asynx multi start 3 -A ./tasks.mjs -c 2'), 'multi start 3');
+    const pids = ['asynx1', 'asynx2', 'asynx3'].map((n) => p.nodePids().get(n) ?? 0);
+    assert.ok(pids.every((x) => x > 0), pids.join(','));
+    ok(await p.sh('asynx multi stopwait 3 --timeout=60', {}, 90_000), 'multi stopwait 3 --timeout=60 (the example in `asynx --help`)');
+    assert.ok(await waitGone(pids, 5_000));
+  });
+
+  it('every RUN example ran', () => {
+    assert.deepEqual(Object.keys(RUN).filter((c) => !ran.has(c)), []);
+  });
+});
