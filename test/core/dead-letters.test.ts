@@ -6,7 +6,7 @@ import { after, describe, it } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Asynx, openDeadLetters } from '../../src/index.js';
+import { Asynx, openDeadLetters, type DeadLetter } from '../../src/index.js';
 import { openDb } from '../../src/transports/sqlite-db.js';
 import { runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
@@ -14,16 +14,8 @@ import { tempDir, waitFor } from '../helpers/tmp.js';
 const FAULTS_APP = fileURLToPath(new URL('../fixtures/faults-app.mjs', import.meta.url));
 const FIXED_APP = fileURLToPath(new URL('../fixtures/dead-letters-app.mjs', import.meta.url));
 
-interface Row {
-  id: string;
-  queue: string | null;
-  reason: string;
-  deliveries: number | null;
-  task: string | null;
-  taskId: string | null;
-  argsRepr: string | null;
-  deadLetteredAt: string | null;
-}
+/** What `asynx dead list --json` prints for one letter: the API's row, as JSON. */
+type Row = DeadLetter;
 
 describe('asynx dead (SQLite)', () => {
   const tmp = tempDir('asynx-dead-');

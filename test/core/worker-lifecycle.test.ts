@@ -5,13 +5,13 @@ import { after, afterEach, describe, it } from 'node:test';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import Database from 'better-sqlite3';
 import { Asynx, Worker, type WorkerState } from '../../src/index.js';
 import { statusPathFor } from '../../src/process/status-file.js';
 import { Pool } from '../../src/worker/pool.js';
 import { FIXTURE_APP, runCli } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { exitWithin, nextEvent, recordStates, spawnWorker, waitForStatus, type SpawnedWorker } from '../helpers/worker-events.js';
+import { queued } from '../helpers/sqlite-queue.js';
 
 function childPids(pid: number): number[] {
   try {
@@ -19,12 +19,6 @@ function childPids(pid: number): number[] {
   } catch {
     return [];
   }
-}
-function queued(db: string): number {
-  const ro = new Database(db, { readonly: true });
-  const n = (ro.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n;
-  ro.close();
-  return n;
 }
 
 describe('worker lifecycle races', () => {

@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { after, afterEach, describe, it } from 'node:test';
 import { existsSync, readFileSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { Asynx } from '../../src/index.js';
 import { runCli, startWorker, FIXTURE_APP, type RunningWorker } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { waitForStatus } from '../helpers/worker-events.js';
+import { queued } from '../helpers/sqlite-queue.js';
 
 function childPids(pid: number): number[] {
   try {
@@ -24,12 +24,6 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
-}
-function queued(db: string): number {
-  const ro = new Database(db, { readonly: true });
-  const n = (ro.prepare('SELECT COUNT(*) AS n FROM messages').get() as { n: number }).n;
-  ro.close();
-  return n;
 }
 
 describe('worker signals and lifecycle', () => {
