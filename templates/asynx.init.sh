@@ -58,12 +58,13 @@ case "$1" in
         multi kill $ASYNX_NODES "--pidfile=$ASYNX_PIDFILE"
         ;;
     status)
-        # LSB exit codes: 0 every node up, 1 some node up and some down (one died), 3 not running.
+        # LSB exit codes: 0 every node up (or restarting its pool after a reload), 1 some node up and some down
+        # (one died), 3 not running.
         out=$(multi status $ASYNX_NODES "--pidfile=$ASYNX_PIDFILE")
         rc=$?
         [ -n "$out" ] && printf '%s\n' "$out"
         [ "$rc" = "0" ] && exit 0
-        if printf '%s\n' "$out" | grep -Eq '[[:space:]]up([[:space:]]|$)'; then
+        if printf '%s\n' "$out" | grep -Eq '[[:space:]](up|restarting)([[:space:]]|$)'; then
             exit 1
         fi
         exit 3

@@ -81,18 +81,18 @@ async function runCommand(command: string, rest: string[], io: CliIo, color: boo
   const { settings } = parsed;
   switch (command) {
     case 'names': {
-      const plan = planFromParsed(parsed, io.cwd);
+      const plan = planFromParsed(parsed, io.cwd, { strictNamespaces: true });
       io.stdout.write(`${plan.nodes.map((n) => n.name.full).join('\n')}\n`);
       return ExitCode.ok;
     }
     case 'show': {
-      const plan = planFromParsed(parsed, io.cwd);
+      const plan = planFromParsed(parsed, io.cwd, { strictNamespaces: true });
       for (const node of plan.nodes) io.stdout.write(`${formatCommand(nodeCommand(node))}\n`);
       return ExitCode.ok;
     }
     case 'get': {
       const wanted = takeFirstPositional(parsed, 'node name (e.g. asynx1@host)');
-      const plan = planFromParsed(parsed, io.cwd);
+      const plan = planFromParsed(parsed, io.cwd, { strictNamespaces: true });
       const node = plan.nodes.find((n) => n.name.full === wanted);
       if (node === undefined) {
         io.stderr.write(`No node named ${wanted} among: ${plan.nodes.map((n) => n.name.full).join(', ') || '(none)'} (give the full name, name@host)\n`);
@@ -103,7 +103,7 @@ async function runCommand(command: string, rest: string[], io: CliIo, color: boo
     }
     case 'expand': {
       const template = takeFirstPositional(parsed, 'template');
-      const plan = planFromParsed(parsed, io.cwd);
+      const plan = planFromParsed(parsed, io.cwd, { strictNamespaces: true });
       for (const node of plan.nodes) io.stdout.write(`${expandMultiTemplate(template, node.name)}\n`);
       return ExitCode.ok;
     }
@@ -121,7 +121,7 @@ async function runCommand(command: string, rest: string[], io: CliIo, color: boo
     default:
       break;
   }
-  return runVerb(command, planFromParsed(parsed, io.cwd), io, color, settings.quiet, settings.nosplash || settings.quiet, settings.verbose, settings.json);
+  return runVerb(command, planFromParsed(parsed, io.cwd, { strictNamespaces: true }), io, color, settings.quiet, settings.nosplash || settings.quiet, settings.verbose, settings.json);
 }
 
 async function runVerb(command: string, plan: MultiPlan, io: CliIo, color: boolean, quiet: boolean, noBanner: boolean, verbose: boolean, json: boolean): Promise<number> {

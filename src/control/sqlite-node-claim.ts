@@ -2,6 +2,7 @@
 
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
+import { isAlive } from '../process/proc.js';
 import { closeDatabase, retryWhileBusy } from '../sqlite/database.js';
 import { openDb } from '../transports/sqlite-db.js';
 import { duplicateNodeError, type NodeClaimOptions } from './duplicate-node.js';
@@ -25,21 +26,13 @@ const CLAIM_TIMEOUT_MS = 10_000;
 /** Names held by Worker instances of this process, per file: the pid check cannot tell them apart. */
 const heldHere = new Set<string>();
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Why `row` still holds the name, or null when it is stale (old heartbeat, or a dead pid on this host). */
 function liveHolder(row: NodeRow, key: string, now: number, staleMs: number): string | null {
   const ageMs = now - row.heartbeat_at;
   if (ageMs > staleMs) return null;
   if (row.hostname === hostname()) {
-    if (row.pid === process.pid ? !heldHere.has(key) : !pidAlive(row.pid)) return null;
+    if (row.pid === process.pid ? !heldHere.has(key) : !isAlive(row.pid)) return null;
   }
   return `pid ${row.pid} on ${row.hostname}, last seen ${(Math.max(0, ageMs) / 1000).toFixed(1)} s ago`;
 }

@@ -112,10 +112,12 @@ function indexOrFail(text: string, count: number): number {
 
 /**
  * The nodes a `:NS` suffix selects: 1-based indexes, dash ranges, comma lists, short or full node names.
- * Ranges and index lists work in named mode too (Celery silently ignores them there). A name that matches
- * no node is a usage error (Celery silently ignores it, so a typo such as `-c:w5 3` went unnoticed).
+ * Ranges and index lists work in named mode too (Celery silently ignores them there). With `strict` (the
+ * command line), a name that matches no node is a usage error: Celery ignores it silently, so a typo such as
+ * `-c:w5 3` went unnoticed. The programmatic API is not strict: one per-node map (`concurrency: { a: 2 }`)
+ * serves every call, including calls on a subset of the nodes.
  */
-export function selectNodes(namespace: string, names: readonly NodeName[]): Set<number> {
+export function selectNodes(namespace: string, names: readonly NodeName[], strict = false): Set<number> {
   const selected = new Set<number>();
   for (const part of namespace.split(',')) {
     const range = /^(\d+)-(\d+)$/.exec(part);
@@ -130,7 +132,7 @@ export function selectNodes(namespace: string, names: readonly NodeName[]): Set<
       names.forEach((n, k) => {
         if (n.full === part || n.short === part) selected.add(k);
       });
-      if (selected.size === before && !names.some((n) => n.full === part || n.short === part)) {
+      if (strict && selected.size === before && !names.some((n) => n.full === part || n.short === part)) {
         throw new UsageError('asynx.multi.unknownNode', `Per-node option ':${part}' names no node of this command (nodes: ${names.map((n) => n.short).join(', ')}): use a node name, a full name@host, or a 1-based index`, { value: part });
       }
     }
@@ -197,10 +199,10 @@ export function nodeCommand(node: MultiNode): string[] {
 }
 
 /** Builds the typed node list. `cwd` resolves relative pidfile/logfile paths. */
-export function planFromParsed(parsed: ParsedArgs, cwd: string): MultiPlan {
+export function planFromParsed(parsed: ParsedArgs, cwd: string, opts: { strictNamespaces?: boolean } = {}): MultiPlan {
   const names = nodeNames(parsed);
   const selections = new Map<RawOption, Set<number>>();
-  for (const opt of parsed.options) if (opt.namespace !== null) selections.set(opt, selectNodes(opt.namespace, names));
+  for (const opt of parsed.options) if (opt.namespace !== null) selections.set(opt, selectNodes(opt.namespace, names, opts.strictNamespaces ?? false));
   const { settings } = parsed;
   const executable = settings.executable ?? process.execPath;
   const nodes = names.map((name, k): MultiNode => {
@@ -241,7 +243,7 @@ export function planFromParsed(parsed: ParsedArgs, cwd: string): MultiPlan {
 
 /** argv after the command → plan. Throws {@link UsageError} for grammar errors. */
 export function planMulti(argv: readonly string[], cwd: string): MultiPlan {
-  return planFromParsed(parseArgs(argv), cwd);
+  return planFromParsed(parseArgs(argv), cwd, { strictNamespaces: true });
 }
 
 /** Quotes one argument for display so that a shell would read it back as one word. */

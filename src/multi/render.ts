@@ -114,14 +114,14 @@ export function formatStatusTable(rows: readonly NodeStatusRow[], color: boolean
   ]);
   const widths = header.map((h, k) => Math.max(h.length, ...cells.map((row) => (row[k] ?? '').length)));
   const pad = (row: string[]): string[] => row.map((cell, k) => cell.padEnd(widths[k] ?? 0));
-  const paint = (state: string, text: string): string => (state === 'up' ? c.green(text) : state === 'down' ? c.magenta(text) : state === 'starting' || state === 'stopping' ? c.yellow(text) : c.red(text));
+  const paint = (state: string, text: string): string => (state === 'up' ? c.green(text) : state === 'down' ? c.magenta(text) : state === 'starting' || state === 'stopping' || state === 'restarting' ? c.yellow(text) : c.red(text));
   const lines = [pad(header).join('  ').trimEnd()];
   cells.forEach((row, k) => {
     const padded = pad(row);
     padded[1] = paint(rows[k]?.state ?? '', padded[1] ?? '');
     let line = padded.join('  ').trimEnd();
     const reason = rows[k]?.reason;
-    if (reason !== undefined && rows[k]?.state !== 'up') line += `\n    ${reason.split('\n')[0]}`;
+    if (reason !== undefined && rows[k]?.state !== 'up' && rows[k]?.state !== 'restarting') line += `\n    ${reason.split('\n')[0]}`;
     lines.push(line);
   });
   return `${lines.join('\n')}\n`;

@@ -11,7 +11,7 @@ import type { MultiNode } from './nodes.js';
 import { probeNode, removeStaleFiles } from './probe.js';
 
 /** A node's state as `status` shows it. */
-export type NodeRowState = 'up' | 'down' | 'stale pidfile' | 'starting' | 'stopping' | 'failed';
+export type NodeRowState = 'up' | 'restarting' | 'down' | 'stale pidfile' | 'starting' | 'stopping' | 'failed';
 
 /** One row of `multi status`. */
 export interface NodeStatusRow {
@@ -94,6 +94,8 @@ export async function collectStatus(nodes: readonly MultiNode[], events: MultiEv
         const state: NodeRowState = status === null || status.state === 'starting' ? 'starting'
           : status.state === 'running' ? 'up'
           : status.state === 'failed' ? 'failed'
+          // draining with no shutdown requested: a HUP pool restart in place (same pid), not a stop
+          : status.state === 'draining' && status.shutdown === undefined ? 'restarting'
           : 'stopping';
         rows.push({
           ...base,

@@ -53,7 +53,7 @@ export function signalTarget(t: Target, signal: NodeJS.Signals, events: MultiEve
   // A worker takes a second TERM as a request for a cold shutdown (running tasks are killed): a repeated
   // `stop`/`stopwait` must not turn the warm shutdown already under way into a cold one.
   const status = signal === 'SIGTERM' ? readStatus(t.node.statusFile) : null;
-  if (status && status.pid === t.ref.pid && (status.state === 'draining' || status.state === 'stopping')) {
+  if (status && status.pid === t.ref.pid && status.shutdown !== undefined && (status.state === 'draining' || status.state === 'stopping')) {
     events.emit('node:signal:skipped', { ...nodePid(t), signal, state: status.state });
     return true;
   }

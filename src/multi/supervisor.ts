@@ -282,7 +282,8 @@ export class Supervisor {
   /** Status rows in node order; stale pidfiles are removed unless another multi holds the lock. */
   async status(): Promise<MultiResult<NodeStatusRow>> {
     const rows = await withDirectoryLock(this.pidDirs, 0, (locked) => collectStatus(this.plan.nodes, this.events, locked));
-    return { ok: rows.every((r) => r.state === 'up'), nodes: rows };
+    // A node restarting its pool in place (HUP) keeps its pid and serves again shortly: it counts as up.
+    return { ok: rows.every((r) => r.state === 'up' || r.state === 'restarting'), nodes: rows };
   }
 }
 

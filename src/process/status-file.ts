@@ -48,6 +48,8 @@ export interface NodeStatus {
   updatedAt: number;
   /** Why the worker failed (state `failed`). */
   error?: string;
+  /** Set once a shutdown was requested (a node draining for a HUP pool restart has none). */
+  shutdown?: 'warm' | 'cold';
   /** Tasks running now, recorded before their pool child gets them (absent when none). */
   running?: RunningTask[];
   /** How to store the results of `running` tasks if the node is killed. */
@@ -97,6 +99,7 @@ export function readStatus(path: string): NodeStatus | null {
     ...(typeof s.reserved === 'number' ? { reserved: s.reserved } : {}),
     ...(typeof s.prefetch === 'number' ? { prefetch: s.prefetch } : {}),
     ...(typeof s.error === 'string' ? { error: s.error } : {}),
+    ...(s.shutdown === 'warm' || s.shutdown === 'cold' ? { shutdown: s.shutdown } : {}),
     ...(Array.isArray(s.running) ? { running: s.running.filter(isRunningTask) } : {}),
     ...(isResultTarget(s.results) ? { results: { resultBackend: s.results.resultBackend, brokerUrl: s.results.brokerUrl } } : {}),
   };

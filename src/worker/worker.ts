@@ -246,6 +246,8 @@ export class Worker {
       broker: this.broker,
       startedAt: this.startedAt,
       ...(this.lifecycle.error !== undefined ? { error: this.lifecycle.error } : {}),
+      // Says why the node drains: a shutdown (multi must not send a second TERM, which goes cold), not a HUP restart.
+      ...(this.stopRequested ? { shutdown: this.cold ? ('cold' as const) : ('warm' as const) } : {}),
       ...this.lost.record(this.parts?.dispatch.active ?? [], this.parts?.io.config.acksLate ?? false),
     };
   }
