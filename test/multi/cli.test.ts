@@ -111,8 +111,11 @@ test('status rows follow the node lifecycle in its status file: starting, stoppi
   const status = (state: NodeStatus['state']): NodeStatus => ({ node: 'w1@h', pid, state, concurrency: 3, childPids: [], processed: 7, active: 1, queues: ['celery'], broker: 'sqlite://x', startedAt: Date.now() - 65_000, updatedAt: Date.now() });
   const rows = async () => JSON.parse((await inProcess(['status', 'w1', '--hostname=h', '--json'], { cwd: p.dir })).stdout) as Array<{ state: string; pid: number; concurrency: number; processed: number; uptimeMs: number }>;
   assert.equal((await rows())[0]?.state, 'starting', 'pidfile without a status file yet');
-  writeStatus(statusPathFor(join(p.runDir, 'w1.pid')), status('draining'));
+  writeStatus(statusPathFor(join(p.runDir, 'w1.pid')), { ...status('draining'), shutdown: 'warm' });
   assert.equal((await rows())[0]?.state, 'stopping');
+  // draining with no shutdown requested is a HUP pool restart in place
+  writeStatus(statusPathFor(join(p.runDir, 'w1.pid')), status('draining'));
+  assert.equal((await rows())[0]?.state, 'restarting');
   writeStatus(statusPathFor(join(p.runDir, 'w1.pid')), status('running'));
   const [row] = await rows();
   assert.deepEqual([row?.state, row?.pid, row?.concurrency, row?.processed], ['up', pid, 3, 7]);
