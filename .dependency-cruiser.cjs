@@ -54,6 +54,8 @@ module.exports = {
     layer('sqlite', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('process')}|${dir('results')}|${dir('transports')}|${dir('dead')}|${dir('amqp')}`, 'The SQLite database layer sits under the SQLite transport and result store.'),
     layer('app', `${dir('worker')}|${dir('multi')}|${dir('control')}|${dir('process')}`, 'app sits under worker and multi.'),
     layer('control', `${dir('worker')}|${dir('multi')}|${dir('app')}`, 'Remote control sits under the worker.'),
+    layer('events', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('process')}|${dir('results')}|${dir('dashboard')}`, 'Celery events (publish, receive, state) sit under worker and app, beside control, over transports, amqp and sqlite.'),
+    layer('dashboard', `${dir('worker')}|${dir('multi')}`, 'The web dashboard is a client of the cluster (app, events, control, transports); it never runs a worker.'),
     layer('tasks', `${dir('worker')}|${dir('multi')}|${dir('control')}|${dir('process')}`, 'Built-in tasks are part of the app layer.'),
     layer('process', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('protocol')}|${dir('transports')}|${dir('results')}`, 'Process facts (pidfiles, /proc) are a service for multi and the worker.'),
     layer('results', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('process')}`, 'Result backends sit under app.'),

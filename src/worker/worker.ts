@@ -16,6 +16,7 @@ import { controlHandlers, workerControlTarget } from './control.js';
 import { Dispatch } from './dispatch.js';
 import { WorkerEvents, type WorkerEventName, type WorkerInfo, type WorkerListener, type WorkerState } from './events.js';
 import { Lifecycle } from './lifecycle.js';
+import { MonitorState } from './monitor.js';
 import { loadApp } from './load-app.js';
 import { LostTasks } from './lost-tasks.js';
 import { subscribeLogger } from './log-subscriber.js';
@@ -49,6 +50,8 @@ export class Worker {
   readonly events = new WorkerEvents();
   /** Resolves once the worker has stopped or failed; never rejects. */
   readonly done: Promise<void>;
+  /** Clock and event switches shared by Celery event publishing and remote control. */
+  readonly monitor = new MonitorState(false);
   private readonly opts: ResolvedWorkerOptions;
   private readonly lifecycle: Lifecycle;
   private readonly releasers: Releasers;
