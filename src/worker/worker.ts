@@ -2,7 +2,7 @@
 
 import type { Asynx } from '../app/app.js';
 import { claimNodeName } from '../control/node-registry.js';
-import type { Pidbox } from '../control/pidbox.js';
+import type { Mailbox } from '../control/mailbox.js';
 import { acquirePidfile } from '../process/pidfile.js';
 import { readStatus, statusPathFor } from '../process/status-file.js';
 import type { ResultBackend } from '../results/backend.js';
@@ -62,7 +62,7 @@ export class Worker {
   private parts: Parts | null = null;
   private pool: Pool | null = null;
   private consumer: Consumer | null = null;
-  private pidbox: Pidbox | null = null;
+  private mailbox: Mailbox | null = null;
   private prefetch: number | undefined;
   private queues: string[] = [];
   private broker = '';
@@ -255,12 +255,14 @@ export class Worker {
     };
   }
 
-  /** Remote control (Celery's pidbox) on AMQP brokers: `celery inspect ping|stats|active|registered …`. */
+  /**
+   * Remote control on either broker (`asynx inspect`, `celery inspect` on AMQP): the AMQP pidbox or the
+   * SQLite mailbox tables, answering with the handlers of ./control.ts.
+   */
   private async startControl(): Promise<void> {
     const { io, admission, dispatch } = this.parts!;
-    if (parseBrokerUrl(io.config.brokerUrl).kind !== 'amqp') return;
-    const { startPidbox } = await import('../control/pidbox.js');
-    this.releasers.add('remote control', () => this.pidbox?.close());
+    const { startMailbox } = await import('../control/mailbox.js');
+    this.releasers.add('remote control', () => this.mailbox?.close());
     const target = workerControlTarget({
       nodeName: this.opts.nodeName,
       startedAt: this.startedAt,
@@ -272,7 +274,7 @@ export class Worker {
       registered: () => (this.registry ?? io.registry()).taskNames(),
       shutdown: () => void this.stop('warm'),
     });
-    this.pidbox = await startPidbox(io.config.brokerUrl, this.opts.nodeName, controlHandlers(target), { connectTimeoutMs: io.config.connectTimeoutMs });
+    this.mailbox = await startMailbox(io.config.brokerUrl, this.opts.nodeName, controlHandlers(target), { clock: this.monitor.clock, connectTimeoutMs: io.config.connectTimeoutMs, cwd: this.registry?.cwd ?? process.cwd() });
   }
 
   private makePool(): Pool {
