@@ -95,3 +95,4 @@ export { openControlClient, mergeReplies, type ControlClient, type ControlClient
 export { startMailbox, type Mailbox, type MailboxOptions, type ControlHandler } from './control/mailbox.js';
 export { openDeadLetters, type OpenDeadLettersOptions } from './dead/open-dead-letters.js';
 export type { DeadLetters, DeadLetter, DeadLetterDetail, ListDeadLettersOptions, RequeueOptions, RequeueOutcome } from './dead/dead-letters.js';
+export { dashboard, type Dashboard, type DashboardOptions } from './dashboard/index.js';

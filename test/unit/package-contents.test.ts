@@ -11,7 +11,7 @@ import { runToEnd } from '../helpers/process.js';
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Paths the package may ship: the launcher, the compiled runtime, the templates, and the top-level docs. */
-const SHIPPED = /^(bin\/[^/]+|dist\/.+|templates\/.+|README\.md|package\.json|(LICEN[CS]E|NOTICE|CHANGELOG)(\.[a-z]+)?)$/i;
+const SHIPPED = /^(bin\/[^/]+|dist\/.+|templates\/.+|public\/dashboard\/[^/]+|README\.md|package\.json|(LICEN[CS]E|NOTICE|CHANGELOG)(\.[a-z]+)?)$/i;
 /** Never shipped, wherever it appears. */
 const DEV_ONLY = /(^|\/)(test|tests|bench|demo|examples?|fixtures)(\/|$)|\.test\.|^dist\/(bench|demo)\//;
 /** A module specifier (import/export/import()/new URL) that leaves dist/ for the tests, bench or examples. */
