@@ -93,3 +93,8 @@ export type {
 /** Dead letters: see, requeue and purge the messages workers could not run (`asynx dead`). */
 export { openDeadLetters, type OpenDeadLettersOptions } from './dead/open-dead-letters.js';
 export type { DeadLetters, DeadLetter, DeadLetterDetail, ListDeadLettersOptions, RequeueOptions, RequeueOutcome } from './dead/dead-letters.js';
+
+// Celery events (monitoring): read them from any broker; workers send them (`-E` for task events).
+export { receiveEvents, type EventReceiver, type ReceiveOptions } from './events/receiver.js';
+export { type CeleryEvent, utcoffsetHours, eventRoutingKey, eventGroup, SOFTWARE_INFO } from './events/event.js';
+export { LamportClock } from './events/clock.js';
