@@ -170,6 +170,7 @@ export function buildApp(parts: ServerParts, hub: SseHub): Hono {
     return c.body(readFileSync(asset.file), 200, { 'Content-Type': asset.type });
   });
 
+  app.get('/favicon.ico', (c) => c.body(null, 204));
   app.get('/api/snapshot', (c) => c.json(hub.snapshot()));
   app.get('/api/tasks', (c) => c.json(state.taskList({ limit: Math.min(Number(c.req.query('limit') ?? 200) || 200, 5000), ...(c.req.query('state') ? { state: c.req.query('state')! } : {}), ...(c.req.query('name') ? { name: c.req.query('name')! } : {}) })));
   app.get('/api/tasks/:id', (c) => {
