@@ -24,7 +24,8 @@ export class SentEvents {
    */
   announce(transport: Transport, queue: string, message: WireMessage, args: unknown[], kwargs: Record<string, unknown>): void {
     this.dispatcher ??= openEventSink(transport, this.brokerUrl, { hostname: this.hostname, connectTimeoutMs: this.connectTimeoutMs }).then(
-      (sink) => new EventDispatcher(sink, { hostname: this.hostname, clock: this.clock }),
+      // Celery publishes task-sent on its own (`task.sent`), never in a task.multi list.
+      (sink) => new EventDispatcher(sink, { hostname: this.hostname, clock: this.clock, bufferGroups: [] }),
       () => null,
     );
     const h = message.headers;

@@ -9,7 +9,7 @@ import type { CeleryEvent } from '../../src/events/event.js';
 import { receiveEvents, type EventReceiver } from '../../src/events/receiver.js';
 import { assertClocksIncrease, assertEventShape } from '../helpers/celery-events.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
-import { startWorker, type RunningWorker } from '../helpers/worker.js';
+import { runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
 
 const NODE = 'ev1@localhost';
 
@@ -77,6 +77,24 @@ describe('Celery events on SQLite', () => {
     } finally {
       await r.close();
     }
+  });
+
+  it('asynx events prints celery events --dump lines, or JSON lines', async () => {
+    const text = await runCli(['events', '--replay', '--count', '6', '-b', brokerUrl]);
+    assert.equal(text.code, 0, text.stderr);
+    const lines = text.stdout.trim().split('\n');
+    assert.equal(lines.length, 6, text.stdout);
+    assert.match(lines[0]!, /^ev1@localhost \[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?\] started: active=0, clock=\d+, freq=2, loadavg=\[[\d., ]+\], local_received=[\d.]+, pid=\d+, processed=0, sw_ident=asynx, sw_sys=\w+, sw_ver=[\d.]+, utcoffset=-?\d+$/);
+    const received = lines.find((l) => l.includes('task received'));
+    assert.match(received ?? '', /\] task received: t\.add\([0-9a-f-]{36}\) args=\[2, 3\] kwargs=\{\} clock=\d+, eta=None, expires=None, /);
+    const json = await runCli(['events', '--replay', '--json', '--count', '2', '-b', brokerUrl]);
+    assert.equal(json.code, 0, json.stderr);
+    const events = json.stdout.trim().split('\n').map((l) => JSON.parse(l) as CeleryEvent);
+    assert.equal(events.length, 2);
+    assert.equal(events[0]!.type, 'worker-online');
+    assertEventShape(events[0]!, { hostname: NODE });
+    const bad = await runCli(['events', '--count', '0', '-b', brokerUrl]);
+    assert.equal(bad.code, 64, 'a bad --count is a usage error');
   });
 
   it('worker-offline on a warm shutdown', async () => {
