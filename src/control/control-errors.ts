@@ -36,3 +36,18 @@ export function noNodesReplied(method: string, timeoutMs: number, destination: r
     facts: { timedOut: true, value: method, destination },
   });
 }
+
+/** SQLite: the broker file does not exist, so no worker has used it (nothing is created to find that out). Exit 1. */
+export function noBrokerFile(path: string): AsynxError {
+  return new AsynxError('asynx.control.noBrokerFile', `No nodes replied within time constraint: there is no broker file at ${path} (no worker has used this broker; check -b / ASYNX_BROKER_URL)`, { exitCode: ExitCode.failure, facts: { path } });
+}
+
+/** `--signal` that names no signal of this platform. */
+export function badSignal(value: string): UsageError {
+  return new UsageError('asynx.control.badSignal', `--signal must be a signal name such as SIGTERM, SIGKILL or KILL (or its number), got '${value}'`, { option: '--signal', value });
+}
+
+/** `--signal` without `--terminate` (the signal is only sent to a running task being terminated). */
+export function signalWithoutTerminate(): UsageError {
+  return new UsageError('asynx.control.signalWithoutTerminate', '--signal is only used with --terminate: asynx revoke <id> --terminate --signal SIGKILL', { option: '--signal' });
+}
