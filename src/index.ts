@@ -91,5 +91,7 @@ export type {
   RejectCause,
 } from './worker/events.js';
 /** Dead letters: see, requeue and purge the messages workers could not run (`asynx dead`). */
+export { openControlClient, mergeReplies, type ControlClient, type ControlClientOptions, type BroadcastOptions } from './control/client.js';
+export { startMailbox, type Mailbox, type MailboxOptions, type ControlHandler } from './control/mailbox.js';
 export { openDeadLetters, type OpenDeadLettersOptions } from './dead/open-dead-letters.js';
 export type { DeadLetters, DeadLetter, DeadLetterDetail, ListDeadLettersOptions, RequeueOptions, RequeueOutcome } from './dead/dead-letters.js';

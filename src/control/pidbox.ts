@@ -2,11 +2,12 @@
 
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { AmqpConnection } from '../amqp/connection.js';
+import { LamportClock } from '../events/clock.js';
 import { Releasers } from '../util/close-once.js';
 import { mailboxHeldError } from './node-registry.js';
+import { answerRequest, isForNode, parseRequest, replyAddress, requestExchangeName, type ControlHandler } from './request.js';
 
-/** A remote-control command handler: gets the request's `arguments`, returns this node's answer. */
-export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
+export { isForNode, type ControlHandler } from './request.js';
 
 /** Options of {@link startPidbox}. */
 export interface PidboxOptions {
@@ -14,6 +15,8 @@ export interface PidboxOptions {
   connectTimeoutMs?: number;
   /** Celery's `control_exchange`. @defaultValue `celery` */
   namespace?: string;
+  /** The node's Lamport clock: adjusted by each request's `clock` header, ticked for each reply. @defaultValue a private clock */
+  clock?: LamportClock;
 }
 
 /** The running mailbox. */
@@ -24,37 +27,6 @@ export interface Pidbox {
 
 /** Kombu's queue arguments for a node mailbox: Celery's control_queue_expires 10 s, control_queue_ttl 300 s. */
 const NODE_QUEUE_ARGS = { 'x-expires': 10_000, 'x-message-ttl': 300_000 } as const;
-
-interface ControlRequest {
-  method?: unknown;
-  arguments?: unknown;
-  destination?: unknown;
-  pattern?: unknown;
-  matcher?: unknown;
-  ticket?: unknown;
-  reply_to?: { exchange?: unknown; routing_key?: unknown } | null;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
-
-/** Glob match, as kombu's `match(hostname, pattern, 'glob')`. */
-function globMatch(name: string, pattern: string): boolean {
-  const re = new RegExp(`^${pattern.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.')}$`);
-  return re.test(name);
-}
-
-/** Whether a request is meant for `nodeName` (kombu `Node.handle_message`). */
-export function isForNode(req: ControlRequest, nodeName: string): boolean {
-  if (Array.isArray(req.destination) && req.destination.length > 0) return req.destination.includes(nodeName);
-  if (typeof req.pattern === 'string' && req.pattern && typeof req.matcher === 'string' && req.matcher) {
-    if (req.matcher === 'glob') return globMatch(nodeName, req.pattern);
-    if (req.matcher === 'pcre') return new RegExp(req.pattern).test(nodeName);
-    return false;
-  }
-  return true;
-}
 
 /**
  * Starts this node's mailbox: queue `<node>.celery.pidbox` (not durable, auto-delete, as kombu
@@ -67,48 +39,29 @@ export function isForNode(req: ControlRequest, nodeName: string): boolean {
  */
 export async function startPidbox(brokerUrl: string, nodeName: string, handlers: Record<string, ControlHandler>, opts: PidboxOptions = {}): Promise<Pidbox> {
   const ns = opts.namespace ?? 'celery';
-  const exchange = `${ns}.pidbox`;
+  const exchange = requestExchangeName(ns);
   const queue = `${nodeName}.${ns}.pidbox`;
   const conn = new AmqpConnection(brokerUrl, { connectTimeoutMs: opts.connectTimeoutMs ?? 5_000, connectionName: `asynx pidbox ${nodeName}` });
-  let clock = 0;
-  const all: Record<string, ControlHandler> = { ping: () => ({ ok: 'pong' }), ...handlers };
-
-  const answer = async (req: ControlRequest): Promise<unknown> => {
-    const method = typeof req.method === 'string' ? req.method : '';
-    const handler = Object.prototype.hasOwnProperty.call(all, method) ? all[method] : undefined;
-    if (!handler) return { error: `KeyError('${method}')` };
-    try {
-      return await handler(isObject(req.arguments) ? req.arguments : {});
-    } catch (err) {
-      return { error: err instanceof Error ? `${err.name}(${JSON.stringify(err.message)})` : String(err) };
-    }
-  };
+  const clock = opts.clock ?? new LamportClock();
 
   const onRequest = async (ch: Channel, msg: ConsumeMessage | null): Promise<void> => {
     if (!msg) return;
     const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-    if (typeof headers.clock === 'number') clock = Math.max(clock, headers.clock) + 1;
     if (typeof headers.expires === 'number' && headers.expires > 0 && Date.now() / 1000 > headers.expires) return;
-    let req: ControlRequest;
-    try {
-      const parsed = JSON.parse(msg.content.toString('utf8')) as unknown;
-      if (!isObject(parsed)) return;
-      req = parsed as ControlRequest;
-    } catch {
-      return; // not JSON: kombu logs and drops it
-    }
-    if (!isForNode(req, nodeName)) return;
-    const reply = await answer(req);
-    const to = req.reply_to;
-    if (!to || typeof to.exchange !== 'string' || typeof to.routing_key !== 'string') return; // a cast: no reply
+    const req = parseRequest(msg.content.toString('utf8'));
+    if (!req || !isForNode(req, nodeName)) return;
+    if (typeof headers.clock === 'number') clock.adjust(headers.clock);
+    const reply = await answerRequest(handlers, req);
+    const to = replyAddress(req);
+    if (!to) return; // a cast: no reply
     try {
       await ch.assertExchange(to.exchange, 'direct', { durable: false });
-      ch.publish(to.exchange, to.routing_key, Buffer.from(JSON.stringify({ [nodeName]: reply ?? null })), {
+      ch.publish(to.exchange, to.routing_key, Buffer.from(JSON.stringify({ [nodeName]: reply })), {
         contentType: 'application/json',
         contentEncoding: 'utf-8',
         deliveryMode: 1,
         priority: 0,
-        headers: { ticket: req.ticket ?? null, clock: ++clock },
+        headers: { ticket: req.ticket ?? null, clock: clock.tick() },
       });
     } catch {
       // the channel went away: the caller times out, as with Celery

@@ -1,4 +1,4 @@
-// The embedded broker's tables (messages, dead letters, live node names) and their message states, on the shared SQLite layer.
+// The embedded broker's tables (messages, dead letters, live node names, the remote-control mailbox) and their message states, on the shared SQLite layer.
 
 import { openDatabase, type Db } from '../sqlite/database.js';
 
@@ -43,6 +43,23 @@ CREATE TABLE IF NOT EXISTS nodes (
   started_at INTEGER NOT NULL,
   heartbeat_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS control_requests (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  body TEXT NOT NULL,
+  clock INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS control_replies (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  ticket TEXT NOT NULL,
+  node TEXT NOT NULL,
+  body TEXT NOT NULL,
+  clock INTEGER NOT NULL,
+  created_at INTEGER NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS control_replies_ticket ON control_replies (ticket, id);
 `;
 
 /** Opens (creating if needed) the broker database file; failures are SqliteStorageErrors. */

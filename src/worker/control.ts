@@ -1,6 +1,6 @@
 // Remote-control answers of a worker node, in the shapes Celery's worker gives (celery/worker/control.py).
 
-import type { ControlHandler } from '../control/pidbox.js';
+import type { ControlHandler } from '../control/mailbox.js';
 import { UsageError } from '../errors.js';
 import { requestInfo, rusage, signalName, type TaskInfo } from './control-shapes.js';
 import { parseRate } from './task-limits.js';

@@ -2,7 +2,7 @@
 
 import type { Asynx } from '../app/app.js';
 import { claimNodeName } from '../control/node-registry.js';
-import type { Pidbox } from '../control/pidbox.js';
+import type { Mailbox } from '../control/mailbox.js';
 import { acquirePidfile } from '../process/pidfile.js';
 import { readStatus, statusPathFor } from '../process/status-file.js';
 import type { ResultBackend } from '../results/backend.js';
@@ -69,7 +69,7 @@ export class Worker {
   private readonly limits = new TaskLimits();
   /** Pool size: `--concurrency`, then changed by `pool_grow` / `pool_shrink`. */
   private concurrency: number;
-  private pidbox: Pidbox | null = null;
+  private mailbox: Mailbox | null = null;
   private prefetch: number | undefined;
   private queues: string[] = [];
   private broker = '';
@@ -263,13 +263,15 @@ export class Worker {
     };
   }
 
-  /** Remote control (Celery's pidbox) on AMQP brokers: `celery inspect ping|stats|active|registered …`. */
+  /**
+   * Remote control on either broker (`asynx inspect`, `celery inspect` on AMQP): the AMQP pidbox or the
+   * SQLite mailbox tables, answering with the handlers of ./control.ts.
+   */
   private async startControl(): Promise<void> {
     const { io } = this.parts!;
-    if (parseBrokerUrl(io.config.brokerUrl).kind !== 'amqp') return;
-    const { startPidbox } = await import('../control/pidbox.js');
-    this.releasers.add('remote control', () => this.pidbox?.close());
-    this.pidbox = await startPidbox(io.config.brokerUrl, this.opts.nodeName, controlHandlers(this.controlTarget()), { connectTimeoutMs: io.config.connectTimeoutMs });
+    const { startMailbox } = await import('../control/mailbox.js');
+    this.releasers.add('remote control', () => this.mailbox?.close());
+    this.mailbox = await startMailbox(io.config.brokerUrl, this.opts.nodeName, controlHandlers(this.controlTarget()), { clock: this.monitor.clock, connectTimeoutMs: io.config.connectTimeoutMs, cwd: this.registry?.cwd ?? process.cwd() });
   }
 
   /** What remote control reads and changes in this node (the handlers in control.ts answer from it). */

@@ -1,6 +1,7 @@
 // Every `$ asynx …` example of `asynx --help` and the worker/call/result/purge/dead helps runs as written (or is skipped).
 
 import assert from 'node:assert/strict';
+import { hostname } from 'node:os';
 import { after, before, describe, it } from 'node:test';
 import { waitGone } from '../helpers/process.js';
 import { waitFor } from '../helpers/tmp.js';
@@ -8,7 +9,7 @@ import { runCli } from '../helpers/worker.js';
 import { exampleProject, ok } from '../helpers/example-project.js';
 
 /** The helps whose examples are checked. */
-const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge']];
+const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge'], ['inspect'], ['control'], ['status'], ['revoke']];
 
 const EXAMPLE_ID = '1e054e15-ea11-4e56-a3d6-b138371690bc';
 
@@ -41,6 +42,18 @@ const RUN: Record<string, string> = {
   // `asynx --help` showed `--timeout 60`, which multi refuses (exit 64: long options take their value after '=').
   'asynx multi stopwait 3 --timeout=60': 'exit 0, the three nodes are gone',
   'asynx help multi': 'exit 0, the multi grammar',
+  'asynx inspect ping': 'against a worker -n w1@%h: exit 0, pong',
+  'asynx inspect stats --json': 'JSON by node with the pid',
+  'asynx inspect registered --timeout 5': 'lists tasks.add',
+  'asynx inspect active -d w1@example.com,w2@example.com': 'w1@example.com replaced by the node name (w2 is not running): exit 0, w1 answers',
+  'asynx control rate_limit tasks.add 10/s': 'exit 0, one reply (OK, or ERROR where a node does not implement it)',
+  'asynx control pool_grow 2': 'exit 0, one reply',
+  [`asynx control revoke ${EXAMPLE_ID}`]: 'exit 0, flagged as revoked',
+  'asynx control shutdown -d w1@example.com': 'the example node name replaced: exit 0, the worker stops',
+  'asynx status': 'exit 0, 1 node online',
+  'asynx status --json --timeout 3': 'JSON {node: {ok: pong}}',
+  [`asynx revoke ${EXAMPLE_ID}`]: 'exit 0, flagged as revoked',
+  [`asynx revoke ${EXAMPLE_ID} --terminate --signal SIGKILL`]: 'exit 0 (the id is not running)',
 };
 
 const examples = new Set<string>();
@@ -142,6 +155,51 @@ describe('--help examples run as written', () => {
     const help = await p.sh('asynx help multi');
     ok(help, 'help multi');
     assert.match(help.stdout, /Usage: asynx multi/);
+  });
+
+  it('inspect / control / status / revoke against a worker', async () => {
+    const worker = p.background('asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug');
+    await waitFor('worker ready', () => worker.isDone() || / ready\.$/m.test(worker.output()), 30_000);
+    assert.ok(!worker.isDone(), worker.output());
+    const node = `w1@${hostname()}`;
+    const ping = await p.sh('asynx inspect ping');
+    ok(ping, 'inspect ping');
+    assert.match(ping.stdout, new RegExp(`^->  ${node.replace(/\./g, '\\.')}: OK\n {8}pong\n\n1 node online\.\n$`));
+    const stats = await p.sh('asynx inspect stats --json');
+    ok(stats, 'inspect stats --json');
+    assert.ok(((JSON.parse(stats.stdout) as Record<string, { pid: number }>)[node]?.pid ?? 0) > 0, stats.stdout);
+    const registered = await p.sh('asynx inspect registered --timeout 5');
+    ok(registered, 'inspect registered');
+    assert.match(registered.stdout, /^ {4}\* tasks\.add$/m);
+    const active = await p.sh('asynx inspect active -d w1@example.com,w2@example.com', { 'w1@example.com': node });
+    ok(active, 'inspect active -d');
+    assert.match(active.stdout, /: OK\n {4}- empty -\n\n1 node online\./);
+    for (const c of ['asynx control rate_limit tasks.add 10/s', 'asynx control pool_grow 2']) {
+      const r = await p.sh(c);
+      ok(r, c);
+      assert.match(r.stdout, new RegExp(`^->  ${node.replace(/\./g, '\\.')}: (OK|ERROR)\n`));
+    }
+    for (const c of [`asynx control revoke ${EXAMPLE_ID}`, `asynx revoke ${EXAMPLE_ID}`, `asynx revoke ${EXAMPLE_ID} --terminate --signal SIGKILL`]) {
+      const r = await p.sh(c);
+      ok(r, c);
+      assert.match(r.stdout, /: OK\n/);
+      assert.match(r.stdout, new RegExp(EXAMPLE_ID));
+    }
+    const status = await p.sh('asynx status');
+    ok(status, 'status');
+    assert.match(status.stdout, /^->  .*: OK\n\n1 node online\.\n$/);
+    const statusJson = await p.sh('asynx status --json --timeout 3');
+    ok(statusJson, 'status --json');
+    assert.deepEqual(JSON.parse(statusJson.stdout), { [node]: { ok: 'pong' } });
+    worker.remember();
+    const shutdown = await p.sh('asynx control shutdown -d w1@example.com', { 'w1@example.com': node });
+    ok(shutdown, 'control shutdown');
+    assert.match(shutdown.stdout, /: OK\n/);
+    await waitFor('the worker stopped by remote control', () => worker.isDone(), 30_000);
+    assert.equal(await worker.exited, 0, worker.output());
+    const none = await p.setup('asynx status --timeout 0.5');
+    assert.equal(none.code, 1, 'no node online: exit 1');
+    assert.match(none.stderr, /No nodes replied within time constraint/);
   });
 
   it('asynx multi start 3 … -c 2, then asynx multi stopwait 3 --timeout=60', async () => {
