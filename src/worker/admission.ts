@@ -8,6 +8,7 @@ import { errorBody } from '../results/body.js';
 import type { Delivery } from '../transports/transport.js';
 import type { Outcomes } from './outcome.js';
 import { internalPublishMs, isoOrNull, taskBase, type Pending, type TaskIo } from './pending.js';
+import { RevokedSet } from './revoked.js';
 
 /** Tasks due within this long are held here; later ones go back to a broker that can delay them. */
 const ETA_HOLD_MS = 1000;
@@ -18,8 +19,8 @@ export class Admission {
   private readonly buffer: Pending[] = [];
   /** Waiting for their eta. */
   private readonly held = new Set<Pending>();
-  /** Task ids revoked by remote control: not run when they arrive (Celery keeps the same in memory). */
-  private readonly revoked = new Set<string>();
+  /** Task ids revoked by remote control: not run when they arrive or come due (Celery keeps the same in memory). */
+  readonly revoked = new RevokedSet();
   private seq = 0;
 
   constructor(
@@ -41,9 +42,21 @@ export class Admission {
     this.revoked.add(id);
   }
 
-  /** The next due task, or undefined. */
+  /** The next due task, or undefined. A task revoked while it waited is discarded here (Celery checks before it runs). */
   take(): Pending | undefined {
-    return this.buffer.shift();
+    for (;;) {
+      const p = this.buffer.shift();
+      if (!p || !this.revoked.has(p.req.id)) return p;
+      this.discard(p, false).catch((err) => this.io.events.emit('worker:error', { message: `Discarding revoked task ${p.req.id} failed: ${(err as Error).message}`, taskId: p.req.id }));
+    }
+  }
+
+  /** Not run: `task:revoked`, REVOKED in the result backend, then the ack. */
+  private async discard(p: Pending, expired: boolean): Promise<void> {
+    const { req } = p;
+    this.io.events.emit('task:revoked', { ...taskBase(p, this.io.hostname), terminated: false, signum: null, expired, expires: isoOrNull(req.expires) });
+    await this.outcomes.store(p, errorBody(req.id, 'REVOKED', encodeError(new TaskRevokedError(expired ? 'expired' : 'revoked', { taskId: req.id }))));
+    await this.outcomes.ack(p);
   }
 
   /** Due tasks waiting for a pool child. */
@@ -82,10 +95,7 @@ export class Admission {
     }
     const p: Pending = { delivery: d, req, def, acked: false, abandoned: false, timer: null, startedAt: 0, seq: ++this.seq };
     if (this.revoked.has(req.id) || (req.expires !== null && req.expires <= Date.now())) {
-      const expired = !this.revoked.has(req.id);
-      events.emit('task:revoked', { ...taskBase(p, hostname), terminated: false, signum: null, expired, expires: isoOrNull(req.expires) });
-      await this.outcomes.store(p, errorBody(req.id, 'REVOKED', encodeError(new TaskRevokedError(expired ? 'expired' : 'revoked', { taskId: req.id }))));
-      await this.outcomes.ack(p);
+      await this.discard(p, !this.revoked.has(req.id));
       return;
     }
     if (d.deliveryCount > this.io.config.maxDeliveries) {

@@ -50,6 +50,12 @@ async function main(): Promise<void> {
       process.disconnect();
       return;
     }
+    if (m.type === 'terminate') {
+      // Take the signal's default action (death by that signal), as a Celery pool child would.
+      process.removeAllListeners(m.signal);
+      process.kill(process.pid, m.signal);
+      return;
+    }
     if (m.type === 'run') void run(m.job);
   });
   async function run(job: Job): Promise<void> {

@@ -1,96 +1,255 @@
-// Remote-control answers of a worker node, in the shapes `celery inspect` prints.
+// Remote-control answers of a worker node, in the shapes Celery's worker gives (celery/worker/control.py).
 
-import type { ControlHandler } from '../control/pidbox.js';
-import type { TaskRequest } from '../protocol/codec.js';
-import type { Admission } from './admission.js';
-import type { Dispatch } from './dispatch.js';
-import type { Pending } from './pending.js';
+import type { ControlHandler } from '../control/mailbox.js';
+import { UsageError } from '../errors.js';
+import { requestInfo, rusage, signalName, type TaskInfo } from './control-shapes.js';
+import { parseRate } from './task-limits.js';
 
-/** What the worker tells about one of its tasks. */
-export interface TaskInfo {
-  req: TaskRequest;
-  queue: string;
-  redelivered: boolean;
-  acked: boolean;
-  startedAt: number;
+export type { TaskInfo } from './control-shapes.js';
+
+/** Pool facts for `stats`. */
+export interface PoolFacts {
+  size: number;
+  childPids: number[];
+  /** Tasks each child has been given (Celery's `writes`). */
+  writes: number[];
+  busy: number;
+  maxTasksPerChild: number | null;
 }
 
-/** The worker's side of remote control. */
+/** A registered task as `registered` lists it. */
+export interface TaskEntry {
+  name: string;
+  /** Celery's task attributes for `taskinfoitems` (`rate_limit`, `queue`, `time_limit`, …); absent = None. */
+  attributes: Record<string, string | number | boolean | undefined>;
+}
+
+/** The worker's side of remote control: what the handlers read and change. */
 export interface ControlTarget {
   nodeName: string;
-  stats(): { pid: number; uptimeSec: number; concurrency: number; childPids: number[]; processed: number; prefetch: number };
+  /** The Lamport clock value now; `forward` advances it (hello). */
+  clock(): number;
+  forwardClock(): number;
+  pid: number;
+  uptimeSec(): number;
+  pool(): PoolFacts;
+  prefetch(): number;
+  totals(): Record<string, number>;
+  broker(): Record<string, unknown>;
   active(): TaskInfo[];
   reserved(): TaskInfo[];
   scheduled(): TaskInfo[];
-  registered(): string[];
-  revoke(taskId: string): void;
+  /** Known requests by id (running, reserved or waiting for their eta). */
+  find(id: string): { state: 'active' | 'reserved'; info: TaskInfo } | null;
+  registered(): TaskEntry[];
+  revoke(ids: string[]): void;
+  revokedIds(): string[];
+  revokedEntries(): Record<string, number>;
+  mergeRevoked(other: unknown): void;
+  /** Kills the child running `id` with `signal`; false when it does not run here. */
+  terminate(id: string, signal: NodeJS.Signals): boolean;
+  /** False for an unknown task name. */
+  setRateLimit(task: string, rate: string): boolean;
+  setTimeLimit(task: string, soft: number | null, hard: number | null): boolean;
+  /** Grows (n > 0) or shrinks (n < 0) the pool. */
+  resize(n: number): Promise<void>;
+  /** Starts consuming a queue; false when it already did. */
+  addQueue(queue: string): Promise<boolean>;
+  removeQueue(queue: string): Promise<boolean>;
+  activeQueues(): unknown[];
+  conf(withDefaults: boolean): Record<string, unknown>;
+  report(): string;
+  taskEvents: boolean;
+  sendHeartbeat(freq: number): void;
+  restartPool(): void;
   shutdown(): void;
 }
 
-function request(t: ControlTarget, i: TaskInfo) {
-  return {
-    id: i.req.id,
-    name: i.req.task,
-    args: i.req.args,
-    kwargs: i.req.kwargs,
-    type: i.req.task,
-    hostname: t.nodeName,
-    time_start: i.startedAt ? i.startedAt / 1000 : null,
-    acknowledged: i.acked,
-    delivery_info: { routing_key: i.queue, redelivered: i.redelivered },
-  };
+/** A remote-control request with missing or wrong arguments (Celery answers a TypeError). */
+export function controlArgumentError(method: string, message: string): UsageError {
+  return new UsageError('asynx.control.badArgument', `${method}: ${message}`, { method });
 }
 
-/** Handlers for ping (built in), stats, active, reserved, scheduled, registered, revoke, shutdown. */
+const ok = (value: string) => ({ ok: value });
+const nok = (value: string) => ({ error: value });
+
+/** A string list from one value or a list (Celery's `maybe_list`). */
+function strings(v: unknown): string[] {
+  return (Array.isArray(v) ? v : v === undefined || v === null ? [] : [v]).filter((x): x is string => typeof x === 'string');
+}
+
+function text(method: string, args: Record<string, unknown>, key: string): string {
+  const v = args[key];
+  if (typeof v !== 'string' && typeof v !== 'number') throw controlArgumentError(method, `missing required argument '${key}'`);
+  return String(v);
+}
+
+function seconds(method: string, v: unknown, key: string): number | null {
+  if (v === undefined || v === null) return null;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  if (!Number.isFinite(n) || n < 0) throw controlArgumentError(method, `'${key}' must be a number of seconds, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function count(method: string, v: unknown): number {
+  if (v === undefined || v === null) return 1;
+  const n = typeof v === 'number' ? v : Number(v);
+  if (!Number.isInteger(n) || n < 0) throw controlArgumentError(method, `'n' must be a whole number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+function truthy(v: unknown): boolean {
+  return v === true || (typeof v === 'string' && ['1', 'true', 'yes', 'on', 'y'].includes(v.toLowerCase()));
+}
+
+const DEFAULT_TASK_INFO_ITEMS = ['exchange', 'routing_key', 'rate_limit'];
+
+/** Celery's `registered` line: `name [rate_limit=10/m]` when one of the asked attributes is set. */
+function registeredLine(t: TaskEntry, items: string[]): string {
+  const fields = items.filter((k) => t.attributes[k] !== undefined).map((k) => `${k}=${String(t.attributes[k])}`);
+  return fields.length ? `${t.name} [${fields.join(' ')}]` : t.name;
+}
+
+/**
+ * Every command Celery's worker answers (inspect and control), by method name and with its
+ * aliases (`dump_active`, `dump_conf`, …). The mailbox answers a method not listed here with
+ * kombu's `{"error": "KeyError('<method>')"}` ({@link unknownCommand}).
+ */
 export function controlHandlers(t: ControlTarget): Record<string, ControlHandler> {
-  return {
+  const revoke = (ids: string[], terminate: boolean, signal: unknown) => {
+    t.revoke(ids);
+    if (terminate) {
+      const sig = signalName(signal ?? 'TERM');
+      if (!sig) return nok(`ValueError('signal name must be uppercase string: ${String(signal)}')`);
+      const terminated = ids.filter((id) => t.terminate(id, sig) || t.find(id) !== null);
+      return ok(terminated.length ? `terminate: ${terminated.join(', ')}` : 'terminate: tasks unknown');
+    }
+    return ok(`tasks ${ids.join(', ')} flagged as revoked`);
+  };
+  const handlers: Record<string, ControlHandler> = {
+    // -- inspect
+    ping: () => ok('pong'),
     stats: () => {
-      const s = t.stats();
-      return { pid: s.pid, uptime: s.uptimeSec, pool: { 'max-concurrency': s.concurrency, processes: s.childPids }, total: { processed: s.processed }, broker: { transport: 'amqp' }, prefetch_count: s.prefetch, sw_ident: 'asynx' };
+      const p = t.pool();
+      const total = p.writes.reduce((a, b) => a + b, 0);
+      const share = (v: number) => (total && v ? v / total : 0).toFixed(2);
+      return {
+        total: t.totals(),
+        pid: t.pid,
+        clock: String(t.clock()),
+        uptime: t.uptimeSec(),
+        pool: {
+          'max-concurrency': p.size,
+          processes: p.childPids,
+          'max-tasks-per-child': p.maxTasksPerChild ?? 'N/A',
+          'put-guarded-by-semaphore': false,
+          timeouts: [0, 0],
+          writes: { total, avg: share(p.writes.length ? total / p.writes.length : 0), all: p.writes.map(share).join(', '), raw: p.writes.join(', '), strategy: 'fair', inqueues: { total: p.size, active: p.busy } },
+        },
+        broker: t.broker(),
+        prefetch_count: t.prefetch(),
+        rusage: rusage(),
+        sw_ident: 'asynx',
+      };
     },
-    active: () => t.active().map((i) => request(t, i)),
-    reserved: () => t.reserved().map((i) => request(t, i)),
-    scheduled: () => t.scheduled().map((i) => ({ eta: i.req.eta ? new Date(i.req.eta).toISOString() : null, priority: i.req.priority, request: request(t, i) })),
-    registered: () => t.registered(),
-    revoke: (args) => {
-      const ids = (Array.isArray(args.task_id) ? args.task_id : [args.task_id]).filter((x): x is string => typeof x === 'string');
-      for (const id of ids) t.revoke(id);
-      return { ok: `tasks ${ids.join(', ')} flagged as revoked` };
+    active: (a) => t.active().map((i) => requestInfo(t.nodeName, i, truthy(a.safe))),
+    reserved: () => t.reserved().map((i) => requestInfo(t.nodeName, i)),
+    scheduled: () => t.scheduled().map((i) => ({ eta: i.req.eta !== null ? new Date(i.req.eta).toISOString() : null, priority: i.req.priority, request: requestInfo(t.nodeName, i) })),
+    registered: (a) => {
+      const items = strings(a.taskinfoitems);
+      // Built-in tasks (`asynx.*`, as Celery hides `celery.*`) only with `builtins`.
+      return t
+        .registered()
+        .filter((e) => truthy(a.builtins) || !e.name.startsWith('asynx.'))
+        .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
+        .map((e) => registeredLine(e, items.length ? items : DEFAULT_TASK_INFO_ITEMS));
+    },
+    revoked: () => t.revokedIds(),
+    active_queues: () => t.activeQueues(),
+    conf: (a) => t.conf(truthy(a.with_defaults)),
+    query_task: (a) => {
+      const out: Record<string, [string, unknown]> = {};
+      for (const id of strings(a.ids)) {
+        const found = t.find(id);
+        if (found) out[id] = [found.state, requestInfo(t.nodeName, found.info)];
+      }
+      return out;
+    },
+    report: () => ok(t.report()),
+    clock: () => ({ clock: t.clock() }),
+    hello: (a) => {
+      const from = a.from_node;
+      if (from === t.nodeName) return null; // Celery answers its own hello with nothing
+      if (a.revoked) t.mergeRevoked(a.revoked);
+      return { revoked: t.revokedEntries(), clock: t.forwardClock() };
+    },
+    // -- control
+    revoke: (a) => revoke(strings(a.task_id), truthy(a.terminate), a.signal),
+    terminate: (a) => revoke(strings(a.task_id), true, a.signal),
+    rate_limit: (a) => {
+      const task = text('rate_limit', a, 'task_name');
+      const rate = a.rate_limit === null || a.rate_limit === undefined ? '' : String(a.rate_limit);
+      if (rate !== '') {
+        const parsed = parseRate(rate);
+        if ('error' in parsed) return nok(parsed.error);
+      }
+      if (!t.setRateLimit(task, rate)) return nok('unknown task');
+      return ok(rate === '' || rate === '0' ? 'rate limit disabled successfully' : 'new rate limit set successfully');
+    },
+    time_limit: (a) => {
+      const task = text('time_limit', a, 'task_name');
+      const soft = seconds('time_limit', a.soft, 'soft');
+      const hard = seconds('time_limit', a.hard, 'hard');
+      return t.setTimeLimit(task, soft, hard) ? ok('time limits set successfully') : nok('unknown task');
+    },
+    pool_grow: async (a) => {
+      await t.resize(count('pool_grow', a.n));
+      return ok('pool will grow');
+    },
+    pool_shrink: async (a) => {
+      await t.resize(-count('pool_shrink', a.n));
+      return ok('pool will shrink');
+    },
+    pool_restart: () => {
+      t.restartPool();
+      return ok('reload started');
     },
     shutdown: () => {
       setImmediate(() => t.shutdown());
-      return { ok: 'shutting down' };
+      return ok('shutting down');
+    },
+    add_consumer: async (a) => {
+      const queue = text('add_consumer', a, 'queue');
+      await t.addQueue(queue);
+      return ok(`add consumer ${queue}`);
+    },
+    cancel_consumer: async (a) => {
+      const queue = text('cancel_consumer', a, 'queue');
+      await t.removeQueue(queue);
+      return ok(`no longer consuming from ${queue}`);
+    },
+    enable_events: () => {
+      if (t.taskEvents) return ok('task events already enabled');
+      t.taskEvents = true;
+      return ok('task events enabled');
+    },
+    disable_events: () => {
+      if (!t.taskEvents) return ok('task events already disabled');
+      t.taskEvents = false;
+      return ok('task events disabled');
+    },
+    heartbeat: () => {
+      t.sendHeartbeat(5);
+      return null;
     },
   };
+  // Celery's aliases.
+  const aliases: Record<string, string> = { dump_conf: 'conf', dump_active: 'active', dump_reserved: 'reserved', dump_schedule: 'scheduled', dump_revoked: 'revoked', dump_tasks: 'registered' };
+  for (const [alias, name] of Object.entries(aliases)) handlers[alias] = handlers[name]!;
+  return handlers;
 }
 
-/** What a worker node exposes to remote control, part by part. */
-export interface ControlSources {
-  nodeName: string;
-  startedAt: number;
-  concurrency: number;
-  admission: Admission;
-  dispatch: Dispatch;
-  childPids(): number[];
-  prefetch(): number;
-  registered(): string[];
-  shutdown(): void;
-}
-
-function taskInfo(p: Pending): TaskInfo {
-  return { req: p.req, queue: p.delivery.queue, redelivered: p.delivery.redelivered, acked: p.acked, startedAt: p.startedAt };
-}
-
-/** The control target of a worker: running tasks from dispatch, reserved and scheduled ones from admission. */
-export function workerControlTarget(s: ControlSources): ControlTarget {
-  return {
-    nodeName: s.nodeName,
-    stats: () => ({ pid: process.pid, uptimeSec: Math.round((Date.now() - s.startedAt) / 1000), concurrency: s.concurrency, childPids: s.childPids(), processed: s.dispatch.processed, prefetch: s.prefetch() }),
-    active: () => s.dispatch.active.map(taskInfo),
-    reserved: () => s.admission.reserved.map(taskInfo),
-    scheduled: () => s.admission.scheduled.map(taskInfo),
-    registered: () => s.registered(),
-    revoke: (id) => s.admission.revoke(id),
-    shutdown: () => s.shutdown(),
-  };
+/** kombu's answer to a method the node does not have (`repr(KeyError(method))`). */
+export function unknownCommand(method: string): { error: string } {
+  return { error: `KeyError('${method}')` };
 }

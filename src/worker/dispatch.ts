@@ -12,9 +12,13 @@ import type { Pool } from './pool.js';
 /** Moves tasks from the admission buffer to the pool and their results to {@link Outcomes}. */
 export class Dispatch {
   private readonly running = new Map<number, Pending>();
+  /** The pool each running task went to (a HUP restart drains before it replaces the pool). */
+  private readonly poolOf = new Map<number, Pool>();
   private idleWaiters: Array<() => void> = [];
   /** Tasks finished since the worker started. */
   processed = 0;
+  /** Tasks started since the worker started, per task name (Celery's stats `total`). */
+  readonly totals = new Map<string, number>();
 
   constructor(
     private readonly io: TaskIo,
@@ -29,6 +33,20 @@ export class Dispatch {
   /** Tasks running now. */
   get active(): readonly Pending[] {
     return [...this.running.values()];
+  }
+
+  /** Pid of the pool child running a task, or null. */
+  workerPid(p: Pending): number | null {
+    return this.poolOf.get(p.seq)?.pidOf(p.seq) ?? null;
+  }
+
+  /**
+   * Kills the pool child running task `taskId` with `signal` (remote control `revoke` with
+   * `terminate`); the task then ends REVOKED. False when it does not run here.
+   */
+  terminate(taskId: string, signal: NodeJS.Signals): boolean {
+    for (const p of this.running.values()) if (p.req.id === taskId) return this.poolOf.get(p.seq)?.terminate(p.seq, signal) ?? false;
+    return false;
   }
 
   /** Starts due tasks while children are idle. */
@@ -52,8 +70,11 @@ export class Dispatch {
     const { req, def } = p;
     const { events, hostname } = this.io;
     const acksLate = def.options.acksLate ?? this.io.config.acksLate;
+    const changed = this.io.limits.time(req.task); // by `time_limit`; a soft 0 = none (null would fall back to the task's)
     p.startedAt = Date.now();
     this.running.set(p.seq, p);
+    this.poolOf.set(p.seq, pool);
+    this.totals.set(req.task, (this.totals.get(req.task) ?? 0) + 1);
     // Acks early: the child gets the job only once the ack is durable (at most once even if this process is
     // killed right after dispatch; found by test/faults/sqlite-node-kill.test.ts).
     // Also on record first (status file): if the whole node is killed, whoever finds it dead can store the
@@ -72,9 +93,10 @@ export class Dispatch {
       rootId: req.rootId,
       parentId: req.parentId,
       hostname,
-      softTimeLimit: req.softTimeLimit,
+      softTimeLimit: req.softTimeLimit ?? (changed ? (changed.soft ?? 0) : null),
     };
-    const hard = req.timeLimit ?? def.options.timeLimit;
+    // The message's limits win, then those set by remote control (`time_limit`), then the task's own.
+    const hard = req.timeLimit ?? (changed ? changed.hard : def.options.timeLimit);
     pool
       .run(job, hard, (state, meta) => void this.outcomes.store(p, stateBody(req.id, state, meta)), acked)
       .then((r) => this.outcomes.finish(p, r))
@@ -87,6 +109,7 @@ export class Dispatch {
       })
       .finally(() => {
         this.running.delete(p.seq);
+        this.poolOf.delete(p.seq);
         this.processed++;
         if (this.running.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
         this.pump();

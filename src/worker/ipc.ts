@@ -11,7 +11,9 @@ export interface Job extends ExecInput {
 export type ParentMessage =
   | { type: 'run'; job: Job }
   /** Finish nothing more and exit (retire after max tasks / memory, or pool shutdown). */
-  | { type: 'exit' };
+  | { type: 'exit' }
+  /** Remote control terminates the running task: die of `signal` (one the child otherwise ignores). */
+  | { type: 'terminate'; signal: NodeJS.Signals };
 
 /** Child → parent. */
 export type ChildMessage =

@@ -31,6 +31,10 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
       }
     }),
     events.on('message:invalid', (e) => log.error(`Received invalid message ${e.tag} on queue '${e.queue}': ${e.message}; moving it to the dead-letter queue`)),
+    events.on('task:revoked', (e) => {
+      if (e.terminated) log.info(`Terminated ${taskLabel(e)} (${e.signum}): revoked by remote control`);
+      else log.info(`Discarding ${e.expired ? 'expired' : 'revoked'} task: ${taskLabel(e)}`);
+    }),
     events.on('message:restored', (e) => log.info(`Restoring ${e.count} unacknowledged message(s)`)),
     events.on('task:succeeded', (e) => {
       // Built only when it will be written: at -l warning this line costs nothing per task.

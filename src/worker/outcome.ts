@@ -1,7 +1,7 @@
 // What happens after a task attempt: store its state, ack or give back, retry, callbacks and errbacks.
 
 import { encodeError, type EncodedError } from '../app/execute.js';
-import { AsynxError, NotRegistered, TimeLimitExceeded, WorkerLostError } from '../errors.js';
+import { AsynxError, NotRegistered, TaskRevokedError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
 import type { Signature } from '../protocol/message.js';
 import type { ResultBody } from '../protocol/message.js';
 import { errorBody, successBody } from '../results/body.js';
@@ -82,6 +82,10 @@ export class Outcomes {
         await this.store(p, errorBody(req.id, 'FAILURE', o.error));
         await this.errbacks(p);
       }
+    } else if (r.kind === 'terminated') {
+      // Celery's `_announce_revoked('terminated', …)`: event, REVOKED in the backend, then the ack.
+      events.emit('task:revoked', { ...base(), terminated: true, signum: r.signal, expired: false, expires: null });
+      await this.store(p, errorBody(req.id, 'REVOKED', encodeError(new TaskRevokedError('terminated', { taskId: req.id, signal: r.signal }))));
     } else if (r.kind === 'timeLimit') {
       const error = encodeError(new TimeLimitExceeded(r.seconds, { taskId: req.id }));
       events.emit('task:failed', { ...base(), exception: exceptionOf(error), runtime, cause: 'timeLimit', timeLimit: r.seconds });

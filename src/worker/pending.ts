@@ -7,6 +7,7 @@ import type { TaskRequest } from '../protocol/codec.js';
 import type { ResultBackend } from '../results/backend.js';
 import type { Delivery, Transport } from '../transports/transport.js';
 import type { TaskEventBase, WorkerEvents } from './events.js';
+import type { TaskLimits } from './task-limits.js';
 
 /** A task message held by the worker. */
 export interface Pending {
@@ -32,6 +33,8 @@ export interface TaskIo {
   readonly config: ResolvedConfig;
   /** Where task definitions come from; replaced on HUP reload. */
   registry(): Asynx;
+  /** Rate and time limits set by remote control, per task name. */
+  readonly limits: TaskLimits;
 }
 
 /** The common fields of a task event. */

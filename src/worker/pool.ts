@@ -14,6 +14,8 @@ export type JobResult =
   | { kind: 'done'; outcome: Outcome }
   | { kind: 'lost'; detail: string }
   | { kind: 'timeLimit'; seconds: number }
+  /** Remote control terminated it (`revoke` with `terminate`): its child was killed with `signal`. */
+  | { kind: 'terminated'; signal: NodeJS.Signals }
   /** The gate passed to {@link Pool.run} rejected: the child never got the job. */
   | { kind: 'notStarted'; detail: string };
 
@@ -50,7 +52,12 @@ interface Slot {
   onState: ((state: string, meta: unknown) => void) | null;
   hardTimer: NodeJS.Timeout | null;
   killedFor: JobResult | null;
+  /** Shrunk away: leaves the pool when it exits (after its running job), not replaced. */
+  removed: boolean;
 }
+
+/** Signals a pool child ignores (sent to the whole process group): a terminate asks the child to take them. */
+const CHILD_IGNORES: ReadonlySet<string> = new Set(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2']);
 
 const CHILD_ENTRY = fileURLToPath(new URL('./child.js', import.meta.url));
 
@@ -73,6 +80,70 @@ export class Pool {
     await Promise.all(Array.from({ length: this.opts.size }, (_, i) => this.spawn(i + 1)));
   }
 
+  /** Children the pool keeps (grown and shrunk by remote control); Celery's `max-concurrency`. */
+  get size(): number {
+    return this.slots.filter((s) => !s.removed).length;
+  }
+
+  /**
+   * Adds `n` children (`pool_grow`), each in a new slot; resolves once they are up (or failed to
+   * start: such a slot is retried as a crashed child is). Tasks reach them when they are ready.
+   */
+  async grow(n: number): Promise<void> {
+    if (this.closing || n <= 0) return;
+    const top = this.slots.reduce((m, s) => Math.max(m, s.index), 0);
+    await Promise.all(Array.from({ length: n }, (_, i) => this.spawn(top + i + 1).catch(() => undefined)));
+  }
+
+  /**
+   * Removes up to `n` children (`pool_shrink`), idle ones first; a busy one leaves after its task.
+   * At least one child stays. Resolves to how many were taken away.
+   */
+  shrink(n: number): number {
+    const kept = this.slots.filter((s) => !s.removed);
+    const count = Math.max(0, Math.min(n, kept.length - 1));
+    const idleFirst = [...kept.filter((s) => !s.job), ...kept.filter((s) => s.job)];
+    for (const slot of idleFirst.slice(0, count)) {
+      slot.removed = true;
+      if (!slot.job) this.retire(slot, 'pool shrunk by remote control');
+    }
+    return count;
+  }
+
+  /** Tasks handed to each kept child so far (Celery's pool `writes`). */
+  get writes(): number[] {
+    return this.slots.filter((s) => !s.removed).map((s) => s.tasksRun + (s.job ? 1 : 0));
+  }
+
+  /** Children running a job now. */
+  get busy(): number {
+    return this.slots.filter((s) => s.job).length;
+  }
+
+  /** Pid of the child running job `seq`, or null. */
+  pidOf(seq: number): number | null {
+    return this.slots.find((s) => s.job?.seq === seq)?.pid ?? null;
+  }
+
+  /**
+   * Kills the child running job `seq` with `signal` (`revoke` with `terminate`); the job resolves
+   * `terminated` and the slot gets a new child. A signal the child ignores (TERM, INT, HUP, USR2: they
+   * reach the whole process group) is delivered through the child, which stops ignoring it first.
+   * A child still alive after the exit deadline gets SIGKILL. False when no child runs that job.
+   */
+  terminate(seq: number, signal: NodeJS.Signals): boolean {
+    const slot = this.slots.find((s) => s.job?.seq === seq);
+    if (!slot) return false;
+    slot.killedFor = { kind: 'terminated', signal };
+    if (CHILD_IGNORES.has(signal)) this.post(slot, { type: 'terminate', signal });
+    else slot.child.kill(signal);
+    const child = slot.child;
+    setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }, this.opts.exitTimeoutMs ?? 5000).unref();
+    return true;
+  }
+
   /** Pids of the live children. */
   get childPids(): number[] {
     return this.slots.filter((s) => s.child.exitCode === null).map((s) => s.pid);
@@ -80,7 +151,7 @@ export class Pool {
 
   /** Children that are ready and have no job. */
   get idle(): number {
-    return this.slots.filter((s) => s.ready && !s.job && !s.retiring).length;
+    return this.slots.filter((s) => s.ready && !s.job && !s.retiring && !s.removed).length;
   }
 
   private spawn(index: number): Promise<void> {
@@ -96,7 +167,7 @@ export class Pool {
       serialization: 'json',
     });
     if (fd !== null) closeSync(fd);
-    const slot: Slot = { index, child, pid: child.pid ?? -1, ready: false, job: null, tasksRun: 0, retiring: false, resolve: null, onState: null, hardTimer: null, killedFor: null };
+    const slot: Slot = { index, child, pid: child.pid ?? -1, ready: false, job: null, tasksRun: 0, retiring: false, resolve: null, onState: null, hardTimer: null, killedFor: null, removed: false };
     const existing = this.slots.findIndex((s) => s.index === index);
     if (existing >= 0) this.slots[existing] = slot;
     else this.slots.push(slot);
@@ -125,6 +196,7 @@ export class Pool {
           if (!slot.job || slot.job.seq !== m.seq) return;
           this.finish(slot, { kind: 'done', outcome: m.outcome });
           slot.tasksRun++;
+          if (slot.removed) return this.retire(slot, 'pool shrunk by remote control');
           const maxTasks = this.opts.maxTasksPerChild;
           const maxKb = this.opts.maxMemoryPerChildKb;
           if (maxTasks && slot.tasksRun >= maxTasks) this.retire(slot, `max tasks per child (${maxTasks}) reached`);
@@ -135,12 +207,15 @@ export class Pool {
       child.on('exit', (code, signal) => {
         clearTimeout(timeout);
         const detail = describeExit(code, signal);
-        const expected = this.closing || slot.retiring;
+        const expected = this.closing || slot.retiring || slot.removed;
         this.opts.events?.emit('pool:child:exit', { index, pid: slot.pid, detail, expected });
         if (slot.job) this.finish(slot, slot.killedFor ?? { kind: 'lost', detail });
         const wasReady = slot.ready;
         slot.ready = false;
-        if (!this.closing && this.slots.includes(slot)) {
+        if (slot.removed) {
+          const at = this.slots.indexOf(slot);
+          if (at >= 0 && !this.closing) this.slots.splice(at, 1);
+        } else if (!this.closing && this.slots.includes(slot)) {
           // Replace it (a crash, a kill, or a recycle). A child that died before its handshake is
           // replaced after a pause, so an app that cannot load does not become a fork loop.
           const respawn = () => {
@@ -187,7 +262,7 @@ export class Pool {
    * early ack is durable), so a kill of the main process cannot leave a task both run and unacked.
    */
   run(job: Job, hardLimit: number | null, onState: (state: string, meta: unknown) => void, gate?: Promise<void>): Promise<JobResult> {
-    const slot = this.slots.find((s) => s.ready && !s.job && !s.retiring);
+    const slot = this.slots.find((s) => s.ready && !s.job && !s.retiring && !s.removed);
     if (!slot) return Promise.reject(new AsynxError('asynx.pool.busy', 'No idle pool child: the worker dispatched past its concurrency'));
     return new Promise<JobResult>((resolve) => {
       slot.job = job;

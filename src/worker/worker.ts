@@ -6,14 +6,16 @@ import type { Mailbox } from '../control/mailbox.js';
 import { acquirePidfile } from '../process/pidfile.js';
 import { readStatus, statusPathFor } from '../process/status-file.js';
 import type { ResultBackend } from '../results/backend.js';
-import type { Consumer, Transport } from '../transports/transport.js';
+import type { Transport } from '../transports/transport.js';
 import { parseBrokerUrl } from '../urls.js';
 import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
 import { Admission } from './admission.js';
 import { brokerDown, connectWithRetry } from './connect-retry.js';
 import { startCeleryEvents } from './celery-events.js';
-import { controlHandlers, workerControlTarget } from './control.js';
+import { ConsumerSet } from './consumer-set.js';
+import { controlHandlers } from './control.js';
+import { workerControlTarget } from './control-target.js';
 import { Dispatch } from './dispatch.js';
 import { WorkerEvents, type WorkerEventName, type WorkerInfo, type WorkerListener, type WorkerState } from './events.js';
 import { Lifecycle } from './lifecycle.js';
@@ -26,6 +28,7 @@ import { Outcomes } from './outcome.js';
 import type { TaskIo } from './pending.js';
 import { Pool } from './pool.js';
 import { StatusReporter } from './status-reporter.js';
+import { TaskLimits } from './task-limits.js';
 
 export { defaultNodeName } from './options.js';
 
@@ -62,7 +65,11 @@ export class Worker {
   private registry: Asynx | null = null;
   private parts: Parts | null = null;
   private pool: Pool | null = null;
-  private consumer: Consumer | null = null;
+  private consumers: ConsumerSet | null = null;
+  /** Rate and time limits set by remote control; kept across HUP restarts. */
+  private readonly limits = new TaskLimits();
+  /** Pool size: `--concurrency`, then changed by `pool_grow` / `pool_shrink`. */
+  private concurrency: number;
   private mailbox: Mailbox | null = null;
   private prefetch: number | undefined;
   private queues: string[] = [];
@@ -88,6 +95,7 @@ export class Worker {
    */
   constructor(app: Asynx | (() => Promise<Asynx>), options: WorkerOptions | ResolvedWorkerOptions) {
     this.opts = isResolvedWorkerOptions(options) ? options : resolveWorkerOptions(options);
+    this.concurrency = this.opts.concurrency;
     this.load = typeof app === 'function' ? app : async () => app;
     this.lifecycle = new Lifecycle(this.events, this.opts.nodeName);
     this.lost = new LostTasks(this.events);
@@ -133,7 +141,7 @@ export class Worker {
 
   private info(): WorkerInfo {
     const active = this.parts?.dispatch.active.length ?? 0;
-    return { hostname: this.opts.nodeName, pid: process.pid, timestamp: Date.now(), freq: this.opts.heartbeatIntervalMs / 1000, active, processed: this.processed, concurrency: this.opts.concurrency, queues: this.queues };
+    return { hostname: this.opts.nodeName, pid: process.pid, timestamp: Date.now(), freq: this.opts.heartbeatIntervalMs / 1000, active, processed: this.processed, concurrency: this.concurrency, queues: this.queues };
   }
 
   /** Starts: pidfile, app, broker, pool, consumer, remote control. Rejects (after cleaning up) if a step fails. */
@@ -183,7 +191,7 @@ export class Worker {
       this.monitor.taskEvents = opts.taskEvents ?? config.workerSendTaskEvents;
       releasers.add('celery events', await startCeleryEvents(transport, config, { events: this.events, monitor: this.monitor, hostname: opts.nodeName, info: () => this.info() }));
       if (this.stopRequested) return;
-      const io: TaskIo = { events: this.events, hostname: opts.nodeName, transport, backend, config, registry: () => this.registry ?? app };
+      const io: TaskIo = { events: this.events, hostname: opts.nodeName, transport, backend, config, registry: () => this.registry ?? app, limits: this.limits };
       const outcomes = new Outcomes(io);
       const admission = new Admission(io, outcomes, () => this.lifecycle.accepting, () => this.parts?.dispatch.pump());
       const status = this.status;
@@ -244,7 +252,7 @@ export class Worker {
       node: this.opts.nodeName,
       pid: process.pid,
       state: this.lifecycle.state,
-      concurrency: this.opts.concurrency,
+      concurrency: this.concurrency,
       childPids: this.pool?.childPids ?? [],
       processed: this.processed,
       active: this.parts?.dispatch.active.length ?? 0,
@@ -265,26 +273,58 @@ export class Worker {
    * SQLite mailbox tables, answering with the handlers of ./control.ts.
    */
   private async startControl(): Promise<void> {
-    const { io, admission, dispatch } = this.parts!;
+    const { io } = this.parts!;
     const { startMailbox } = await import('../control/mailbox.js');
     this.releasers.add('remote control', () => this.mailbox?.close());
-    const target = workerControlTarget({
+    this.mailbox = await startMailbox(io.config.brokerUrl, this.opts.nodeName, controlHandlers(this.controlTarget()), { clock: this.monitor.clock, connectTimeoutMs: io.config.connectTimeoutMs, cwd: this.registry?.cwd ?? process.cwd() });
+  }
+
+  /** What remote control reads and changes in this node (the handlers in control.ts answer from it). */
+  private controlTarget() {
+    const { io, admission, dispatch } = this.parts!;
+    return workerControlTarget({
       nodeName: this.opts.nodeName,
       startedAt: this.startedAt,
-      concurrency: this.opts.concurrency,
+      io,
       admission,
       dispatch,
-      childPids: () => this.pool?.childPids ?? [],
-      prefetch: () => this.prefetch ?? 0,
+      monitor: this.monitor,
+      pool: () => this.pool,
+      consumers: () => this.consumers,
+      maxTasksPerChild: this.opts.maxTasksPerChild ?? null,
       registered: () => (this.registry ?? io.registry()).taskNames(),
+      taskOptions: (name) => (this.registry ?? io.registry()).getTask(name)?.options,
+      resize: (n) => this.resizePool(n),
+      addQueue: async (q) => {
+        const added = (await this.consumers?.add(q)) ?? false;
+        this.queues = [...(this.consumers?.queues ?? this.queues)];
+        return added;
+      },
+      removeQueue: async (q) => {
+        const removed = (await this.consumers?.remove(q)) ?? false;
+        this.queues = [...(this.consumers?.queues ?? this.queues)];
+        return removed;
+      },
+      restartPool: () => void this.restartPool(),
       shutdown: () => void this.stop('warm'),
     });
-    this.mailbox = await startMailbox(io.config.brokerUrl, this.opts.nodeName, controlHandlers(target), { clock: this.monitor.clock, connectTimeoutMs: io.config.connectTimeoutMs, cwd: this.registry?.cwd ?? process.cwd() });
+  }
+
+  /** `pool_grow` (n > 0) / `pool_shrink` (n < 0): real children come or go; prefetch follows (Celery's `_update_prefetch_count`). */
+  private async resizePool(n: number): Promise<void> {
+    const pool = this.pool;
+    if (!pool || this.lifecycle.state !== 'running') return;
+    if (n > 0) await pool.grow(n);
+    else pool.shrink(-n);
+    this.concurrency = pool.size;
+    const config = this.parts!.io.config;
+    this.prefetch = this.concurrency * config.prefetchMultiplier;
+    await this.consumers?.setPrefetch(this.prefetch);
   }
 
   private makePool(): Pool {
     const pool = new Pool({
-      size: this.opts.concurrency,
+      size: this.concurrency,
       appUrl: this.opts.appUrl,
       env: this.opts.childEnv,
       maxTasksPerChild: this.opts.maxTasksPerChild,
@@ -298,13 +338,12 @@ export class Worker {
 
   private async consume(): Promise<void> {
     const { io, admission } = this.parts!;
-    this.consumer = await io.transport.consume(this.queues, this.prefetch!, (d) => admission.onDelivery(d));
+    this.consumers ??= new ConsumerSet(io.transport, this.queues, this.prefetch!, (d) => admission.onDelivery(d));
+    await this.consumers.start();
   }
 
   private async cancelConsumer(): Promise<void> {
-    const c = this.consumer;
-    this.consumer = null;
-    await c?.cancel();
+    await this.consumers?.stop();
   }
 
   /** Lines describing the running tasks (USR1). */
