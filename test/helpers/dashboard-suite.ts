@@ -56,7 +56,7 @@ export function dashboardSuite(ctx: SuiteContext, extra: (h: SuiteHandles) => vo
   before(async () => {
     worker = await startWorker({ brokerUrl: ctx.brokerUrl(), args: ['-c', '2', '-E', '-n', ctx.node] });
     client = new Asynx({ brokerUrl: ctx.brokerUrl(), configFile: false, taskSendSentEvent: true });
-    dash = await dashboard({ brokerUrl: ctx.brokerUrl(), cwd: ctx.dir(), port: 0, inspectInterval: 1, queueInterval: 0.5, auth: null });
+    dash = await dashboard({ brokerUrl: ctx.brokerUrl(), cwd: ctx.dir(), port: 0, inspectInterval: 1, queueInterval: 0.5, auth: null, queues: ['dash.idle'] });
     browser = await launchBrowser();
   });
   after(async () => {
@@ -138,6 +138,15 @@ export function dashboardSuite(ctx: SuiteContext, extra: (h: SuiteHandles) => vo
     // With both, the same request goes through (so the refusals above were about the token and origin).
     const ok = await fetch(`${url}api/queues/celery/purge`, { method: 'POST', headers: { Origin: origin, 'X-CSRF-Token': token, 'Content-Type': 'application/json' }, body: '{}' });
     assert.equal(ok.status, 200, await ok.text());
+  });
+
+  it('a queue nobody consumes shows its length, and purge from the page empties it', async () => {
+    for (let i = 0; i < 3; i++) await client.sendTask('t.add', [i, i], {}, { queue: 'dash.idle' });
+    const cell = `#queues tr[data-queue="dash.idle"] td:nth-child(2)`;
+    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '3', cell, { timeout: 15_000 });
+    await page.click('#queues tr[data-queue="dash.idle"] button[data-action="purge"]');
+    await page.waitForFunction(() => /3 message\(s\) purged/.test(document.getElementById('toast')?.textContent ?? ''), null, { timeout: 10_000 });
+    await page.waitForFunction((sel) => document.querySelector(sel)?.textContent === '0', cell, { timeout: 15_000 });
   });
 
   it('grow from the page adds a pool process (stats pool size 2 → 3)', async () => {

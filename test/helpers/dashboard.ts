@@ -95,9 +95,9 @@ export async function screenshot(page: Page, file: string): Promise<void> {
 }
 
 /** A Python Celery worker that sends worker heartbeats (events), unlike test/helpers/celery.ts's, which turns them off. */
-export async function startCeleryWithHeartbeats(brokerUrl: string, nodeName: string): Promise<Spawned> {
+export async function startCeleryWithHeartbeats(brokerUrl: string, nodeName: string, queue: string): Promise<Spawned> {
   const env = { ...process.env, PYTHONPATH: PY_FIXTURES, BROKER_URL: brokerUrl, PYTHONUNBUFFERED: '1', PYTHONDONTWRITEBYTECODE: '1' };
-  const p = spawnProcess(PYTHON, ['-m', 'celery', '-A', 'capp', 'worker', '-l', 'info', '-n', nodeName, '-c', '1', '-P', 'solo', '--without-gossip', '--without-mingle', '-E'], { cwd: PY_FIXTURES, env, group: true, reapChildren: true });
+  const p = spawnProcess(PYTHON, ['-m', 'celery', '-A', 'capp', 'worker', '-l', 'info', '-n', nodeName, '-c', '1', '-P', 'solo', '--without-gossip', '--without-mingle', '-E', '-Q', queue], { cwd: PY_FIXTURES, env, group: true, reapChildren: true });
   try {
     await waitFor('Celery worker ready', () => p.isDone() || / ready\./.test(p.output()), 30_000);
   } catch (err) {
