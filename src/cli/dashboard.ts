@@ -44,7 +44,8 @@ Actions are POSTs that need the page's CSRF token and the same origin; --read-on
 Examples:
   $ asynx dashboard
   $ asynx dashboard --port 8080 --read-only
-  $ ASYNX_DASHBOARD_AUTH='admin:s3cret' asynx dashboard --address 0.0.0.0 --auth
+  $ export ASYNX_DASHBOARD_AUTH='admin:s3cret'
+  $ asynx dashboard --address 0.0.0.0 --auth
 
 Exit codes: 0 stopped by SIGINT/SIGTERM · 64 bad usage (also a non-loopback --address without --auth) ·
 69 broker unavailable · 73 the port cannot be bound.`;

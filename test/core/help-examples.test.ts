@@ -9,11 +9,12 @@ import { runCli } from '../helpers/worker.js';
 import { exampleProject, ok } from '../helpers/example-project.js';
 
 /** The helps whose examples are checked. */
-const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge'], ['inspect'], ['control'], ['status'], ['revoke']];
+const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge'], ['inspect'], ['control'], ['status'], ['revoke'], ['dashboard']];
 
 const EXAMPLE_ID = '1e054e15-ea11-4e56-a3d6-b138371690bc';
 
 const SKIP: Record<string, string> = {
+  'asynx dashboard --address 0.0.0.0 --auth': 'listens on every interface (tests stay on loopback); test/core/dashboard.test.ts checks auth and the refusal without it',
   'asynx worker -A ./tasks.mjs -b amqp://guest:guest@127.0.0.1:5672//': 'needs a RabbitMQ server on 127.0.0.1:5672 (test/amqp/* start a private node on another port)',
 };
 
@@ -54,6 +55,8 @@ const RUN: Record<string, string> = {
   'asynx status --json --timeout 3': 'JSON {node: {ok: pong}}',
   [`asynx revoke ${EXAMPLE_ID}`]: 'exit 0, flagged as revoked',
   [`asynx revoke ${EXAMPLE_ID} --terminate --signal SIGKILL`]: 'exit 0 (the id is not running)',
+  'asynx dashboard': 'in the background until its URL line; the page answers 200 on 127.0.0.1:5555; TERM → exit 0',
+  'asynx dashboard --port 8080 --read-only': 'the same on 127.0.0.1:8080, the page says read-only; TERM → exit 0',
 };
 
 const examples = new Set<string>();
@@ -208,6 +211,19 @@ describe('--help examples run as written', () => {
     assert.ok(pids.every((x) => x > 0), pids.join(','));
     ok(await p.sh('asynx multi stopwait 3 --timeout=60', {}, 90_000), 'multi stopwait 3 --timeout=60 (the example in `asynx --help`)');
     assert.ok(await waitGone(pids, 5_000));
+  });
+
+  it('asynx dashboard serves the page until TERM', async () => {
+    for (const [c, port, readOnly] of [['asynx dashboard', 5555, false], ['asynx dashboard --port 8080 --read-only', 8080, true]] as const) {
+      const d = p.background(c);
+      const m = await waitFor(`dashboard URL: ${c}`, () => d.isDone() || /asynx dashboard on (http:\S+)/.exec(d.output()), 30_000);
+      assert.ok(m !== true, `${c} exited:\n${d.output()}`);
+      assert.equal(m[1], `http://127.0.0.1:${port}/`);
+      const page = await fetch(m[1]);
+      assert.equal(page.status, 200);
+      assert.match(await page.text(), new RegExp(`name="read-only" content="${readOnly}"`));
+      assert.equal(await d.stop('SIGTERM', 20_000), 0, d.output());
+    }
   });
 
   it('every RUN example ran', () => {

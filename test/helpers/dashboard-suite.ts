@@ -156,6 +156,8 @@ export function dashboardSuite(ctx: SuiteContext, extra: (h: SuiteHandles) => vo
     await page.waitForFunction((h) => document.querySelector(`#workers tr[data-hostname="${h}"]`)?.children[4]?.textContent === '2', ctx.node, { timeout: 15_000 });
   });
 
+  extra({ page: () => page, dash: () => dash, client: () => client, worker: () => worker });
+
   it('a screenshot of the page is saved', async () => {
     const failing = await client.sendTask('t.boom');
     await waitTask(page, failing.id, 'FAILURE');
@@ -164,8 +166,6 @@ export function dashboardSuite(ctx: SuiteContext, extra: (h: SuiteHandles) => vo
     await screenshot(page, file);
     assert.ok(existsSync(file));
   });
-
-  extra({ page: () => page, dash: () => dash, client: () => client, worker: () => worker });
 
   it('the node goes offline on the page after a warm shutdown', async () => {
     assert.equal(await worker.stop('SIGTERM'), 0);
