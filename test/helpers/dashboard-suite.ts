@@ -159,8 +159,12 @@ export function dashboardSuite(ctx: SuiteContext, extra: (h: SuiteHandles) => vo
   extra({ page: () => page, dash: () => dash, client: () => client, worker: () => worker });
 
   it('a screenshot of the page is saved', async () => {
+    // Some of each outcome, so the picture shows what the page is for.
+    for (let i = 0; i < 5; i++) await client.sendTask('t.add', [i, 10 * i]);
+    const retried = await client.sendTask('t.flaky', [1]);
     const failing = await client.sendTask('t.boom');
     await waitTask(page, failing.id, 'FAILURE');
+    await waitTask(page, retried.id, 'SUCCESS');
     await page.waitForTimeout(600); // one SSE flush, so the charts include the failure
     const file = join(ctx.dir(), 'dashboard.png');
     await screenshot(page, file);

@@ -83,11 +83,11 @@ export async function csrfToken(url: string, headers: Record<string, string> = {
   return m[1]!;
 }
 
-/** Saves a full-page screenshot to `file`; with ASYNX_UPDATE_SCREENSHOT=1 also to docs/dashboard.png (the README's). */
-export async function screenshot(page: Page, file: string): Promise<void> {
+/** Saves a full-page screenshot to `file`; the README's one (`readme`) also goes to docs/dashboard.png with ASYNX_UPDATE_SCREENSHOT=1. */
+export async function screenshot(page: Page, file: string, opts: { readme?: boolean } = {}): Promise<void> {
   await page.screenshot({ path: file, fullPage: true });
   if (statSync(file).size < 10_000) throw new Error(`screenshot ${file} is suspiciously small`);
-  if (process.env.ASYNX_UPDATE_SCREENSHOT === '1') {
+  if (opts.readme && process.env.ASYNX_UPDATE_SCREENSHOT === '1') {
     const docs = join(ROOT, 'docs', 'dashboard.png');
     mkdirSync(dirname(docs), { recursive: true });
     copyFileSync(file, docs);
