@@ -35,8 +35,9 @@ of the broker database (its retention: eventsMaxCount, eventsMaxAge). Stops on I
 
 Examples:
   $ asynx events
-  $ asynx events --json --count 1
-  $ asynx events --replay -b sqlite://./.asynx/asynx.db
+  $ asynx events --replay --count 3
+  $ asynx events --json --replay --count 1
+  $ asynx events -b amqp://guest:guest@127.0.0.1:5672//
 
 Exit codes: 0 stopped (INT, TERM or --count reached) · 64 bad usage · 69 broker unavailable.`;
 
