@@ -127,8 +127,8 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
   const [{ registerWorkerCommand }, { registerControlCommands }] = await Promise.all([import('./worker.js'), import('./control.js')]);
   registerWorkerCommand(program, run);
   registerControlCommands(program, run, { stdout: io.stdout, stderr: io.stderr, cwd: io.cwd });
-  (await import('./inspect.js')).registerInspectCommands(program, run, io);
   (await import('./dead.js')).registerDeadCommand(program, run, io);
+  (await import('./inspect.js')).registerInspectCommands(program, run, io);
   // Which command's grammar failed, so the message can point at that command's --help.
   let failedIn: Command | null = null;
   for (const c of program.commands) {

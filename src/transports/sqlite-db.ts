@@ -1,4 +1,4 @@
-// The embedded broker's tables (messages, dead letters, live node names) and their message states, on the shared SQLite layer.
+// The embedded broker's tables (messages, dead letters, live node names, the remote-control mailbox) and their message states, on the shared SQLite layer.
 
 import { openDatabase, type Db } from '../sqlite/database.js';
 
@@ -35,7 +35,14 @@ CREATE TABLE IF NOT EXISTS dead_letters (
   body TEXT NOT NULL,
   created_at INTEGER NOT NULL
 );
--- The remote-control mailbox (src/control/sqlite-mailbox-store.ts): requests and replies, rows expire.
+CREATE TABLE IF NOT EXISTS nodes (
+  name TEXT PRIMARY KEY,
+  pid INTEGER NOT NULL,
+  hostname TEXT NOT NULL,
+  token TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  heartbeat_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS control_requests (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   body TEXT NOT NULL,
@@ -53,14 +60,6 @@ CREATE TABLE IF NOT EXISTS control_replies (
   expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS control_replies_ticket ON control_replies (ticket, id);
-CREATE TABLE IF NOT EXISTS nodes (
-  name TEXT PRIMARY KEY,
-  pid INTEGER NOT NULL,
-  hostname TEXT NOT NULL,
-  token TEXT NOT NULL,
-  started_at INTEGER NOT NULL,
-  heartbeat_at INTEGER NOT NULL
-);
 `;
 
 /** Opens (creating if needed) the broker database file; failures are SqliteStorageErrors. */
