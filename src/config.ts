@@ -43,6 +43,14 @@ export interface AsynxOptions {
    * (Python ones included: `task_queue_max_priority`) must use the same value. @defaultValue unset
    */
   maxPriority?: number;
+  /** Workers send `task-*` Celery events (Celery's `worker_send_task_events`; `asynx worker -E` turns it on too). @defaultValue false */
+  workerSendTaskEvents?: boolean;
+  /** Clients send a `task-sent` Celery event for each task they publish (Celery's `task_send_sent_event`). @defaultValue false */
+  taskSendSentEvent?: boolean;
+  /** SQLite broker: Celery events kept in the `events` table (older ones are deleted as new ones arrive). @defaultValue 10000 */
+  eventsMaxCount?: number;
+  /** SQLite broker: events older than this are deleted from the `events` table (a {@link Duration}). @defaultValue 3600 (one hour) */
+  eventsMaxAge?: Duration;
 }
 
 /** Every option filled in, durations in ms. */
@@ -61,6 +69,10 @@ export interface ResolvedConfig {
   httpAllowedHosts: string[] | null;
   maxDeliveries: number;
   maxPriority: number | null;
+  workerSendTaskEvents: boolean;
+  taskSendSentEvent: boolean;
+  eventsMaxCount: number;
+  eventsMaxAgeMs: number;
 }
 
 export const DEFAULT_SQLITE_URL = 'sqlite://./.asynx/asynx.db';
@@ -85,6 +97,10 @@ export const OPTION_KINDS = {
   httpAllowedHosts: 'list',
   maxDeliveries: 'number',
   maxPriority: 'number',
+  workerSendTaskEvents: 'boolean',
+  taskSendSentEvent: 'boolean',
+  eventsMaxCount: 'number',
+  eventsMaxAge: 'duration',
 } as const satisfies Record<keyof AsynxOptions, 'string' | 'number' | 'boolean' | 'duration' | 'list'>;
 
 /** An option name from `camelCase` or `snake_case` text, or null when asynx has no such option. */
@@ -144,6 +160,10 @@ const ENV_KEYS: Record<string, keyof AsynxOptions> = {
   ASYNX_HTTP_ALLOWED_HOSTS: 'httpAllowedHosts',
   ASYNX_MAX_DELIVERIES: 'maxDeliveries',
   ASYNX_MAX_PRIORITY: 'maxPriority',
+  ASYNX_WORKER_SEND_TASK_EVENTS: 'workerSendTaskEvents',
+  ASYNX_TASK_SEND_SENT_EVENT: 'taskSendSentEvent',
+  ASYNX_EVENTS_MAX_COUNT: 'eventsMaxCount',
+  ASYNX_EVENTS_MAX_AGE: 'eventsMaxAge',
 };
 
 /** Options read from `ASYNX_*` environment variables (text read as {@link OPTION_KINDS} says). */
@@ -216,5 +236,9 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
     httpAllowedHosts: o.httpAllowedHosts && o.httpAllowedHosts.length ? o.httpAllowedHosts : null,
     maxDeliveries: num(o.maxDeliveries, 'maxDeliveries', 5, 1),
     maxPriority: o.maxPriority === undefined ? null : num(o.maxPriority, 'maxPriority', 0, 1),
+    workerSendTaskEvents: o.workerSendTaskEvents ?? false,
+    taskSendSentEvent: o.taskSendSentEvent ?? false,
+    eventsMaxCount: num(o.eventsMaxCount, 'eventsMaxCount', 10_000, 1),
+    eventsMaxAgeMs: durationMs(o.eventsMaxAge ?? 3_600, 'eventsMaxAge'),
   };
 }

@@ -95,3 +95,8 @@ export { openControlClient, mergeReplies, type ControlClient, type ControlClient
 export { startMailbox, type Mailbox, type MailboxOptions, type ControlHandler } from './control/mailbox.js';
 export { openDeadLetters, type OpenDeadLettersOptions } from './dead/open-dead-letters.js';
 export type { DeadLetters, DeadLetter, DeadLetterDetail, ListDeadLettersOptions, RequeueOptions, RequeueOutcome } from './dead/dead-letters.js';
+
+// Celery events (monitoring): read them from any broker; workers send them (`-E` for task events).
+export { receiveEvents, type EventReceiver, type ReceiveOptions } from './events/receiver.js';
+export { type CeleryEvent, utcoffsetHours, eventRoutingKey, eventGroup, SOFTWARE_INFO } from './events/event.js';
+export { LamportClock } from './events/clock.js';

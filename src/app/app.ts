@@ -8,6 +8,7 @@ import type { Signature } from '../protocol/message.js';
 import type { ResultBackend } from '../results/backend.js';
 import { errorBody, stateBody, successBody } from '../results/body.js';
 import { createResultBackend } from '../results/factory.js';
+import { SentEvents } from '../events/task-sent.js';
 import { MemoryResultBackend } from '../results/memory.js';
 import { createTransport } from '../transports/factory.js';
 import type { Transport } from '../transports/transport.js';
@@ -46,6 +47,7 @@ export class Asynx {
   private connPromise: Promise<Connections> | null = null;
   private readonly declared = new Set<string>();
   private readonly origin = defaultOrigin();
+  private sentEvents: SentEvents | null = null;
   /** Built-in HTTP dispatch: call a URL from a worker, later, with retries. */
   readonly http: HttpDispatcher;
 
@@ -188,7 +190,13 @@ export class Asynx {
       await withDeadline(transport.declareQueue(queue), connectTimeoutMs, () => new BrokerUnavailableError(`Declaring queue '${queue}' timed out after ${connectTimeoutMs} ms`));
       this.declared.add(queue);
     }
-    await transport.publish(queue, message, { timeoutMs: publishTimeoutMs });
+    const published = transport.publish(queue, message, { timeoutMs: publishTimeoutMs });
+    if (config.taskSendSentEvent) {
+      // In the same tick as the publish: on SQLite both land in one transaction (a failed publish drops the event too).
+      this.sentEvents ??= new SentEvents(this.origin, config.brokerUrl, connectTimeoutMs);
+      this.sentEvents.announce(transport, queue, message, args, kwargs);
+    }
+    await published;
     return new AsyncResult<R>(message.headers.id, () => this.backend());
   }
 
@@ -217,6 +225,9 @@ export class Asynx {
     const p = this.connPromise;
     this.connPromise = null;
     this.declared.clear();
+    const sent = this.sentEvents;
+    this.sentEvents = null;
+    await sent?.close().catch(() => undefined);
     if (!p) return;
     const c = await p.catch(() => null);
     if (!c) return;

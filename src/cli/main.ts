@@ -128,6 +128,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
   registerControlCommands(program, run, { stdout: io.stdout, stderr: io.stderr, cwd: io.cwd });
   (await import('./dead.js')).registerDeadCommand(program, run, io);
   (await import('./inspect.js')).registerInspectCommands(program, run, io);
+  (await import('./events.js')).registerEventsCommand(program, run, io);
   // Which command's grammar failed, so the message can point at that command's --help.
   let failedIn: Command | null = null;
   for (const c of program.commands) {

@@ -38,6 +38,7 @@ export interface WorkerFlags {
   logfileMaxSize?: string;
   logfileKeep?: string;
   brokerRetries?: string;
+  taskEvents?: boolean;
   color?: boolean;
 }
 
@@ -82,6 +83,7 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('--logfile-max-size <bytes>', 'rotate the log file at this size (0 = never)')
     .option('--logfile-keep <n>', 'rotated log files to keep', '5')
     .option('--broker-retries <n>', 'retries (with backoff) of an AMQP broker unreachable at start-up; 0 = exit 69 at once', '100')
+    .option('-E, --task-events', 'send task-* Celery events (config workerSendTaskEvents); worker-* events are always sent')
     .option('--no-color', 'no colour in log lines')
     .usage('[options] [-- key=value ...]')
     .argument('[overrides...]', 'after --: asynx config overrides as key=value (camelCase or snake_case keys)')
@@ -136,6 +138,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     childLogfile: flags.logfile ? (i) => resolve(cwd, expandWorkerTemplate(flags.logfile!, nodeName, i)) : null,
     childEnv,
     brokerConnectionRetries: nonNegInt(flags.brokerRetries, '--broker-retries'),
+    taskEvents: flags.taskEvents ? true : null,
   };
   // Resolved before --detach, so a bad option fails in the foreground with exit 64.
   const resolved = resolveWorkerOptions(user);

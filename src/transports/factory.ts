@@ -10,7 +10,7 @@ export async function createTransport(config: ResolvedConfig, cwd = process.cwd(
   const broker = parseBrokerUrl(config.brokerUrl, cwd);
   switch (broker.kind) {
     case 'sqlite':
-      return new SqliteTransport(broker.path, { visibilityTimeoutMs: config.visibilityTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
+      return new SqliteTransport(broker.path, { visibilityTimeoutMs: config.visibilityTimeoutMs, publishTimeoutMs: config.publishTimeoutMs, eventsMaxCount: config.eventsMaxCount, eventsMaxAgeMs: config.eventsMaxAgeMs });
     case 'amqp': {
       const { AmqpTransport } = await import('./amqp.js');
       return new AmqpTransport(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs, ...(config.maxPriority !== null ? { maxPriority: config.maxPriority } : {}) });

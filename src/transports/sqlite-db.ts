@@ -1,4 +1,4 @@
-// The embedded broker's tables (messages, dead letters, live node names, the remote-control mailbox) and their message states, on the shared SQLite layer.
+// The embedded broker's tables (messages, dead letters, live node names, the remote-control mailbox, Celery events) and their message states, on the shared SQLite layer.
 
 import { openDatabase, type Db } from '../sqlite/database.js';
 
@@ -60,6 +60,14 @@ CREATE TABLE IF NOT EXISTS control_replies (
   expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS control_replies_ticket ON control_replies (ticket, id);
+CREATE TABLE IF NOT EXISTS events (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  type TEXT NOT NULL,
+  hostname TEXT NOT NULL,
+  created_at INTEGER NOT NULL,
+  body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_age ON events (created_at);
 `;
 
 /** Opens (creating if needed) the broker database file; failures are SqliteStorageErrors. */

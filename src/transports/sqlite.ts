@@ -1,4 +1,4 @@
-// Embedded broker on SQLite: durable queues with leases, eta held in the table, priorities, dead letters.
+// Embedded broker on SQLite: durable queues with leases, eta held in the table, priorities, dead letters, events.
 
 import { randomUUID } from 'node:crypto';
 import { BrokerUnavailableError } from '../errors.js';
@@ -18,7 +18,24 @@ export interface SqliteTransportOptions {
   publishTimeoutMs?: number;
   /** Longest pause between polls of an empty queue. @defaultValue 20 */
   maxPollIntervalMs?: number;
+  /** Celery events kept in the `events` table: older rows are deleted as new ones are written. @defaultValue 10000 */
+  eventsMaxCount?: number;
+  /** Events older than this are deleted as new ones are written, ms. @defaultValue 3600000 (one hour) */
+  eventsMaxAgeMs?: number;
 }
+
+/** One Celery event waiting to be written to the `events` table. */
+export interface EventRow {
+  type: string;
+  hostname: string;
+  /** JSON text of the whole event. */
+  body: string;
+}
+
+/** Events not piggy-backed on a publish, claim or ack are written alone after this long, ms. */
+const EVENT_FLUSH_MS = 100;
+/** Events held while the file is locked or full; the oldest are dropped beyond this (events are best-effort). */
+const EVENT_BACKLOG_MAX = 10_000;
 
 /** A statement's own wait on another process's lock (it blocks the event loop, so it stays short), ms. */
 const STATEMENT_BUSY_MS = 250;
@@ -52,6 +69,11 @@ export class SqliteTransport implements Transport {
   private pendingAcks: Array<[number, number]> = [];
   private pendingPublishes: Array<{ row: unknown[]; timeoutMs: number; resolve: () => void; reject: (err: unknown) => void }> = [];
   private ackFlush: Promise<void> | null = null;
+  private pendingEvents: EventRow[] = [];
+  private eventTimer: NodeJS.Timeout | null = null;
+  private readonly eventsMaxCount: number;
+  private readonly eventsMaxAgeMs: number;
+  private lastAgePrune = 0;
   private stmts: ReturnType<SqliteTransport['prepare']> | null = null;
   /** Cleanup registered as resources are opened; close() runs it once, newest first. */
   private readonly releasers = new Releasers();
@@ -60,6 +82,8 @@ export class SqliteTransport implements Transport {
     this.visibilityMs = opts.visibilityTimeoutMs ?? 30_000;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
     this.maxPollMs = opts.maxPollIntervalMs ?? 20;
+    this.eventsMaxCount = opts.eventsMaxCount ?? 10_000;
+    this.eventsMaxAgeMs = opts.eventsMaxAgeMs ?? 3_600_000;
   }
 
   private prepare(db: Db) {
@@ -76,6 +100,9 @@ export class SqliteTransport implements Transport {
       drop: db.prepare('DELETE FROM messages WHERE id = ?'),
       purge: db.prepare(`DELETE FROM messages WHERE queue = ? AND state IN (${MSG_READY}, ${MSG_DELAYED})`),
       count: db.prepare(`SELECT COUNT(*) AS n FROM messages WHERE queue = ?`),
+      event: db.prepare('INSERT INTO events (type, hostname, created_at, body) VALUES (?, ?, ?, ?)'),
+      pruneCount: db.prepare('DELETE FROM events WHERE id <= ?'),
+      pruneAge: db.prepare('DELETE FROM events WHERE created_at < ?'),
     };
   }
 
@@ -98,6 +125,7 @@ export class SqliteTransport implements Transport {
       this.stmts = null;
       closeDatabase(db, this.path);
     });
+    this.releasers.add('write pending events', () => this.flushEvents());
     this.releasers.add('hand held messages back', () => {
       // Back to its queue at once rather than after the lease (locked or full: the leases expire by themselves).
       db.prepare(`UPDATE messages SET state = ${MSG_READY}, visible_at = ?, owner = NULL WHERE owner = ? AND state = ${MSG_LEASED}`).run(Date.now(), this.owner);
@@ -167,10 +195,12 @@ export class SqliteTransport implements Transport {
     const batch = this.pendingPublishes;
     this.pendingPublishes = [];
     if (!batch.length) return;
+    const events = this.takeEvents();
     try {
       await this.withRetry('publish', Math.min(...batch.map((b) => b.timeoutMs)), () =>
         this.handle.transaction(() => {
           for (const b of batch) this.s.insert.run(...b.row);
+          this.writeEvents(events);
         })(),
       );
       for (const b of batch) b.resolve();
@@ -185,16 +215,19 @@ export class SqliteTransport implements Transport {
     const db = this.handle;
     const now = Date.now();
     const out: Delivery[] = [];
+    const events = this.takeEvents();
     try {
-      this.claimIn(db, s, queues, max, now, out);
+      this.claimIn(db, s, queues, max, now, out, events);
     } catch (err) {
+      this.pendingEvents = events.concat(this.pendingEvents); // written with the next batch
       throw sqliteError(err, { path: this.path, what: 'claim', busyTimeoutMs: STATEMENT_BUSY_MS });
     }
     return out;
   }
 
-  private claimIn(db: Db, s: ReturnType<SqliteTransport['prepare']>, queues: string[], max: number, now: number, out: Delivery[]): void {
+  private claimIn(db: Db, s: ReturnType<SqliteTransport['prepare']>, queues: string[], max: number, now: number, out: Delivery[], events: EventRow[]): void {
     db.transaction(() => {
+      this.writeEvents(events);
       s.promote.run(now);
       for (const q of queues) {
         if (out.length >= max) break;
@@ -272,11 +305,63 @@ export class SqliteTransport implements Transport {
     this.pendingAcks = [];
     this.ackFlush = null;
     if (!ids.length) return;
+    const events = this.takeEvents();
     await this.withRetry('ack', 60_000, () =>
       this.handle.transaction(() => {
         for (const [id, n] of ids) this.s.ack.run(id, this.owner, n);
+        this.writeEvents(events);
       })(),
     );
+  }
+
+  /**
+   * Queues Celery events for the `events` table. They are written inside the next transaction the
+   * transport makes anyway (a publish batch, a claim, an ack batch), or alone after 100 ms when none
+   * comes; each write also deletes the rows beyond the retention (count and age). Never throws: events
+   * are best-effort, a locked file keeps them for the next batch.
+   */
+  appendEvents(rows: EventRow[]): void {
+    if (this.releasers.closed) return;
+    for (const r of rows) this.pendingEvents.push(r);
+    if (this.pendingEvents.length > EVENT_BACKLOG_MAX) this.pendingEvents.splice(0, this.pendingEvents.length - EVENT_BACKLOG_MAX);
+    if (!this.eventTimer) {
+      this.eventTimer = setTimeout(() => void this.flushEvents(), EVENT_FLUSH_MS);
+      this.eventTimer.unref();
+    }
+  }
+
+  private takeEvents(): EventRow[] {
+    const rows = this.pendingEvents;
+    this.pendingEvents = [];
+    if (this.eventTimer) clearTimeout(this.eventTimer);
+    this.eventTimer = null;
+    return rows;
+  }
+
+  /** Inside a transaction: inserts the rows, then trims the table to the retention. */
+  private writeEvents(rows: EventRow[]): void {
+    if (!rows.length) return;
+    const s = this.s;
+    const now = Date.now();
+    let last = 0;
+    for (const r of rows) last = Number(s.event.run(r.type, r.hostname, now, r.body).lastInsertRowid);
+    // Ids only grow and rows only leave from the low end, so the newest maxCount ids hold every row kept.
+    if (last > this.eventsMaxCount) s.pruneCount.run(last - this.eventsMaxCount);
+    if (now - this.lastAgePrune >= 1_000) {
+      this.lastAgePrune = now;
+      s.pruneAge.run(now - this.eventsMaxAgeMs);
+    }
+  }
+
+  /** Writes the queued events in a transaction of their own. */
+  private async flushEvents(): Promise<void> {
+    const events = this.takeEvents();
+    if (!events.length || !this.stmts) return;
+    try {
+      await this.withRetry('write events', this.publishTimeoutMs, () => this.handle.transaction(() => this.writeEvents(events))());
+    } catch {
+      // Locked past the publish timeout, or full: these events are lost (monitoring is best-effort).
+    }
   }
 
   async reject(delivery: Delivery, opts: { requeue: boolean; reason?: string }): Promise<void> {

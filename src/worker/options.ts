@@ -41,6 +41,8 @@ export interface WorkerOptions {
   brokerConnectionRetries?: number;
   /** Also give up the start-up retries once this long has passed. @defaultValue null (only the count bounds them) */
   brokerConnectionMaxWait?: Duration | null;
+  /** Send `task-*` Celery events (`asynx worker -E`). @defaultValue null (the app's `workerSendTaskEvents`, false unless set) */
+  taskEvents?: boolean | null;
 }
 
 const RESOLVED: unique symbol = Symbol('asynx.resolvedWorkerOptions');
@@ -64,6 +66,7 @@ export interface ResolvedWorkerOptions {
   resultCleanupIntervalMs: number;
   brokerConnectionRetries: number;
   brokerConnectionMaxWaitMs: number | null;
+  taskEvents: boolean | null;
 }
 
 /** `asynx@<hostname>`: the node name when none is given. */
@@ -121,6 +124,7 @@ export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOp
     childStartTimeoutMs: positiveMs(user.childStartTimeout, 'childStartTimeout', 30),
     resultCleanupIntervalMs: positiveMs(user.resultCleanupInterval, 'resultCleanupInterval', 600),
     brokerConnectionRetries: countOf(user.brokerConnectionRetries, 'brokerConnectionRetries', 100),
+    taskEvents: user.taskEvents ?? null,
     brokerConnectionMaxWaitMs: user.brokerConnectionMaxWait === undefined || user.brokerConnectionMaxWait === null ? null : positiveMs(user.brokerConnectionMaxWait, 'brokerConnectionMaxWait', 1),
   };
 }

@@ -12,6 +12,7 @@ import { Releasers } from '../util/close-once.js';
 import { redact } from '../util/redact.js';
 import { Admission } from './admission.js';
 import { brokerDown, connectWithRetry } from './connect-retry.js';
+import { startCeleryEvents } from './celery-events.js';
 import { ConsumerSet } from './consumer-set.js';
 import { controlHandlers } from './control.js';
 import { workerControlTarget } from './control-target.js';
@@ -185,6 +186,10 @@ export class Worker {
         releasers.add('settle lost tasks', () => settling);
       }
       for (const q of this.queues) await transport.declareQueue(q);
+      if (this.stopRequested) return;
+      // Celery events: sent until the pool has closed (cleanup runs newest first), worker-offline last.
+      this.monitor.taskEvents = opts.taskEvents ?? config.workerSendTaskEvents;
+      releasers.add('celery events', await startCeleryEvents(transport, config, { events: this.events, monitor: this.monitor, hostname: opts.nodeName, info: () => this.info() }));
       if (this.stopRequested) return;
       const io: TaskIo = { events: this.events, hostname: opts.nodeName, transport, backend, config, registry: () => this.registry ?? app, limits: this.limits };
       const outcomes = new Outcomes(io);

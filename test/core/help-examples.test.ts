@@ -9,12 +9,14 @@ import { runCli } from '../helpers/worker.js';
 import { exampleProject, ok } from '../helpers/example-project.js';
 
 /** The helps whose examples are checked. */
-const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge'], ['inspect'], ['control'], ['status'], ['revoke']];
+const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge'], ['inspect'], ['control'], ['status'], ['revoke'], ['events']];
 
 const EXAMPLE_ID = '1e054e15-ea11-4e56-a3d6-b138371690bc';
 
 const SKIP: Record<string, string> = {
   'asynx worker -A ./tasks.mjs -b amqp://guest:guest@127.0.0.1:5672//': 'needs a RabbitMQ server on 127.0.0.1:5672 (test/amqp/* start a private node on another port)',
+  'asynx events': 'runs until INT/TERM: test/events/events-amqp.test.ts runs it (with -b) and stops it with TERM',
+  'asynx events -b amqp://guest:guest@127.0.0.1:5672//': 'needs a RabbitMQ server on 127.0.0.1:5672 (test/events/events-amqp.test.ts runs it on a private node)',
 };
 
 /** How each example is run. */
@@ -54,6 +56,8 @@ const RUN: Record<string, string> = {
   'asynx status --json --timeout 3': 'JSON {node: {ok: pong}}',
   [`asynx revoke ${EXAMPLE_ID}`]: 'exit 0, flagged as revoked',
   [`asynx revoke ${EXAMPLE_ID} --terminate --signal SIGKILL`]: 'exit 0 (the id is not running)',
+  'asynx events --replay --count 3': 'after the worker -c 4 test: three dump lines of its events, exit 0',
+  'asynx events --json --replay --count 1': 'after the worker -c 4 test: its worker-online as one JSON line, exit 0',
 };
 
 const examples = new Set<string>();
@@ -137,6 +141,17 @@ describe('--help examples run as written', () => {
     const purgeQ = await p.sh('asynx purge -Q emails,default');
     ok(purgeQ, 'purge -Q');
     assert.match(purgeQ.stdout, /Purged 1 message/, 'the emails.send call');
+  });
+
+  it('asynx events examples replay the events of the worker -c 4 example', async () => {
+    const dump = await p.sh('asynx events --replay --count 3');
+    ok(dump, 'events --replay --count 3');
+    const lines = dump.stdout.trim().split('\n');
+    assert.equal(lines.length, 3, dump.stdout);
+    assert.match(lines[0]!, /^\S+@\S+ \[[\d-]+ [\d:.]+\] started: active=0, /);
+    const json = await p.sh('asynx events --json --replay --count 1');
+    ok(json, 'events --json --replay --count 1');
+    assert.equal((JSON.parse(json.stdout) as { type: string }).type, 'worker-online');
   });
 
   it('the other worker examples start and stop cleanly', async () => {
