@@ -6,6 +6,8 @@ import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { openControlClient, type ControlClient } from '../../src/control/client.js';
+import type { CeleryEvent } from '../../src/events/event.js';
+import { receiveEvents } from '../../src/events/receiver.js';
 import { Asynx, TaskRevokedError } from '../../src/index.js';
 import { childPidsOf } from '../helpers/process.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
@@ -114,12 +116,37 @@ describe('remote control of an asynx node on SQLite', () => {
     await assert.rejects(r.get({ timeout: 1.5 }), /TimeoutError|timed out|within/i, 'nobody consumes extra now');
   });
 
-  test('enable_events / disable_events / heartbeat / an unknown method', async () => {
-    assert.deepEqual(await ask('enable_events'), { ok: 'task events enabled' });
-    assert.equal(((await ask('conf')) as Record<string, unknown>).worker_send_task_events, true);
-    assert.deepEqual(await ask('disable_events'), { ok: 'task events disabled' });
-    assert.deepEqual(await ask('disable_events'), { ok: 'task events already disabled' });
-    assert.equal(await ask('heartbeat'), null);
+  test('enable_events turns task events on, disable_events off, heartbeat sends one with freq 5', async () => {
+    const seen: CeleryEvent[] = [];
+    const receiver = await receiveEvents(brokerUrl, (e) => seen.push(e), { cwd: tmp.dir });
+    try {
+      const quiet = await client.sendTask('t.add', [1, 0]);
+      await quiet.get({ timeout: 10 });
+      assert.deepEqual(await ask('enable_events'), { ok: 'task events enabled' });
+      assert.deepEqual(await ask('enable_events'), { ok: 'task events already enabled' });
+      assert.equal(((await ask('conf')) as Record<string, unknown>).worker_send_task_events, true);
+      const loud = await client.sendTask('t.add', [2, 0]);
+      await loud.get({ timeout: 10 });
+      await waitFor('task-succeeded of the task sent after enable_events', () => seen.some((e) => e.type === 'task-succeeded' && e.uuid === loud.id), 10_000);
+      // The events table is read in id order: the first task's events would have come before.
+      assert.ok(!seen.some((e) => e.uuid === quiet.id), 'no task events before enable_events');
+      const r = await client.sendTask('t.sleep', [60_000]);
+      await waitFor('the task to run', async () => ((await ask('active')) as Array<{ id: string }>).some((t) => t.id === r.id), 20_000, 100);
+      assert.deepEqual(await ask('revoke', { task_id: r.id, terminate: true, signal: 'KILL' }), { ok: `terminate: ${r.id}` });
+      const revoked = await waitFor('task-revoked', () => seen.find((e) => e.type === 'task-revoked' && e.uuid === r.id), 15_000);
+      assert.equal(revoked.terminated, true);
+      assert.equal(revoked.expired, false);
+      assert.ok(revoked.signum !== null && revoked.signum !== undefined, JSON.stringify(revoked));
+      assert.deepEqual(await ask('disable_events'), { ok: 'task events disabled' });
+      assert.deepEqual(await ask('disable_events'), { ok: 'task events already disabled' });
+      assert.equal(await ask('heartbeat'), null, 'Celery answers heartbeat with None');
+      await waitFor('a heartbeat with freq 5', () => seen.some((e) => e.type === 'worker-heartbeat' && e.freq === 5 && e.hostname === NODE), 10_000);
+    } finally {
+      await receiver.close();
+    }
+  });
+
+  test('an unknown method answers kombu\'s KeyError', async () => {
     assert.deepEqual(await ask('frobnicate'), { error: "KeyError('frobnicate')" });
   });
 });
