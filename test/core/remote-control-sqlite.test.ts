@@ -84,6 +84,9 @@ describe('remote control of an asynx node on SQLite', () => {
   test('revoke with terminate (KILL): the child is killed and replaced, the task ends REVOKED', async () => {
     const r = await client.sendTask('t.sleep', [60_000]);
     const running = await waitFor('the task to run', async () => ((await ask('active')) as Array<{ id: string; worker_pid: number }>).find((t) => t.id === r.id), 20_000, 100);
+    const safe = ((await ask('active', { safe: true })) as Array<{ id: string; args: unknown; kwargs: unknown }>).find((t) => t.id === r.id)!;
+    assert.deepEqual([typeof safe.args, typeof safe.kwargs], ['string', 'string'], 'safe: args and kwargs as reprs (what Flower asks for)');
+    assert.match(safe.args as string, /60000/);
     const found = (await ask('query_task', { ids: [r.id, 'not-here'] })) as Record<string, [string, { id: string; worker_pid: number }]>;
     assert.deepEqual(Object.keys(found), [r.id]);
     assert.equal(found[r.id]![0], 'active');
