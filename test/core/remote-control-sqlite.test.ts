@@ -152,4 +152,22 @@ describe('remote control of an asynx node on SQLite', () => {
   test('an unknown method answers kombu\'s KeyError', async () => {
     assert.deepEqual(await ask('frobnicate'), { error: "KeyError('frobnicate')" });
   });
+
+  test('pool_restart replaces every child (the HUP restart), keeping the grown size', async () => {
+    assert.deepEqual(await ask('pool_grow', { n: 1 }), { ok: 'pool will grow' });
+    await waitFor('three children', () => childPidsOf(worker.pid).length === 3, 20_000);
+    const before = childPidsOf(worker.pid);
+    assert.deepEqual(await ask('pool_restart'), { ok: 'reload started' });
+    await waitFor('three new children', () => {
+      const now = childPidsOf(worker.pid);
+      return now.length === 3 && now.every((pid) => !before.includes(pid));
+    }, 30_000);
+    assert.equal(await (await client.sendTask('t.add', [7, 7])).get({ timeout: 10 }), 14);
+    assert.equal((await stats()).pool['max-concurrency'], 3);
+  });
+
+  test('shutdown: the node answers, then stops warm (exit 0)', async () => {
+    assert.deepEqual(await ask('shutdown'), { ok: 'shutting down' });
+    assert.equal(await worker.exited, 0);
+  });
 });
