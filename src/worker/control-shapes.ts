@@ -1,7 +1,8 @@
 // Celery's shapes for what remote control reports: a request's info, rusage, broker info, a queue's declaration.
 
 import { constants } from 'node:os';
-import { reprOf, type TaskRequest } from '../protocol/codec.js';
+import { saferepr } from '../events/saferepr.js';
+import type { TaskRequest } from '../protocol/codec.js';
 import { parseBrokerUrl } from '../urls.js';
 import { redact } from '../util/redact.js';
 
@@ -22,8 +23,8 @@ export function requestInfo(hostname: string, i: TaskInfo, safe = false) {
   return {
     id: i.req.id,
     name: i.req.task,
-    args: safe ? reprOf(i.req.args) : i.req.args,
-    kwargs: safe ? reprOf(i.req.kwargs) : i.req.kwargs,
+    args: safe ? saferepr(i.req.args) : i.req.args,
+    kwargs: safe ? saferepr(i.req.kwargs) : i.req.kwargs,
     type: i.req.task,
     hostname,
     time_start: i.startedAt ? i.startedAt / 1000 : null,

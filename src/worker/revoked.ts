@@ -30,13 +30,13 @@ export class RevokedSet {
   /** The ids, oldest first (`inspect revoked`). */
   ids(): string[] {
     this.purge();
-    return [...this.at.keys()];
+    return [...this.at.keys()].filter((id) => this.has(id));
   }
 
   /** `{id: revoked-at seconds}`, the LimitedSet data `hello` sends to a syncing node. */
   entries(): Record<string, number> {
     this.purge();
-    return Object.fromEntries([...this.at].map(([id, t]) => [id, t / 1000]));
+    return Object.fromEntries([...this.at].filter(([id]) => this.has(id)).map(([id, t]) => [id, t / 1000]));
   }
 
   /** Takes another node's revoked ids (`hello` from a node starting up): a list, or `{id: seconds}`. */
@@ -48,6 +48,7 @@ export class RevokedSet {
     }
   }
 
+  /** Drops the oldest beyond the bound, and expired ones from the front (one merged late may wait behind). */
   private purge(): void {
     const now = Date.now();
     for (const [id, t] of this.at) {

@@ -5,6 +5,8 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
+import type { CeleryEvent } from '../../src/events/event.js';
+import { receiveEvents } from '../../src/events/receiver.js';
 import { celerySkip, pythonClient, runPython } from '../helpers/celery.js';
 import { childPidsOf } from '../helpers/process.js';
 import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
@@ -128,13 +130,24 @@ describe('celery inspect / control against an asynx node (RabbitMQ)', { skip }, 
     assert.equal(conf.result_backend, 'rpc://');
   });
 
-  test('control enable_events / disable_events flip the task-events switch (seen in conf)', { timeout: 90_000 }, async () => {
-    assert.equal(((await inspect('conf')) as Record<string, unknown>).worker_send_task_events, false);
-    assert.deepEqual(await control('enable_events'), { ok: 'task events enabled' });
-    assert.deepEqual(await control('enable_events'), { ok: 'task events already enabled' });
-    assert.equal(((await inspect('conf')) as Record<string, unknown>).worker_send_task_events, true);
-    assert.deepEqual(await control('disable_events'), { ok: 'task events disabled' });
-    assert.equal(((await inspect('conf')) as Record<string, unknown>).worker_send_task_events, false);
+  test('control enable_events / disable_events flip task events; control heartbeat sends one with freq 5', { timeout: 120_000 }, async () => {
+    const seen: CeleryEvent[] = [];
+    const receiver = await receiveEvents(node.url, (e) => seen.push(e));
+    try {
+      assert.equal(((await inspect('conf')) as Record<string, unknown>).worker_send_task_events, false);
+      assert.deepEqual(await control('enable_events'), { ok: 'task events enabled' });
+      assert.deepEqual(await control('enable_events'), { ok: 'task events already enabled' });
+      assert.equal(((await inspect('conf')) as Record<string, unknown>).worker_send_task_events, true);
+      const [r] = await pythonClient(node.url, [{ task: 'add', args: [3, 4] }]);
+      await waitFor('task-succeeded from the asynx node', () => seen.some((e) => e.type === 'task-succeeded' && e.uuid === r!.id && e.hostname === NODE), 15_000);
+      assert.deepEqual(await control('disable_events'), { ok: 'task events disabled' });
+      assert.equal(((await inspect('conf')) as Record<string, unknown>).worker_send_task_events, false);
+      const hb = await celery(['control', 'heartbeat'], false);
+      assert.match(hb.text, new RegExp(`->\\s+${NODE}: OK`));
+      await waitFor('a heartbeat with freq 5', () => seen.some((e) => e.type === 'worker-heartbeat' && e.freq === 5 && e.hostname === NODE), 15_000);
+    } finally {
+      await receiver.close();
+    }
   });
 
   test('control pool_grow / pool_shrink change the number of pool children', { timeout: 120_000 }, async () => {
@@ -214,7 +227,7 @@ describe('celery inspect / control against an asynx node (RabbitMQ)', { skip }, 
 
   test('inspect clock, report, reserved, scheduled, and an unknown method answer as Celery does', { timeout: 90_000 }, async () => {
     const clock = (await inspect('clock')) as { clock: number };
-    assert.ok(Number.isInteger(clock.clock) && clock.clock >= 0, JSON.stringify(clock));
+    assert.ok(Number.isInteger(clock.clock) && clock.clock > 0, JSON.stringify(clock));
     const report = (await inspect('report')) as { ok: string };
     assert.match(report.ok, /software -> asynx:\d/);
     assert.match(report.ok, /broker_url: "amqp:\/\/guest:\*{8}@/);
