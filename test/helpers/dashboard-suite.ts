@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
@@ -12,6 +13,16 @@ import { startWorker, type RunningWorker } from './worker.js';
 
 declare const document: PageDocument;
 declare const window: { loadMarker?: number; xss?: number };
+
+/** `p`'s value, or 'still running' after `ms` (the timer never outlives the race). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | 'still running'> {
+  const ac = new AbortController();
+  try {
+    return await Promise.race([p, sleep(ms, 'still running' as const, { signal: ac.signal })]);
+  } finally {
+    ac.abort();
+  }
+}
 
 /** GET `url` with a Host header of our choosing (fetch does not let a caller set Host). */
 function statusWithHost(url: string, host: string): Promise<number> {
@@ -121,6 +132,17 @@ export function dashboardSuite(ctx: SuiteContext, extra: (h: SuiteHandles) => vo
     await page.click('#detail-close');
   });
 
+  it('terminate from the page kills a running task, which ends REVOKED', async () => {
+    const r = await client.sendTask('t.sleep', [60_000]);
+    await waitTask(page, r.id, 'STARTED');
+    await page.click(`#tasks tr[data-uuid="${r.id}"]`);
+    await page.waitForSelector('#btn-terminate:not([disabled])');
+    await page.click('#btn-terminate');
+    await waitTask(page, r.id, 'REVOKED', 30_000);
+    assert.equal(await r.state(), 'REVOKED');
+    await page.click('#detail-close');
+  });
+
   it('an action without the CSRF token, or from another origin, is refused', async () => {
     const url = dash.url!;
     const origin = url.replace(/\/$/, '');
@@ -171,8 +193,9 @@ export function dashboardSuite(ctx: SuiteContext, extra: (h: SuiteHandles) => vo
     assert.ok(existsSync(file));
   });
 
-  it('the node goes offline on the page after a warm shutdown', async () => {
-    assert.equal(await worker.stop('SIGTERM'), 0);
+  it('shut down from the page stops the node warm (exit 0), and the page shows it offline', async () => {
+    await page.click(`#workers tr[data-hostname="${ctx.node}"] button[data-action="shutdown"]`);
+    assert.equal(await within(worker.exited, 30_000), 0, worker.output());
     await waitNode(page, ctx.node, false, 15_000);
     assert.deepEqual(errors, []);
   });
