@@ -193,6 +193,22 @@ export function dashboardSuite(ctx: SuiteContext, extra: (h: SuiteHandles) => vo
     assert.ok(existsSync(file));
   });
 
+  it('the task list filters by state and name, and finds a task by id', async () => {
+    const states = async () => new Set(await page.locator('#tasks tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { state: string } }).dataset.state)));
+    await page.selectOption('#filter-state', 'FAILURE');
+    assert.deepEqual([...(await states())], ['FAILURE']);
+    await page.selectOption('#filter-state', '');
+    await page.fill('#filter-name', 't.flaky');
+    const names = await page.locator('#tasks tbody tr td:nth-child(3)').allTextContents();
+    assert.ok(names.length >= 1 && names.every((n) => n === 't.flaky'), names.join(','));
+    await page.fill('#filter-name', '');
+    const one = await client.sendTask('t.add', [7, 7]);
+    await waitTask(page, one.id, 'SUCCESS');
+    await page.fill('#search-id', one.id);
+    assert.deepEqual(await page.locator('#tasks tbody tr').evaluateAll((rows) => rows.map((r) => (r as unknown as { dataset: { uuid: string } }).dataset.uuid)), [one.id]);
+    await page.fill('#search-id', '');
+  });
+
   it('shut down from the page stops the node warm (exit 0), and the page shows it offline', async () => {
     await page.click(`#workers tr[data-hostname="${ctx.node}"] button[data-action="shutdown"]`);
     assert.equal(await within(worker.exited, 30_000), 0, worker.output());
