@@ -7,6 +7,7 @@ import { concurrency } from './cases/concurrency.js';
 import { latency } from './cases/latency.js';
 import { results } from './cases/results.js';
 import { supervisor } from './cases/supervisor.js';
+import { events } from './cases/events.js';
 import { BenchContext } from './context.js';
 import { Progress } from './progress.js';
 import { formatMarkdown, formatTable, type BenchRow } from './report.js';
@@ -24,6 +25,7 @@ const CASES: Case[] = [
   { ids: [5], name: 'latency', run: latency },
   { ids: [6], name: 'results', run: results },
   { ids: [7], name: 'supervisor', run: supervisor },
+  { ids: [8], name: 'events on vs off', run: events },
 ];
 
 function parseArgs(argv: string[]): { quick: boolean; json: boolean; markdown: boolean; only: Set<number> | null; runs: number | null } {

@@ -46,9 +46,10 @@ export function multiOptions(ctx: BenchContext, broker: string, concurrency: num
 let nodeSeq = 0;
 
 /** Starts one asynx node with `multi start` and resolves once it is confirmed up. */
-export async function startAsynx(ctx: BenchContext, broker: string, concurrency: number, queue: string, resultBackend?: string): Promise<BenchWorker> {
+export async function startAsynx(ctx: BenchContext, broker: string, concurrency: number, queue: string, resultBackend?: string, env: NodeJS.ProcessEnv = {}): Promise<BenchWorker> {
   const name = `bench${++nodeSeq}`;
-  const opts = multiOptions(ctx, broker, concurrency, queue, resultBackend ? { resultBackend } : {});
+  const base = multiOptions(ctx, broker, concurrency, queue, resultBackend ? { resultBackend } : {});
+  const opts = { ...base, env: { ...base.env, ...env } };
   const r = await multi.start([name], opts);
   const node = r.nodes[0]!;
   if (!r.ok || !node.pid) throw new Error(`bench: asynx node ${name} did not start: ${node.reason ?? node.outcome}`);

@@ -27,15 +27,16 @@ export class EventDispatcher {
 
   /** The event as it goes on the wire. `timestampMs` (epoch ms) defaults to now. */
   build(type: string, fields: Record<string, unknown>, timestampMs = Date.now()): CeleryEvent {
-    return {
-      ...fields,
-      type,
-      timestamp: timestampMs / 1000,
-      hostname: this.opts.hostname,
-      utcoffset: utcoffsetHours(new Date(timestampMs)),
-      pid: process.pid,
-      clock: this.opts.clock.tick(),
-    };
+    // Copied key by key: an object spread followed by more keys is several times slower here (bench case 8).
+    const event = {} as CeleryEvent;
+    for (const k in fields) event[k] = fields[k];
+    event.type = type;
+    event.timestamp = timestampMs / 1000;
+    event.hostname = this.opts.hostname;
+    event.utcoffset = utcoffsetHours(new Date(timestampMs));
+    event.pid = process.pid;
+    event.clock = this.opts.clock.tick();
+    return event;
   }
 
   /** Sends one event; task events are buffered (one `task.multi` message per turn of the event loop). */

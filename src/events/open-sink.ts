@@ -15,7 +15,7 @@ class SqliteEventSink implements EventSink {
   constructor(private readonly transport: SqliteTransport) {}
 
   send(event: CeleryEvent): void {
-    this.transport.appendEvents([{ type: event.type, hostname: event.hostname, body: JSON.stringify(event) }]);
+    this.transport.appendEvents([event]);
   }
 
   buffer(event: CeleryEvent): void {

@@ -60,14 +60,17 @@ CREATE TABLE IF NOT EXISTS control_replies (
   expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS control_replies_ticket ON control_replies (ticket, id);
+-- Celery events, in batches: each row holds n events as a JSON list, deflated (raw DEFLATE, RFC 1951),
+-- so a busy worker adds a few compact rows a second instead of thousands of rows to the write-ahead log.
+-- seq counts the events written so far, this row's included (the retention by count). Rows leave only
+-- from the low end and the newest row is always kept, so ids only grow and readers tail the table by id.
 CREATE TABLE IF NOT EXISTS events (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
-  type TEXT NOT NULL,
-  hostname TEXT NOT NULL,
+  id INTEGER PRIMARY KEY,
   created_at INTEGER NOT NULL,
-  body TEXT NOT NULL
+  n INTEGER NOT NULL,
+  seq INTEGER NOT NULL,
+  body BLOB NOT NULL
 );
-CREATE INDEX IF NOT EXISTS events_age ON events (created_at);
 `;
 
 /** Opens (creating if needed) the broker database file; failures are SqliteStorageErrors. */
