@@ -22,8 +22,17 @@ const EVENT_STATE: Record<string, DashboardTaskState> = {
   'task-rejected': 'REJECTED',
 };
 
-/** States after which a task does not change any more (celery.states.READY_STATES, plus REJECTED). */
-const READY: ReadonlySet<DashboardTaskState> = new Set(['SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED']);
+/**
+ * Celery's state precedence (celery/states.py PRECEDENCE): a lower index happens later. An event whose state
+ * logically happens before the task's current one (a `task-sent` written late by a client, a `started` after
+ * `succeeded`) only merges its fields; RETRY on either side always moves the state (a retried task is
+ * received again).
+ */
+const PRECEDENCE: readonly string[] = ['SUCCESS', 'FAILURE', 'UNKNOWN', 'REVOKED', 'STARTED', 'RECEIVED', 'REJECTED', 'RETRY', 'PENDING'];
+const precedence = (state: string): number => {
+  const i = PRECEDENCE.indexOf(state);
+  return i < 0 ? PRECEDENCE.indexOf('UNKNOWN') : i;
+};
 
 /** Heartbeat expiry window: a worker is alive until freq × 2 after its last heartbeat. */
 const HEARTBEAT_EXPIRE_WINDOW = 2;
@@ -207,10 +216,8 @@ export class ClusterState {
         break;
     }
     if (state) {
-      // A late event (a `started` after `succeeded`) merges its fields but does not move a finished task back;
-      // a finished task only moves to another finished state when that event is newer.
-      const keep = READY.has(t.state) && (!READY.has(state) || ts < t.timestamp);
-      if (!keep) {
+      const happenedBefore = state !== 'RETRY' && t.state !== 'RETRY' && precedence(state) > precedence(t.state);
+      if (!happenedBefore || t.timestamp === 0) {
         t.state = state;
         t.timestamp = Math.max(t.timestamp, ts);
       }

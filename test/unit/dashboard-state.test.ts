@@ -43,6 +43,12 @@ describe('ClusterState', () => {
     s.apply(ev('task-received', { uuid: 'u3', retries: 1, timestamp: 6 }));
     assert.deepEqual([s.task('u3')!.state, s.task('u3')!.retries], ['RECEIVED', 1], 'a retried task is received again');
     assert.deepEqual(s.taskList({ state: 'SUCCESS' }).map((x) => x.uuid), ['u1']);
+    // A client's task-sent written after the worker's events (each side batches its own) does not move it back.
+    s.apply(ev('task-started', { uuid: 'u4', timestamp: 21 }));
+    s.apply(ev('task-sent', { uuid: 'u4', name: 't.sleep', args: '[1]', timestamp: 20 }));
+    assert.deepEqual([s.task('u4')!.state, s.task('u4')!.name, s.task('u4')!.sent], ['STARTED', 't.sleep', 20]);
+    s.apply(ev('task-failed', { uuid: 'u1', timestamp: 13 }));
+    assert.equal(s.task('u1')!.state, 'SUCCESS', 'FAILURE after SUCCESS merges only, as in Celery');
   });
 
   it('keeps at most maxTasks tasks, dropping the oldest', () => {
