@@ -1,5 +1,6 @@
 // Case 8, events: asynx end to end at -c 2 with task events off vs on (-E, with a receiver attached), on
 // SQLite and (when a RabbitMQ node can run) AMQP. Runs alternate between the two nodes; the ratio is on/off.
+// To split the costs: BENCH_NO_RECEIVER=1 leaves the receiver out, BENCH_NO_AMQP=1 the AMQP half.
 
 import { receiveEvents } from '../../dist/events/receiver.js';
 import type { BenchContext } from '../context.js';

@@ -6,7 +6,7 @@ import type { CeleryEvent } from './event.js';
 export interface EventSink {
   /** Sends one event on its own (worker events, `task-sent`). */
   send(event: CeleryEvent): void;
-  /** Buffers a task event: buffered events leave together (one `task.multi` list on RabbitMQ) at the next turn of the event loop. */
+  /** Buffers a task event: buffered events leave together (one `task.multi` list on RabbitMQ), within 100 ms. */
   buffer(event: CeleryEvent): void;
   /** Sends what is buffered, then lets go of the connection. Idempotent. */
   close(): Promise<void>;
