@@ -6,6 +6,7 @@ import { AmqpConnection } from '../amqp/connection.js';
 import { Releasers } from '../util/close-once.js';
 import type { ControlWire } from './control-wire.js';
 import { replyExchangeName, requestExchangeName } from './request.js';
+import { pyAmqpSafe } from '../amqp/field-table.js';
 
 /** Kombu's reply queue arguments with Celery's defaults: control_queue_expires 10 s, control_queue_ttl 300 s. */
 const REPLY_QUEUE_ARGS = { 'x-expires': 10_000, 'x-message-ttl': 300_000 } as const;
@@ -84,7 +85,7 @@ export async function amqpControlWire(brokerUrl: string, opts: { connectTimeoutM
           contentEncoding: 'utf-8',
           deliveryMode: 2,
           priority: 0,
-          headers,
+          headers: pyAmqpSafe(headers),
         });
         if (collect) await done;
       } finally {

@@ -6,6 +6,7 @@ import { LamportClock } from '../events/clock.js';
 import { Releasers } from '../util/close-once.js';
 import { mailboxHeldError } from './node-registry.js';
 import { answerRequest, isForNode, parseRequest, replyAddress, requestExchangeName, type ControlHandler } from './request.js';
+import { pyAmqpSafe } from '../amqp/field-table.js';
 
 export { isForNode, type ControlHandler } from './request.js';
 
@@ -61,7 +62,7 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
         contentEncoding: 'utf-8',
         deliveryMode: 1,
         priority: 0,
-        headers: { ticket: req.ticket ?? null, clock: clock.tick() },
+        headers: pyAmqpSafe({ ticket: req.ticket ?? null, clock: clock.tick() }),
       });
     } catch {
       // the channel went away: the caller times out, as with Celery

@@ -1,6 +1,7 @@
 // Celery's AMQP topology (spec §1), the delay-queue ladder for eta messages, and property mapping.
 
 import type { Channel, ConsumeMessage, Options } from 'amqplib';
+import { pyAmqpSafe } from '../amqp/field-table.js';
 
 /**
  * Delay ladder, after Celery 5.5 / kombu's native delayed delivery: level `k` is a queue
@@ -95,7 +96,7 @@ export function toPublishOptions(props: Record<string, unknown>, headers: unknow
     timestamp: n('timestamp'),
     type: s('type'),
     appId: s('app_id'),
-    headers: headers ?? {},
+    headers: pyAmqpSafe(headers ?? {}),
   };
   for (const key of Object.keys(out) as Array<keyof Options.Publish>) if (out[key] === undefined) delete out[key];
   return out;

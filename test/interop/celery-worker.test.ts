@@ -87,6 +87,8 @@ describe('Celery interop through the asynx worker and app', { skip }, () => {
     const boom = await app.sendTask('boom', [], {}, opts);
     const later = await app.sendTask<{ by: string; retries: number }>('info', [1], { k: 'v' }, { ...opts, countdown: 2, retries: 3 });
     const flaky = await app.sendTask('flaky', [21], {}, opts);
+    // Header integers past 127 (amqplib's 'short' type is a short *string* to py-amqp): the worker must decode them.
+    const wide = await app.sendTask<{ retries: number }>('info', [-5, 40_000], {}, { ...opts, retries: 200, timeLimit: 300, softTimeLimit: 250 });
     const started = Date.now();
     assert.equal(await add.get({ timeout: 20 }), 5);
     assert.equal(await kw.get({ timeout: 20 }), 42);
@@ -100,6 +102,7 @@ describe('Celery interop through the asynx worker and app', { skip }, () => {
     assert.equal(info.retries, 3);
     assert.ok(Date.now() - started >= 1_500, 'countdown honoured by the Python worker');
     assert.deepEqual(await flaky.get({ timeout: 30 }), { value: 42, retries: 1, by: 'py' });
+    assert.equal((await wide.get({ timeout: 20 })).retries, 200);
   });
 
   test('(c) a task that retries across both: Python attempt 1 → asynx attempt 2, and asynx attempt 1 → Python attempt 2', { timeout: 150_000 }, async () => {
