@@ -129,15 +129,26 @@ export class AmqpPublisher {
     return n;
   }
 
-  /** Ready messages in a queue (a passive-safe re-declare with the same arguments). */
+  /**
+   * Ready messages in a queue, by passive declare on a channel of its own (a missing queue closes that
+   * channel with 404, and counts 0): counting never creates a queue or clashes with its arguments.
+   */
   async count(queue: string): Promise<number> {
     const deadline = Date.now() + this.opts.publishTimeoutMs;
     const what = `count queue '${queue}'`;
-    const ch = await this.channel(deadline, what);
+    const model = await this.conn.get(deadline, what);
+    const ch = await this.conn.bounded(model.createChannel(), deadline, what);
+    let closed = false;
+    ch.on('error', () => undefined);
+    ch.on('close', () => (closed = true));
     try {
-      return await this.conn.bounded(declareTaskQueue(ch, queue, this.opts.maxPriority), deadline, what);
+      return (await this.conn.bounded(ch.checkQueue(queue), deadline, what)).messageCount;
     } catch (err) {
+      if ((err as { code?: unknown }).code === 404) return 0;
       throw declareError(err, queue, this.url);
+    } finally {
+      if (!closed) await ch.close().catch(() => undefined);
     }
   }
+
 }
