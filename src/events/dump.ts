@@ -1,7 +1,7 @@
 // One text line per event, as `celery events --dump` prints them: `hostname [ts] type: k=v, …`.
 
 import type { CeleryEvent } from './event.js';
-import { pyDisplay } from './saferepr.js';
+import { pyDisplay } from '../protocol/saferepr.js';
 
 /** The dumper's names for worker events; other types print with dashes turned to spaces. */
 const HUMAN_TYPES: Record<string, string> = { 'worker-offline': 'shutdown', 'worker-online': 'started', 'worker-heartbeat': 'heartbeat' };

@@ -4,7 +4,7 @@ import type { WireMessage } from '../protocol/message.js';
 import type { Transport } from '../transports/transport.js';
 import { LamportClock } from './clock.js';
 import { EventDispatcher } from './dispatcher.js';
-import { saferepr } from './saferepr.js';
+import { saferepr } from '../protocol/saferepr.js';
 import { openEventSink } from './open-sink.js';
 
 /** Sends `task-sent` for the tasks a client publishes; opens its sink on first use. */

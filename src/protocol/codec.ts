@@ -11,6 +11,7 @@ import {
   type TaskHeaders,
   type WireMessage,
 } from './message.js';
+import { saferepr } from './saferepr.js';
 
 /**
  * What a message is built from: checked options, durations as numbers of seconds, as on Celery's wire.
@@ -127,15 +128,9 @@ function checkPriority(priority: unknown, taskId?: string): number {
   return priority;
 }
 
-/** A display form of args/kwargs for logs, bounded like Celery's argsrepr. */
+/** `argsrepr` / `kwargsrepr`: Python's repr, bounded like Celery's (`saferepr`), so Python tools show them as Celery's own. */
 export function reprOf(value: unknown, max = 1024): string {
-  let text: string;
-  try {
-    text = JSON.stringify(value) ?? 'undefined';
-  } catch {
-    text = String(value);
-  }
-  return text.length > max ? `${text.slice(0, max - 3)}...` : text;
+  return saferepr(value, max);
 }
 
 /** `gen<pid>@<host>`, as Celery writes `origin`. */

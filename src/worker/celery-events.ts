@@ -4,7 +4,7 @@ import { loadavg } from 'node:os';
 import type { ResolvedConfig } from '../config.js';
 import { EventDispatcher } from '../events/dispatcher.js';
 import { SOFTWARE_INFO } from '../events/event.js';
-import { exceptionRepr, saferepr } from '../events/saferepr.js';
+import { exceptionRepr, saferepr } from '../protocol/saferepr.js';
 import { openEventSink } from '../events/open-sink.js';
 import type { Transport } from '../transports/transport.js';
 import type { TaskException, WorkerEvents, WorkerInfo } from './events.js';

@@ -1,7 +1,7 @@
 // Celery's shapes for what remote control reports: a request's info, rusage, broker info, a queue's declaration.
 
 import { constants } from 'node:os';
-import { saferepr } from '../events/saferepr.js';
+import { saferepr } from '../protocol/saferepr.js';
 import type { TaskRequest } from '../protocol/codec.js';
 import { parseBrokerUrl } from '../urls.js';
 import { redact } from '../util/redact.js';

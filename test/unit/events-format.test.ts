@@ -6,7 +6,7 @@ import { LamportClock } from '../../src/events/clock.js';
 import { EventDispatcher } from '../../src/events/dispatcher.js';
 import { EventDumper, utcText } from '../../src/events/dump.js';
 import type { CeleryEvent } from '../../src/events/event.js';
-import { exceptionRepr, pyStr, saferepr } from '../../src/events/saferepr.js';
+import { exceptionRepr, pyStr, saferepr } from '../../src/protocol/saferepr.js';
 import type { EventSink } from '../../src/events/sink.js';
 
 describe('saferepr: Python repr of JSON values', () => {
