@@ -2,6 +2,7 @@
 
 import type { Channel, ChannelModel, ConsumeMessage } from 'amqplib';
 import { AmqpConnection } from '../amqp/connection.js';
+import { amqpLong } from '../amqp/field-table.js';
 import { LamportClock } from '../events/clock.js';
 import { Releasers } from '../util/close-once.js';
 import { mailboxHeldError } from './node-registry.js';
@@ -61,7 +62,7 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
         contentEncoding: 'utf-8',
         deliveryMode: 1,
         priority: 0,
-        headers: { ticket: req.ticket ?? null, clock: clock.tick() },
+        headers: { ticket: req.ticket ?? null, clock: amqpLong(clock.tick()) }, // not amqplib's 's' for 128..32767: py-amqp misreads it
       });
     } catch {
       // the channel went away: the caller times out, as with Celery
