@@ -45,6 +45,7 @@ Examples:
   $ asynx multi start 3 -A ./tasks.mjs -c 2
   $ asynx multi stopwait 3 --timeout=60
   $ asynx dead list
+  $ asynx inspect ping
   $ asynx help multi
 
 Environment: ASYNX_BROKER_URL, ASYNX_RESULT_BACKEND, ASYNX_CONFIG, ASYNX_*; NO_COLOR turns colour off.

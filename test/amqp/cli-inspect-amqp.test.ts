@@ -69,6 +69,24 @@ describe('asynx remote control on RabbitMQ (asynx and Celery nodes)', { skip }, 
     assert.deepEqual(JSON.parse(revoked.stdout), { [PY]: ['7c2d2b1e-0000-4000-8000-000000000001'] });
   });
 
+  test('control: rate_limit maps its positionals for both nodes; shutdown -d stops the asynx node only', { timeout: 90_000 }, async () => {
+    const rl = await cli(['control', 'rate_limit', 'add', '10/s', '--timeout', '3', '--json']);
+    assert.equal(rl.code, 0, rl.stderr);
+    const replies = JSON.parse(rl.stdout) as Array<Record<string, Record<string, string>>>;
+    assert.deepEqual(replies.map((r) => Object.keys(r)[0]).sort(), ['a1@localhost', PY]);
+    // Celery applied {task_name: 'add', rate_limit: '10/s'} (a wrong mapping would be a TypeError reply).
+    assert.deepEqual(replies.find((r) => PY in r)![PY], { ok: 'new rate limit set successfully' });
+    const down = await cli(['control', 'shutdown', '-d', 'a1@localhost']);
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(down.stdout, '->  a1@localhost: OK\n        shutting down\n');
+    let exit: number | string | undefined;
+    void workers[0]!.exited.then((c) => (exit = c));
+    await waitFor('a1 stopped by remote control', () => exit !== undefined, 30_000);
+    assert.equal(exit, 0, workers[0]!.output());
+    const status = await cli(['status', '--json', '--timeout', '2']);
+    assert.deepEqual(JSON.parse(status.stdout), { [PY]: { ok: 'pong' } });
+  });
+
   test('no node replied: exit 1; the CLI leaves no reply queue behind', { timeout: 90_000 }, async () => {
     const r = await cli(['inspect', 'ping', '-d', 'nobody@localhost', '--timeout', '0.5']);
     assert.equal(r.code, 1, r.stderr);
@@ -82,7 +100,7 @@ describe('asynx remote control on RabbitMQ (asynx and Celery nodes)', { skip }, 
       const first = await client.broadcast('ping', {}, { timeoutMs: 30_000, limit: 1 });
       assert.equal(first.length, 1);
       assert.deepEqual(await client.broadcast('ping', {}, { reply: false }), []);
-      assert.deepEqual(Object.keys(await client.inspect('ping', {}, { timeoutMs: 2_000 })).sort(), ['a1@localhost', PY]);
+      assert.deepEqual(Object.keys(await client.inspect('ping', {}, { timeoutMs: 2_000 })), [PY], 'the asynx node was shut down above');
     } finally {
       await client.close();
     }
