@@ -23,11 +23,13 @@ export interface ControlSources {
   /** The current pool (replaced on a HUP restart), or null between pools. */
   pool(): Pool | null;
   consumers(): ConsumerSet | null;
+  /** Celery's `prefetch_count`: pool size × prefetch multiplier. */
+  prefetch(): number;
   maxTasksPerChild: number | null;
   registered(): string[];
   taskOptions(name: string): ResolvedTaskOptions | undefined;
-  /** Grows (n > 0) or shrinks (n < 0) the pool, prefetch following. */
-  resize(n: number): Promise<void>;
+  /** Starts growing (n > 0) or shrinking (n < 0) the pool, prefetch following; returns at once. */
+  resize(n: number): void;
   addQueue(queue: string): Promise<boolean>;
   removeQueue(queue: string): Promise<boolean>;
   restartPool(): void;
@@ -72,7 +74,7 @@ export function workerControlTarget(s: ControlSources): ControlTarget {
       const pool = s.pool();
       return { size: pool?.size ?? 0, childPids: pool?.childPids ?? [], writes: pool?.writes ?? [], busy: pool?.busy ?? 0, maxTasksPerChild: s.maxTasksPerChild };
     },
-    prefetch: () => s.consumers()?.prefetch ?? 0,
+    prefetch: () => s.prefetch(),
     totals: () => Object.fromEntries(dispatch.totals),
     broker: () => brokerInfo(io.config.brokerUrl, io.config.connectTimeoutMs),
     active: () => dispatch.active.map(info),

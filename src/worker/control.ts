@@ -51,8 +51,8 @@ export interface ControlTarget {
   /** False for an unknown task name. */
   setRateLimit(task: string, rate: string): boolean;
   setTimeLimit(task: string, soft: number | null, hard: number | null): boolean;
-  /** Grows (n > 0) or shrinks (n < 0) the pool. */
-  resize(n: number): Promise<void>;
+  /** Starts growing (n > 0) or shrinking (n < 0) the pool; returns at once (failures are the worker's to report). */
+  resize(n: number): void;
   /** Starts consuming a queue; false when it already did. */
   addQueue(queue: string): Promise<boolean>;
   removeQueue(queue: string): Promise<boolean>;
@@ -202,12 +202,13 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
       const hard = seconds('time_limit', a.hard, 'hard');
       return t.setTimeLimit(task, soft, hard) ? ok('time limits set successfully') : nok('unknown task');
     },
-    pool_grow: async (a) => {
-      await t.resize(count('pool_grow', a.n));
+    // As Celery: the answer does not wait for the new children to load the app (that can take seconds).
+    pool_grow: (a) => {
+      t.resize(count('pool_grow', a.n));
       return ok('pool will grow');
     },
-    pool_shrink: async (a) => {
-      await t.resize(-count('pool_shrink', a.n));
+    pool_shrink: (a) => {
+      t.resize(-count('pool_shrink', a.n));
       return ok('pool will shrink');
     },
     pool_restart: () => {

@@ -291,10 +291,11 @@ export class Worker {
       monitor: this.monitor,
       pool: () => this.pool,
       consumers: () => this.consumers,
+      prefetch: () => this.prefetch ?? 0,
       maxTasksPerChild: this.opts.maxTasksPerChild ?? null,
       registered: () => (this.registry ?? io.registry()).taskNames(),
       taskOptions: (name) => (this.registry ?? io.registry()).getTask(name)?.options,
-      resize: (n) => this.resizePool(n),
+      resize: (n) => void this.resizePool(n).catch((err) => this.events.emit('worker:error', { message: `Resizing the pool by ${n} failed: ${(err as Error).message}` })),
       addQueue: async (q) => {
         const added = (await this.consumers?.add(q)) ?? false;
         this.queues = [...(this.consumers?.queues ?? this.queues)];
@@ -314,12 +315,12 @@ export class Worker {
   private async resizePool(n: number): Promise<void> {
     const pool = this.pool;
     if (!pool || this.lifecycle.state !== 'running') return;
-    if (n > 0) await pool.grow(n);
-    else pool.shrink(-n);
+    // The new slots exist at once (their children load the app meanwhile): size and prefetch follow now.
+    const growing = n > 0 ? pool.grow(n) : (pool.shrink(-n), Promise.resolve());
     this.concurrency = pool.size;
-    const config = this.parts!.io.config;
-    this.prefetch = this.concurrency * config.prefetchMultiplier;
+    this.prefetch = this.concurrency * this.parts!.io.config.prefetchMultiplier;
     await this.consumers?.setPrefetch(this.prefetch);
+    await growing;
   }
 
   private makePool(): Pool {

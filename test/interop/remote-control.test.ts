@@ -225,6 +225,14 @@ describe('celery inspect / control against an asynx node (RabbitMQ)', { skip }, 
     assert.ok(reg.includes('sleep [time_limit=2 soft_time_limit=1]'), JSON.stringify(reg));
   });
 
+  test('the reply clock follows a large request clock and Celery still parses the reply (no 16-bit header)', { timeout: 60_000 }, async () => {
+    const script = `from capp import app; import json; app.control.mailbox.clock.adjust(1000); print(json.dumps(app.control.inspect(destination=[${JSON.stringify(NODE)}], timeout=5).clock()))`;
+    const out = await runPython(['-c', script], { brokerUrl: node.url });
+    assert.equal(out.code, 0, out.stderr);
+    const reply = JSON.parse(out.stdout.trim().split('\n').pop()!) as Record<string, { clock: number }>;
+    assert.ok(reply[NODE]!.clock > 1000, JSON.stringify(reply));
+  });
+
   test('inspect clock, report, reserved, scheduled, and an unknown method answer as Celery does', { timeout: 90_000 }, async () => {
     const clock = (await inspect('clock')) as { clock: number };
     assert.ok(Number.isInteger(clock.clock) && clock.clock > 0, JSON.stringify(clock));

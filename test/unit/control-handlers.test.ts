@@ -39,7 +39,7 @@ function fakeTarget(over: Partial<ControlTarget> = {}) {
     },
     setRateLimit: (task, rate) => (task === 'a' || task === 'b' ? (limits.setRate(task, rate), true) : false),
     setTimeLimit: (task, soft, hard) => (calls.push(`time ${task} ${soft} ${hard}`), task === 'a'),
-    resize: async (n) => void calls.push(`resize ${n}`),
+    resize: (n) => void calls.push(`resize ${n}`),
     addQueue: async (q) => (calls.push(`add ${q}`), true),
     removeQueue: async (q) => (calls.push(`remove ${q}`), true),
     activeQueues: () => [],
