@@ -10,6 +10,7 @@ import { parseBrokerUrl } from '../urls.js';
 import { Releasers } from '../util/close-once.js';
 import { declareEventExchange, EVENT_EXCHANGE } from './amqp-sink.js';
 import type { CeleryEvent } from './event.js';
+import { pyAmqpSafe } from '../amqp/field-table.js';
 
 /** Options of {@link receiveEvents}. */
 export interface ReceiveOptions {
@@ -102,7 +103,7 @@ async function receiveAmqp(url: string, onEvent: Handler, opts: ReceiveOptions):
         contentType: 'application/json',
         contentEncoding: 'utf-8',
         deliveryMode: 1,
-        headers: { clock: ++clock, expires: Date.now() / 1000 + 1 },
+        headers: pyAmqpSafe({ clock: ++clock, expires: Date.now() / 1000 + 1 }),
       });
     }
   });

@@ -9,6 +9,7 @@ import { openEventSink } from '../events/open-sink.js';
 import type { Transport } from '../transports/transport.js';
 import type { TaskException, WorkerEvents, WorkerInfo } from './events.js';
 import type { MonitorState } from './monitor.js';
+import { signalName, signalNumber } from './control-shapes.js';
 
 /** What the bridge reads from its worker. */
 export interface CeleryEventsSource {
@@ -56,7 +57,7 @@ export async function startCeleryEvents(transport: Transport, config: ResolvedCo
     events.on('task:succeeded', (t) => task('task-succeeded', { uuid: t.taskId, result: saferepr(t.result), runtime: t.runtime }, t.timestamp)),
     events.on('task:failed', (t) => task('task-failed', { uuid: t.taskId, ...failureFields(t.exception) }, t.timestamp)),
     events.on('task:retried', (t) => task('task-retried', { uuid: t.taskId, ...failureFields(t.exception) }, t.timestamp)),
-    events.on('task:revoked', (t) => task('task-revoked', { uuid: t.taskId, terminated: t.terminated, signum: t.signum, expired: t.expired }, t.timestamp)),
+    events.on('task:revoked', (t) => task('task-revoked', { uuid: t.taskId, terminated: t.terminated, signum: t.signum === null ? null : signalNumber(signalName(t.signum) ?? 'SIGTERM'), expired: t.expired }, t.timestamp)),
     events.on('task:rejected', (t) => task('task-rejected', { uuid: t.taskId, requeue: t.requeue }, t.timestamp)),
   ];
   monitor.sendHeartbeat = (freq = 5) => worker('worker-heartbeat', { ...src.info(), timestamp: Date.now() }, freq);
