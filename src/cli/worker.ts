@@ -19,6 +19,7 @@ import { Worker } from '../worker/worker.js';
 import { wantColor } from './output.js';
 import { badNumberFlag } from './cli-errors.js';
 import { addConnectionOptions, applyConnection, connectionFromFlags } from './connection-options.js';
+import { durationMs } from '../util/duration.js';
 
 /** Raw flags of `asynx worker`. */
 export interface WorkerFlags {
@@ -39,6 +40,7 @@ export interface WorkerFlags {
   logfileKeep?: string;
   brokerRetries?: string;
   taskEvents?: boolean;
+  heartbeatInterval?: string;
   color?: boolean;
 }
 
@@ -84,6 +86,7 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('--logfile-keep <n>', 'rotated log files to keep', '5')
     .option('--broker-retries <n>', 'retries (with backoff) of an AMQP broker unreachable at start-up; 0 = exit 69 at once', '100')
     .option('-E, --task-events', 'send task-* Celery events (config workerSendTaskEvents); worker-* events are always sent')
+    .option('--heartbeat-interval <duration>', 'seconds between worker-heartbeat events and status-file refreshes (Celery\'s default)', '2')
     .option('--no-color', 'no colour in log lines')
     .usage('[options] [-- key=value ...]')
     .argument('[overrides...]', 'after --: asynx config overrides as key=value (camelCase or snake_case keys)')
@@ -139,6 +142,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     childEnv,
     brokerConnectionRetries: nonNegInt(flags.brokerRetries, '--broker-retries'),
     taskEvents: flags.taskEvents ? true : null,
+    heartbeatInterval: `${durationMs(flags.heartbeatInterval ?? '2', '--heartbeat-interval')}ms`,
   };
   // Resolved before --detach, so a bad option fails in the foreground with exit 64.
   const resolved = resolveWorkerOptions(user);

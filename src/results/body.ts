@@ -8,7 +8,8 @@ export function successBody(taskId: string, value: unknown): ResultBody {
 
 export function errorBody(taskId: string, status: 'FAILURE' | 'RETRY' | 'REVOKED', error: EncodedError): ResultBody {
   const { traceback, ...exc } = error;
-  return { task_id: taskId, status, result: exc, traceback, children: [] };
+  // A revoked task raised nothing: Celery stores TaskRevokedError with no traceback (ours would show worker internals).
+  return { task_id: taskId, status, result: exc, traceback: status === 'REVOKED' ? null : traceback, children: [] };
 }
 
 export function stateBody(taskId: string, status: string, meta: unknown): ResultBody {

@@ -69,6 +69,7 @@ const SKIP: Record<string, string> = {
   'export ASYNX_BROKER_URL=amqp://user:pass@rabbit.internal:5672//': RABBIT,
   'asynx worker -A ./tasks.mjs -b amqp://user:pass@rabbit.internal:5672// --result-backend rpc:// -Q celery,other -c 4': RABBIT,
   'asynx multi start w1 w2 -A ./tasks.mjs -c 4 -b amqp://user:pass@rabbit.internal:5672//': RABBIT,
+  'asynx dashboard --port 8080 --read-only': 'the same command is run by test/core/help-examples.test.ts (page served, no action buttons, TERM → exit 0); port 8080 is not freed between the two files',
   'celery -A proj inspect ping -d w1@host': 'needs a Python Celery project `proj` on RabbitMQ (test/interop/pidbox.test.ts runs celery inspect against an asynx node)',
 };
 
@@ -103,6 +104,17 @@ const RUN: Record<string, string> = {
   'asynx multi get asynx1@$(hostname) 3': 'exit 0, the command line of asynx1',
   'asynx multi help': 'exit 0, the multi grammar',
   'asynx init systemd --nodes=w1,w2 --app=./tasks.mjs --user=deploy': 'exit 0; asynx@.service and asynx.service are written',
+  'asynx worker -A ./tasks.mjs -E': 'foreground until `ready.`; serves the Monitoring lines below; TERM → exit 0',
+  'asynx status': 'with the -E worker: "->  asynx@…: OK" and "1 node online.", exit 0; exit 1 once it stopped',
+  'asynx inspect ping': 'pong from the one node',
+  'asynx inspect stats --json': 'JSON {node: stats} with total, pool, rusage, broker, prefetch_count',
+  'asynx inspect active_queues': 'the celery queue',
+  'asynx control rate_limit tasks.add 10/s': '"new rate limit set successfully"; registered then shows rate_limit=10/s',
+  'asynx control pool_grow 2': 'the worker gains two pool children',
+  'asynx revoke <id> --terminate --signal SIGKILL': '<id> = a tasks.add call with --countdown 3: ends REVOKED with no traceback, never runs',
+  'asynx events': 'prints the node\'s heartbeat lines in dump form; TERM → exit 0',
+  'asynx events --json --replay --count 10': '10 JSON lines from the events table, worker-online among them; exit 0',
+  'asynx dashboard': 'prints its URL; GET / is the page, /api/snapshot lists the node; TERM → exit 0',
   'asynx multi stopwait w1 w2': 'on local SQLite nodes w1 w2 started by the test (`multi start w1 w2 -A ./tasks.mjs -c 1`): exit 0, both gone',
 };
 
@@ -316,6 +328,85 @@ describe('README sh examples: asynx multi and asynx init (embedded SQLite)', () 
     ok(await p.sh('asynx init systemd --nodes=w1,w2 --app=./tasks.mjs --user=deploy'), 'init systemd');
     for (const f of ['asynx@.service', 'asynx.service']) assert.ok(existsSync(join(p.dir, f)), f);
     assert.match(readFileSync(join(p.dir, 'asynx@.service'), 'utf8'), /User=deploy/);
+  });
+});
+
+describe('README sh examples: monitoring (embedded SQLite)', () => {
+  const p = exampleProject(lineText);
+  after(() => p.cleanup());
+
+  it('asynx worker -E; status, inspect, control, revoke, events, dashboard', async () => {
+    const worker = p.background('asynx worker -A ./tasks.mjs -E');
+    await waitFor('worker ready', () => worker.isDone() || / ready\.$/m.test(worker.output()), 30_000);
+    assert.ok(!worker.isDone(), `worker exited during start:\n${worker.output()}`);
+    await waitFor('its pool', () => childPidsOf(worker.pid).length >= 1, 30_000);
+    const node = /(\S+@\S+): ready\./m.exec(worker.output())?.[1] ?? '';
+    assert.ok(node, worker.output());
+
+    const status = await p.sh('asynx status');
+    ok(status, 'status');
+    assert.match(status.stdout, new RegExp(`^->\\s+${node.replace(/[.]/g, '\\.')}: OK$`, 'm'));
+    assert.match(status.stdout, /^1 node online\.$/m);
+
+    const ping = await p.sh('asynx inspect ping');
+    ok(ping, 'inspect ping');
+    assert.match(ping.stdout, /pong/);
+
+    const stats = await p.sh('asynx inspect stats --json');
+    ok(stats, 'inspect stats --json');
+    const byNode = JSON.parse(stats.stdout) as Record<string, Record<string, unknown>>;
+    assert.deepEqual(Object.keys(byNode), [node]);
+    for (const k of ['total', 'pool', 'rusage', 'broker', 'prefetch_count']) assert.ok(k in byNode[node]!, `stats.${k}`);
+
+    const queues = await p.sh('asynx inspect active_queues');
+    ok(queues, 'inspect active_queues');
+    assert.match(queues.stdout, /'name': 'celery'/);
+
+    const rate = await p.sh('asynx control rate_limit tasks.add 10/s');
+    ok(rate, 'control rate_limit');
+    assert.match(rate.stdout, /new rate limit set successfully/);
+    assert.match((await p.setup('asynx inspect registered')).stdout, /tasks\.add \[rate_limit=10\/s\]/);
+
+    const before = childPidsOf(worker.pid).length;
+    const grow = await p.sh('asynx control pool_grow 2');
+    ok(grow, 'control pool_grow 2');
+    await waitFor('two more pool children', () => childPidsOf(worker.pid).length === before + 2, 30_000);
+
+    const call = await p.setup("asynx call tasks.add --args '[1, 1]' --countdown 3");
+    ok(call, 'setup call --countdown 3');
+    const id = call.stdout.trim();
+    const revoke = await p.sh('asynx revoke <id> --terminate --signal SIGKILL', { '<id>': id });
+    ok(revoke, 'revoke --terminate');
+    const revoked = await waitFor('the countdown task REVOKED', async () => {
+      const r = JSON.parse((await p.setup(`asynx result ${id}`)).stdout) as { state: string; traceback: unknown; result: unknown };
+      return r.state === 'REVOKED' ? r : null;
+    }, 20_000, 250);
+    assert.equal(revoked.traceback, null, 'a revoked task has no traceback (Celery stores none)');
+
+    const dump = p.background('asynx events');
+    await waitFor('a heartbeat line', () => dump.isDone() || new RegExp(`^${node.replace(/[.]/g, '\\.')} \\[[^\\]]+\\] heartbeat: `, 'm').test(dump.output()), 20_000);
+    assert.ok(!dump.isDone(), dump.output());
+    assert.equal(await dump.stop('SIGTERM', 10_000), 0, dump.output());
+
+    const replay = await p.sh('asynx events --json --replay --count 10');
+    ok(replay, 'events --json --replay --count 10');
+    const lines = replay.stdout.trim().split('\n').map((l) => JSON.parse(l) as { type: string; hostname: string });
+    assert.equal(lines.length, 10);
+    assert.ok(lines.some((e) => e.type === 'worker-online' && e.hostname === node), replay.stdout);
+
+    const dash = p.background('asynx dashboard');
+    const url = await waitFor('the dashboard URL', () => (dash.isDone() ? 'exited' : /http:\/\/127\.0\.0\.1:5555\//.exec(dash.output())?.[0]), 20_000);
+    assert.notEqual(url, 'exited', dash.output());
+    const page = await fetch(url);
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<html/i);
+    await waitFor('the node in the dashboard state', async () => JSON.stringify(await (await fetch(`${url}api/snapshot`)).json()).includes(node), 20_000, 250);
+    assert.equal(await dash.stop('SIGTERM', 10_000), 0, dash.output());
+
+    worker.remember();
+    assert.equal(await worker.stop('SIGTERM', 30_000), 0, worker.output());
+    const none = await p.setup('asynx status');
+    assert.equal(none.code, 1, `no node online → exit 1:\n${none.stdout}${none.stderr}`);
   });
 });
 

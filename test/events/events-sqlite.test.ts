@@ -24,7 +24,7 @@ describe('Celery events on SQLite', () => {
 
   before(async () => {
     receiver = await receiveEvents(brokerUrl, (e) => seen.push(e), { pollIntervalMs: 20 });
-    worker = await startWorker({ brokerUrl, args: ['-n', NODE, '-c', '2', '-E'] });
+    worker = await startWorker({ brokerUrl, args: ['-n', NODE, '-c', '2', '-E', '--heartbeat-interval', '1.5'] });
     client = new Asynx({ brokerUrl, configFile: false, taskSendSentEvent: true });
   });
   after(async () => {
@@ -38,7 +38,7 @@ describe('Celery events on SQLite', () => {
     await waitFor('worker-online and a heartbeat', () => seen.some((e) => e.type === 'worker-online') && seen.some((e) => e.type === 'worker-heartbeat'), 15_000);
     for (const e of seen.filter((x) => x.hostname === NODE)) assertEventShape(e, { hostname: NODE, pid: worker!.pid });
     const hb = seen.find((e) => e.type === 'worker-heartbeat')!;
-    assert.equal(hb.freq, 2, 'freq: the heartbeat interval in seconds');
+    assert.equal(hb.freq, 1.5, 'freq: the heartbeat interval in seconds (--heartbeat-interval 1.5)');
     assert.equal(hb.sw_ident, 'asynx');
     assert.equal(typeof hb.local_received, 'number');
   });
@@ -88,7 +88,7 @@ describe('Celery events on SQLite', () => {
     assert.equal(text.code, 0, text.stderr);
     const lines = text.stdout.trim().split('\n');
     assert.equal(lines.length, 6, text.stdout);
-    assert.match(lines[0]!, /^ev1@localhost \[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?\] started: active=0, clock=\d+, freq=2, loadavg=\[[\d., ]+\], local_received=[\d.]+, pid=\d+, processed=0, sw_ident=asynx, sw_sys=\w+, sw_ver=[\d.]+, utcoffset=-?\d+$/);
+    assert.match(lines[0]!, /^ev1@localhost \[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d{6})?\] started: active=0, clock=\d+, freq=1\.5, loadavg=\[[\d., ]+\], local_received=[\d.]+, pid=\d+, processed=0, sw_ident=asynx, sw_sys=\w+, sw_ver=[\d.]+, utcoffset=-?\d+$/);
     const received = lines.find((l) => l.includes('task received'));
     assert.match(received ?? '', /\] task received: t\.add\([0-9a-f-]{36}\) args=\[2, 3\] kwargs=\{\} clock=\d+, eta=None, expires=None, /);
     const json = await runCli(['events', '--replay', '--json', '--count', '2', '-b', brokerUrl]);
