@@ -52,9 +52,9 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
     const req = parseRequest(msg.content.toString('utf8'));
     if (!req || !isForNode(req, nodeName)) return;
     if (typeof headers.clock === 'number') clock.adjust(headers.clock);
-    const reply = await answerRequest(handlers, req);
+    const { reply, afterReply } = await answerRequest(handlers, req);
     const to = replyAddress(req);
-    if (!to) return; // a cast: no reply
+    if (!to) return afterReply(); // a cast: no reply
     try {
       await ch.assertExchange(to.exchange, 'direct', { durable: false });
       ch.publish(to.exchange, to.routing_key, Buffer.from(JSON.stringify({ [nodeName]: reply })), {
@@ -67,6 +67,7 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
     } catch {
       // the channel went away: the caller times out, as with Celery
     }
+    afterReply();
   };
 
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;

@@ -69,18 +69,44 @@ export function isForNode(req: ControlRequest, nodeName: string): boolean {
   return true;
 }
 
+/** A handler's reply with an action to run once the reply has been sent (or could not be). */
+export class ReplyThen {
+  constructor(
+    readonly reply: unknown,
+    readonly afterReply: () => void,
+  ) {}
+}
+
+/**
+ * Replies, then acts: for `shutdown` and the like, whose action would otherwise close the mailbox
+ * before the reply left it.
+ */
+export function replyThen(reply: unknown, afterReply: () => void): ReplyThen {
+  return new ReplyThen(reply, afterReply);
+}
+
+/** What a node answers, and what it does after answering. */
+export interface Answer {
+  reply: unknown;
+  /** Run by the mailbox after it sent the reply (or when there is none to send). */
+  afterReply: () => void;
+}
+
 /**
  * This node's answer to a request: the handler's value; `ping` answers `{"ok": "pong"}` unless a
  * handler is given; an unknown method or a handler that throws answers `{"error": …}` as kombu's
  * `Node.dispatch` does (`repr(exc)`).
  */
-export async function answerRequest(handlers: Record<string, ControlHandler>, req: ControlRequest): Promise<unknown> {
+export async function answerRequest(handlers: Record<string, ControlHandler>, req: ControlRequest): Promise<Answer> {
+  const nothing = () => undefined;
   const method = typeof req.method === 'string' ? req.method : '';
   const handler = Object.prototype.hasOwnProperty.call(handlers, method) ? handlers[method] : method === 'ping' ? () => ({ ok: 'pong' }) : undefined;
-  if (!handler) return { error: `KeyError('${method}')` };
+  if (!handler) return { reply: { error: `KeyError('${method}')` }, afterReply: nothing };
   try {
-    return (await handler(isObject(req.arguments) ? req.arguments : {})) ?? null;
+    const value = await handler(isObject(req.arguments) ? req.arguments : {});
+    if (value instanceof ReplyThen) return { reply: value.reply ?? null, afterReply: value.afterReply };
+    return { reply: value ?? null, afterReply: nothing };
   } catch (err) {
-    return { error: err instanceof Error ? `${err.name}(${JSON.stringify(err.message)})` : String(err) };
+    return { reply: { error: err instanceof Error ? `${err.name}(${JSON.stringify(err.message)})` : String(err) }, afterReply: nothing };
   }
 }

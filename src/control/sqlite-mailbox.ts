@@ -56,14 +56,15 @@ export async function startSqliteMailbox(path: string, nodeName: string, handler
     const req = parseRequest(row.body);
     if (!req || !isForNode(req, nodeName)) return;
     clock.adjust(row.clock);
-    const reply = await answerRequest(handlers, req);
+    const { reply, afterReply } = await answerRequest(handlers, req);
     const to = replyAddress(req);
-    if (!to || typeof req.ticket !== 'string' || closed) return;
+    if (!to || typeof req.ticket !== 'string' || closed) return afterReply();
     const ticket = req.ticket;
     const body = JSON.stringify({ [nodeName]: reply });
     const expiresAt = row.expires_at;
     // The client stops reading at expires_at: past it, an answer is noise (the AMQP reply would sit unread too).
     await retryWhileBusy(() => s.insertReply(ticket, nodeName, body, clock.tick(), expiresAt), { path, what: 'answer a remote-control request', timeoutMs: Math.max(0, expiresAt - Date.now()) }).catch(() => undefined);
+    afterReply();
   };
 
   const poll = async (): Promise<void> => {

@@ -1,6 +1,7 @@
 // Remote-control answers of a worker node, in the shapes Celery's worker gives (celery/worker/control.py).
 
 import type { ControlHandler } from '../control/mailbox.js';
+import { replyThen } from '../control/request.js';
 import { UsageError } from '../errors.js';
 import { requestInfo, rusage, signalName, type TaskInfo } from './control-shapes.js';
 import { parseRate } from './task-limits.js';
@@ -215,10 +216,8 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
       t.restartPool();
       return ok('reload started');
     },
-    shutdown: () => {
-      setImmediate(() => t.shutdown());
-      return ok('shutting down');
-    },
+    // After the reply is out: the stop closes the mailbox.
+    shutdown: () => replyThen(ok('shutting down'), () => t.shutdown()),
     add_consumer: async (a) => {
       const queue = text('add_consumer', a, 'queue');
       await t.addQueue(queue);

@@ -64,9 +64,9 @@ describe('flags and requests', () => {
     assert.equal(isForNode({ pattern: '(', matcher: 'pcre' }, 'a1@h'), false);
   });
   test('answers: built-in ping, a handler that overrides it, an unknown method', async () => {
-    assert.deepEqual(await answerRequest({}, { method: 'ping' }), { ok: 'pong' });
-    assert.deepEqual(await answerRequest({ ping: () => ({ ok: 'pong!' }) }, { method: 'ping' }), { ok: 'pong!' });
-    assert.deepEqual(await answerRequest({}, { method: 'frob' }), { error: "KeyError('frob')" });
-    assert.deepEqual(await answerRequest({ toString: undefined as never }, { method: 'toString' }), { error: "KeyError('toString')" });
+    assert.deepEqual((await answerRequest({}, { method: 'ping' })).reply, { ok: 'pong' });
+    assert.deepEqual((await answerRequest({ ping: () => ({ ok: 'pong!' }) }, { method: 'ping' })).reply, { ok: 'pong!' });
+    assert.deepEqual((await answerRequest({}, { method: 'frob' })).reply, { error: "KeyError('frob')" });
+    assert.deepEqual((await answerRequest({ toString: undefined as never }, { method: 'toString' })).reply, { error: "KeyError('toString')" });
   });
 });

@@ -51,7 +51,7 @@ function fakeTarget(over: Partial<ControlTarget> = {}) {
     shutdown: () => void calls.push('shutdown'),
     ...over,
   };
-  return { t, calls, h: controlHandlers(t), ask: (method: string, args: Record<string, unknown> = {}) => answerRequest(controlHandlers(t), { method, arguments: args }) };
+  return { t, calls, h: controlHandlers(t), ask: async (method: string, args: Record<string, unknown> = {}) => (await answerRequest(controlHandlers(t), { method, arguments: args })).reply };
 }
 
 describe('remote-control handlers', () => {
@@ -65,6 +65,16 @@ describe('remote-control handlers', () => {
     assert.deepEqual(await ask('terminate', { task_id: 'running', signal: 'SIGUSR1' }), { ok: 'terminate: running' });
     assert.deepEqual(calls, ['terminate running SIGTERM', 'terminate gone SIGKILL', 'terminate running SIGUSR1']);
     assert.match(((await ask('revoke', { task_id: 'x', terminate: true, signal: 'kill' })) as { error: string }).error, /uppercase/);
+  });
+
+  test('shutdown: the reply goes out first, the stop runs after it (a stop first would close the mailbox)', async () => {
+    const { calls, t } = fakeTarget();
+    const answer = await answerRequest(controlHandlers(t), { method: 'shutdown', arguments: {} });
+    assert.deepEqual(answer.reply, { ok: 'shutting down' });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(calls, [], 'nothing stopped before the mailbox sent the reply');
+    answer.afterReply();
+    assert.deepEqual(calls, ['shutdown']);
   });
 
   test('registered: sorted, built-ins hidden unless asked, Celery\'s `name [attr=value]`', async () => {
