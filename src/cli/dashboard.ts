@@ -62,7 +62,7 @@ export function registerDashboardCommand(program: Command, run: (fn: () => Promi
   const cmd = addConnectionOptions(
     program
       .command('dashboard')
-      .description('serve the web dashboard: nodes, queues, tasks and charts, live, with actions')
+      .description('Serve the web dashboard: nodes, queues, tasks and charts, live, with actions')
       .option('-A, --app <module>', 'app module, for its config (broker URL, default queue)')
       .option('-p, --port <port>', 'TCP port (default 5555)')
       .option('--address <address>', 'address to listen on (default 127.0.0.1; anything else needs --auth)')
