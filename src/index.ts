@@ -90,9 +90,10 @@ export type {
   FailureCause,
   RejectCause,
 } from './worker/events.js';
-/** Dead letters: see, requeue and purge the messages workers could not run (`asynx dead`). */
+// Remote control (`asynx inspect|control|status|revoke`, celery inspect/control): ask and answer on any broker.
 export { openControlClient, mergeReplies, type ControlClient, type ControlClientOptions, type BroadcastOptions } from './control/client.js';
 export { startMailbox, type Mailbox, type MailboxOptions, type ControlHandler } from './control/mailbox.js';
+/** Dead letters: see, requeue and purge the messages workers could not run (`asynx dead`). */
 export { openDeadLetters, type OpenDeadLettersOptions } from './dead/open-dead-letters.js';
 export type { DeadLetters, DeadLetter, DeadLetterDetail, ListDeadLettersOptions, RequeueOptions, RequeueOutcome } from './dead/dead-letters.js';
 
