@@ -98,7 +98,8 @@ describe('worker signals and lifecycle', () => {
     await waitForStatus(pidfile, 'task running', (s) => s.active === 1);
     w.proc.kill('SIGINT');
     await waitForStatus(pidfile, 'warm shutdown', (s) => s.state === 'draining');
-    assert.match(w.output(), /Hitting Ctrl\+C again/);
+    // The status file can be read before the log line has come through the stderr pipe.
+    await waitFor('the hint that a second INT goes cold', () => /Hitting Ctrl\+C again/.test(w.output()), 5_000);
     w.proc.kill('SIGINT');
     assert.equal(await w.exited, 1);
     assert.equal(queued(db), 1);
