@@ -190,3 +190,11 @@ describe('codec: captured result bodies', () => {
     assert.equal(err.message, 'out of range');
   });
 });
+
+describe('codec: display headers', () => {
+  test('argsrepr and kwargsrepr are Python reprs, as Celery sends them (a Python worker shows them as its own)', () => {
+    const { message } = buildTaskMessage('t.x', [1, 'a', null, true], { k: [2.5] }, { queue: 'celery' });
+    assert.equal(message.headers.argsrepr, "[1, 'a', None, True]");
+    assert.equal(message.headers.kwargsrepr, "{'k': [2.5]}");
+  });
+});
