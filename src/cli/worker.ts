@@ -13,7 +13,8 @@ import { statusPathFor, writeStatus } from '../process/status-file.js';
 import { installSignals } from '../worker/shutdown.js';
 import { loadApp, resolveAppModule } from '../worker/load-app.js';
 import { Logger, parseLogLevel } from '../worker/logger.js';
-import { CHILD_OVERRIDES_ENV } from '../worker/child-config.js';
+import { CHILD_OVERRIDES_ENV } from '../worker/pool/child-config.js';
+import { POOL_KINDS, type PoolKind } from '../worker/pool/task-pool.js';
 import { resolveWorkerOptions, type WorkerOptions } from '../worker/options.js';
 import { Worker } from '../worker/worker.js';
 import { wantColor } from './output.js';
@@ -26,6 +27,8 @@ export interface WorkerFlags {
   app?: string;
   hostname?: string;
   concurrency?: string;
+  pool?: string;
+  autoscale?: string;
   queues?: string;
   loglevel?: string;
   logfile?: string;
@@ -68,13 +71,31 @@ function nonNegInt(value: string | undefined, flag: string): number | undefined 
   return n;
 }
 
+function poolFlag(value: string | undefined): PoolKind {
+  const v = (value ?? 'prefork').trim();
+  if ((POOL_KINDS as readonly string[]).includes(v)) return v as PoolKind;
+  throw new UsageError('asynx.cli.badPool', `-P/--pool must be one of ${POOL_KINDS.join(', ')}, got '${v}'`, { option: '--pool', value: v });
+}
+
+/** `--autoscale=max,min` (Celery's order; `max` alone means min 0 as in Celery). */
+function autoscaleFlag(value: string | undefined): { max: number; min: number } | null {
+  if (value === undefined) return null;
+  const m = /^\s*(\d+)\s*(?:,\s*(\d+)\s*)?$/.exec(value);
+  const max = m ? Number(m[1]) : NaN;
+  const min = m?.[2] !== undefined ? Number(m[2]) : 0;
+  if (!m || max < 1 || min > max) throw new UsageError('asynx.cli.badAutoscale', `--autoscale must be max,min with whole numbers, max ≥ 1 and min ≤ max (e.g. --autoscale=10,3), got '${value}'`, { option: '--autoscale', value });
+  return { max, min };
+}
+
 /** Registers `asynx worker` on the program. */
 export function registerWorkerCommand(program: Command, run: (fn: () => Promise<number>) => void): void {
   addConnectionOptions(program.command('worker'))
     .description('Start a worker node: consume tasks from the broker and run them in a pool of child processes')
     .requiredOption('-A, --app <module>', 'module (path or package) whose default or `app` export is the Asynx app')
     .option('-n, --hostname <name>', 'node name, name@host (%h = host name, %n, %d)', 'asynx@%h')
-    .option('-c, --concurrency <n>', 'pool child processes', '2')
+    .option('-c, --concurrency <n>', 'tasks at once: child processes (prefork), threads, in-flight tasks (async) (default: 2; solo: 1)')
+    .option('-P, --pool <kind>', 'prefork (child processes) | threads (worker_threads) | async (the event loop, for I/O-bound tasks) | solo', 'prefork')
+    .option('--autoscale <max,min>', 'grow the pool up to max under backlog, shrink to min when idle (prefork, threads)')
     .option('-Q, --queues <list>', 'comma-separated queues to consume (default: the app\'s default queue)')
     .option('-l, --loglevel <level>', 'debug | info | warning | error | critical', 'info')
     .option('-f, --logfile <path>', 'log file (%n %h %d %p %i %I expanded; %I gives each pool child its own file)')
@@ -115,7 +136,9 @@ Exit codes: 0 stopped cleanly · 1 cold shutdown or failure · 64 bad usage · 6
 /** Runs the worker; resolves to the exit code. `pairs` are the `key=value` overrides given after `--`. */
 export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: string[] = []): Promise<number> {
   const level = parseLogLevel(flags.loglevel ?? 'info');
-  const concurrency = posInt(flags.concurrency, '--concurrency', 2)!;
+  const pool = poolFlag(flags.pool);
+  const autoscale = autoscaleFlag(flags.autoscale);
+  const concurrency = posInt(flags.concurrency, '--concurrency', pool === 'solo' ? 1 : 2)!;
   const maxTasks = posInt(flags.maxTasksPerChild, '--max-tasks-per-child', null);
   const maxMem = posInt(flags.maxMemoryPerChild, '--max-memory-per-child', null);
   const maxSize = nonNegInt(flags.logfileMaxSize, '--logfile-max-size');
@@ -133,6 +156,8 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
   const user: WorkerOptions = {
     nodeName,
     concurrency,
+    pool,
+    autoscale,
     queues,
     appUrl,
     pidfile,

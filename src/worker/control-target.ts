@@ -9,7 +9,7 @@ import type { Admission } from './admission.js';
 import type { Dispatch } from './dispatch.js';
 import type { MonitorState } from './monitor.js';
 import type { Pending, TaskIo } from './pending.js';
-import type { Pool } from './pool.js';
+import type { TaskPool as Pool } from './pool/task-pool.js';
 import type { ResolvedTaskOptions } from '../app/task-options.js';
 
 /** What a worker node exposes to remote control, part by part. */

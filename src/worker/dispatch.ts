@@ -4,10 +4,10 @@ import type { WireMessage } from '../protocol/message.js';
 import { reprOf } from '../protocol/codec.js';
 import { stateBody } from '../results/body.js';
 import type { Admission } from './admission.js';
-import type { Job } from './ipc.js';
+import type { Job } from './pool/ipc.js';
 import type { Outcomes } from './outcome.js';
 import { ignoresResult, internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
-import type { Pool } from './pool.js';
+import type { TaskPool as Pool } from './pool/task-pool.js';
 
 /** Moves tasks from the admission buffer to the pool and their results to {@link Outcomes}. */
 export class Dispatch {

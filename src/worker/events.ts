@@ -98,7 +98,7 @@ export interface WorkerEventMap {
   'message:invalid': { tag: string; queue: string; taskId: string | null; code: string; message: string; timestamp: number };
   /** Prefetched or eta-held messages given back to the broker (warm shutdown, pool restart). */
   'message:restored': { count: number };
-  'worker:online': WorkerInfo & { broker: string; resultBackend: string; prefetch: number };
+  'worker:online': WorkerInfo & { broker: string; resultBackend: string; prefetch: number; /** The pool kind (`-P`). */ pool: string };
   'worker:heartbeat': WorkerInfo;
   'worker:offline': WorkerInfo;
   /** Every lifecycle transition. */

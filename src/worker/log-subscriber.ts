@@ -48,7 +48,7 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
       else log.error(`Task ${name} failed: WorkerLostError: pool child exited (${e.detail})`);
     }),
     events.on('worker:online', (e) => {
-      log.info(`Connected to ${e.broker}; results: ${e.resultBackend}; queues: ${e.queues.join(', ')}; concurrency: ${e.concurrency} (prefork)`);
+      log.info(`Connected to ${e.broker}; results: ${e.resultBackend}; queues: ${e.queues.join(', ')}; concurrency: ${e.concurrency} (${e.pool})`);
       log.info('ready.');
     }),
     events.on('worker:shutdown', (e) => log.info(`${e.mode === 'cold' ? 'Cold' : 'Warm'} shutdown (MainProcess)`)),

@@ -4,13 +4,24 @@ import { hostname } from 'node:os';
 import { UsageError } from '../errors.js';
 import { durationMs, type Duration } from '../util/duration.js';
 import type { Logger } from './logger.js';
+import { POOL_KINDS, type PoolKind } from './pool/task-pool.js';
 
 /** Options of a {@link Worker}. Every field is optional; {@link resolveWorkerOptions} fills the defaults. */
 export interface WorkerOptions {
   /** Full node name, `name@host`. @defaultValue `asynx@<machine hostname>` */
   nodeName?: string;
-  /** Pool child processes. @defaultValue 2 */
+  /** Tasks run at once: pool child processes (prefork), threads (threads), in-flight tasks (async). @defaultValue 2 */
   concurrency?: number;
+  /**
+   * The pool (`-P`): `prefork` child processes, `threads` (worker_threads), `async` (tasks on the worker's
+   * own event loop, for I/O-bound work) or `solo` (one at a time in the main process). @defaultValue 'prefork'
+   */
+  pool?: PoolKind;
+  /**
+   * Grow the pool under backlog up to `max` and shrink it when idle down to `min` (`--autoscale=max,min`,
+   * prefork and threads). Replaces `concurrency` as the starting size (`min`). @defaultValue null (fixed size)
+   */
+  autoscale?: { max: number; min: number } | null;
   /** Queues to consume. @defaultValue `[]` (the app's default queue) */
   queues?: string[];
   /** URL of the app module, imported again by each pool child (required to start a pool). */
@@ -53,6 +64,8 @@ export interface ResolvedWorkerOptions {
   readonly [RESOLVED]: true;
   nodeName: string;
   concurrency: number;
+  pool: PoolKind;
+  autoscale: { max: number; min: number } | null;
   queues: string[];
   appUrl: string;
   logger: Logger | null;
@@ -97,6 +110,19 @@ function positiveMs(value: Duration | undefined, option: string, dflt: Duration)
   return ms;
 }
 
+function poolKind(value: PoolKind | undefined): PoolKind {
+  if (value === undefined) return 'prefork';
+  if (!(POOL_KINDS as readonly string[]).includes(value)) throw badOption('pool', `one of ${POOL_KINDS.join(', ')}`, value, `'${String(value)}'`);
+  return value;
+}
+
+function resolveAutoscale(value: { max: number; min: number }, pool?: PoolKind): { max: number; min: number } {
+  const { max, min } = value;
+  if (!Number.isInteger(max) || max < 1 || !Number.isInteger(min) || min < 0 || min > max) throw badOption('autoscale', 'max,min with whole numbers max ≥ 1 and 0 ≤ min ≤ max', `${max},${min}`);
+  if (pool !== undefined && pool !== 'prefork' && pool !== 'threads') throw badOption('autoscale', 'used with the prefork or threads pool', `${max},${min} with pool ${pool}`);
+  return { max, min };
+}
+
 /** True for the result of {@link resolveWorkerOptions}. */
 export function isResolvedWorkerOptions(o: WorkerOptions | ResolvedWorkerOptions): o is ResolvedWorkerOptions {
   return (o as Partial<ResolvedWorkerOptions>)[RESOLVED] === true;
@@ -111,7 +137,9 @@ export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOp
   return {
     [RESOLVED]: true,
     nodeName,
-    concurrency: wholeNumber(user.concurrency, 'concurrency', 2)!,
+    concurrency: user.autoscale ? resolveAutoscale(user.autoscale).min || 1 : wholeNumber(user.concurrency, 'concurrency', user.pool === 'solo' ? 1 : 2)!,
+    pool: poolKind(user.pool),
+    autoscale: user.autoscale ? resolveAutoscale(user.autoscale, user.pool) : null,
     queues,
     appUrl: user.appUrl,
     logger: user.logger ?? null,

@@ -9,7 +9,7 @@ import type { Delivery } from '../transports/transport.js';
 import type { TaskException } from './events.js';
 import { retryMessage, signatureMessage } from './follow-ups.js';
 import { internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
-import type { JobResult } from './pool.js';
+import type { JobResult } from './pool/task-pool.js';
 
 /** An encoded error as an event's exception. */
 export function exceptionOf(e: EncodedError): TaskException {

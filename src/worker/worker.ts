@@ -26,7 +26,9 @@ import { subscribeLogger } from './log-subscriber.js';
 import { isResolvedWorkerOptions, resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { Outcomes } from './outcome.js';
 import type { TaskIo } from './pending.js';
-import { Pool } from './pool.js';
+import { openPool } from './pool/open-pool.js';
+import type { TaskTable } from './pool/job-runner.js';
+import type { TaskPool as Pool } from './pool/task-pool.js';
 import { StatusReporter } from './status-reporter.js';
 import { TaskLimits } from './task-limits.js';
 
@@ -217,7 +219,7 @@ export class Worker {
         clearInterval(cleanup);
       });
       void backend.cleanup().catch(() => undefined);
-      this.events.emit('worker:online', { ...this.info(), broker: this.broker, resultBackend: redact(config.resultBackend), prefetch: this.prefetch });
+      this.events.emit('worker:online', { ...this.info(), broker: this.broker, resultBackend: redact(config.resultBackend), prefetch: this.prefetch, pool: this.opts.pool });
     } catch (err) {
       // A stop closed what this step waited on (the pool, the broker): the stop finishes the job.
       if (this.stopRequested) return;
@@ -324,7 +326,7 @@ export class Worker {
   }
 
   private makePool(): Pool {
-    const pool = new Pool({
+    const pool = openPool(this.opts.pool, {
       size: this.concurrency,
       appUrl: this.opts.appUrl,
       env: this.opts.childEnv,
@@ -333,8 +335,14 @@ export class Worker {
       logfileFor: this.opts.childLogfile ?? undefined,
       startTimeoutMs: this.opts.childStartTimeoutMs,
       events: this.events,
-    });
+    }, { tasks: () => this.taskTable() });
     return pool;
+  }
+
+  /** The worker's own app's tasks, for the in-process pools (async, solo). */
+  private taskTable(): TaskTable {
+    const app = this.registry!;
+    return new Map(app.taskNames().map((n) => [n, app.getTask(n)!]));
   }
 
   private async consume(): Promise<void> {

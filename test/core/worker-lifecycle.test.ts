@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Asynx, Worker, type WorkerState } from '../../src/index.js';
 import { statusPathFor } from '../../src/process/status-file.js';
-import { Pool } from '../../src/worker/pool.js';
+import { PreforkPool as Pool } from '../../src/worker/pool/prefork.js';
 import { FIXTURE_APP, runCli } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { exitWithin, nextEvent, recordStates, spawnWorker, waitForStatus, type SpawnedWorker } from '../helpers/worker-events.js';

@@ -29,7 +29,7 @@ describe('package contents', () => {
     const files = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path).sort();
     assert.deepEqual(files.filter((p) => !SHIPPED.test(p)), [], 'files outside bin/, dist/, templates/ and the top-level docs');
     assert.deepEqual(files.filter((p) => DEV_ONLY.test(p)), [], 'test, bench, demo or example files in the package');
-    for (const needed of ['bin/asynx', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/worker/child.js', 'package.json', 'README.md']) {
+    for (const needed of ['bin/asynx', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js', 'dist/worker/pool/prefork-child.js', 'package.json', 'README.md']) {
       assert.ok(files.includes(needed), `${needed} is shipped (run \`npm run build\` first if dist/ is missing)`);
     }
   });

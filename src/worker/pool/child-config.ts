@@ -1,7 +1,7 @@
 // The CLI's config overrides, handed from the worker main process to its pool children through the env.
 
-import type { AsynxOptions } from '../config.js';
-import { AsynxError, ExitCode } from '../errors.js';
+import type { AsynxOptions } from '../../config.js';
+import { AsynxError, ExitCode } from '../../errors.js';
 
 /** The variable holding the overrides as JSON (set by `asynx worker`, read by each pool child). */
 export const CHILD_OVERRIDES_ENV = 'ASYNX_CHILD_OVERRIDES';

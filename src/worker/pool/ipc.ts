@@ -1,6 +1,6 @@
 // Parent ↔ pool-child protocol: typed discriminated unions with a ready/initFailed handshake.
 
-import type { ExecInput, Outcome } from '../app/execute.js';
+import type { ExecInput, Outcome } from '../../app/execute.js';
 
 /** One task attempt handed to a child: what the attempt needs, plus a sequence number for the replies. */
 export interface Job extends ExecInput {

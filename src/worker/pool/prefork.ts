@@ -1,44 +1,12 @@
-// Prefork pool: N forked children, one task each at a time; hard time limit, crash replacement, recycling.
+// Prefork pool (the default): N forked children, one task each at a time; hard time limit, crash replacement, recycling.
 
 import { fork, type ChildProcess } from 'node:child_process';
 import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { Outcome } from '../app/execute.js';
-import { AsynxError, ExitCode } from '../errors.js';
-import type { WorkerEvents } from './events.js';
+import { AsynxError, ExitCode } from '../../errors.js';
 import { isChildMessage, type ChildMessage, type Job, type ParentMessage } from './ipc.js';
-
-/** How a job ended, from the pool's point of view. */
-export type JobResult =
-  | { kind: 'done'; outcome: Outcome }
-  | { kind: 'lost'; detail: string }
-  | { kind: 'timeLimit'; seconds: number }
-  /** Remote control terminated it (`revoke` with `terminate`): its child was killed with `signal`. */
-  | { kind: 'terminated'; signal: NodeJS.Signals }
-  /** The gate passed to {@link Pool.run} rejected: the child never got the job. */
-  | { kind: 'notStarted'; detail: string };
-
-/** Pool options. */
-export interface PoolOptions {
-  size: number;
-  /** URL of the app module the children import. */
-  appUrl: string;
-  /** Extra environment for children. */
-  env?: NodeJS.ProcessEnv;
-  /** Recycle a child after this many tasks. */
-  maxTasksPerChild?: number | null;
-  /** Recycle a child whose RSS exceeds this many KiB after a task. */
-  maxMemoryPerChildKb?: number | null;
-  /** Log file for child k (stdout/stderr), or null to inherit. */
-  logfileFor?: (index: number) => string | null;
-  /** Bounded wait for a child's handshake. @defaultValue 30000 */
-  startTimeoutMs?: number;
-  /** Where `pool:child:*` events go (the worker's event map). */
-  events?: WorkerEvents;
-  /** Deadline for a child to exit after a warm close, then SIGKILL. @defaultValue 5000 */
-  exitTimeoutMs?: number;
-}
+import type { JobResult, PoolOptions, TaskPool } from './task-pool.js';
 
 interface Slot {
   index: number;
@@ -59,14 +27,15 @@ interface Slot {
 /** Signals a pool child ignores (sent to the whole process group): a terminate asks the child to take them. */
 const CHILD_IGNORES: ReadonlySet<string> = new Set(['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2']);
 
-const CHILD_ENTRY = fileURLToPath(new URL('./child.js', import.meta.url));
+const CHILD_ENTRY = fileURLToPath(new URL('./prefork-child.js', import.meta.url));
 
 function describeExit(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ? `signal ${signal}` : `exit code ${code}`;
 }
 
 /** The prefork pool. */
-export class Pool {
+export class PreforkPool implements TaskPool {
+  readonly kind = 'prefork' as const;
   private readonly slots: Slot[] = [];
   private closing = false;
   private closed: Promise<void> | null = null;

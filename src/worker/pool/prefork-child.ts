@@ -1,11 +1,8 @@
 // Pool child entry point: load the app, handshake, run one task at a time, exit when the parent is gone.
 
-import { executeTask, type TaskDefinition } from '../app/execute.js';
-import { AsynxError, ExitCode, NotRegistered } from '../errors.js';
-import { encodeError } from '../app/execute.js';
+import { AsynxError, ExitCode } from '../../errors.js';
 import { type ChildMessage, type Job, type ParentMessage } from './ipc.js';
-import { childOverrides } from './child-config.js';
-import { loadApp } from './load-app.js';
+import { loadTaskTable, runJob, type TaskTable } from './job-runner.js';
 
 // Signals sent to the whole process group (Ctrl-C, systemd control-group, supervisord stopasgroup)
 // must not kill a running task: only the main process decides (multi-spec decision 10).
@@ -28,11 +25,9 @@ async function main(): Promise<void> {
     process.stderr.write('asynx pool child: started without an app module or IPC channel; it is started by `asynx worker` only\n');
     process.exit(ExitCode.usage);
   }
-  let tasks: Map<string, TaskDefinition>;
+  let tasks: TaskTable;
   try {
-    const app = await loadApp(appUrl);
-    app.configure(childOverrides());
-    tasks = new Map(app.taskNames().map((n) => [n, app.getTask(n)!]));
+    tasks = await loadTaskTable(appUrl);
   } catch (err) {
     send({ type: 'initFailed', error: (err as Error).message });
     setTimeout(() => process.exit(ExitCode.failure), 50);
@@ -59,25 +54,10 @@ async function main(): Promise<void> {
     if (m.type === 'run') void run(m.job);
   });
   async function run(job: Job): Promise<void> {
-    const def = tasks.get(job.name);
-    if (!def) {
-      send({ type: 'done', seq: job.seq, outcome: { kind: 'failure', error: encodeError(new NotRegistered(job.name, { taskId: job.id })) }, rss: rss() });
-      return;
-    }
     current = new AbortController();
-    const outcome = await executeTask(def, job, {
-      updateState: async (state, meta) => send({ type: 'state', seq: job.seq, state, meta }),
-    }, current);
+    const outcome = await runJob(tasks, job, { updateState: async (state, meta) => send({ type: 'state', seq: job.seq, state, meta }) }, current);
     current = null;
-    let safe = outcome;
-    if (outcome.kind === 'success') {
-      try {
-        JSON.stringify(outcome.value);
-      } catch (err) {
-        safe = { kind: 'failure', error: encodeError(new TypeError(`Task ${job.name} returned a value that is not JSON-serialisable: ${(err as Error).message}`)) };
-      }
-    }
-    send({ type: 'done', seq: job.seq, outcome: safe, rss: rss() });
+    send({ type: 'done', seq: job.seq, outcome, rss: rss() });
   }
   send({ type: 'ready', pid: process.pid, tasks: [...tasks.keys()] });
 }

@@ -1,0 +1,22 @@
+// Makes the pool that `-P/--pool` names.
+
+import { AsynxError, ExitCode } from '../../errors.js';
+import type { TaskTable } from './job-runner.js';
+import { PreforkPool } from './prefork.js';
+import type { PoolKind, PoolOptions, TaskPool } from './task-pool.js';
+
+/** What the in-process pools (async, solo) run against: the worker's own app, already loaded. */
+export interface InProcessApp {
+  tasks(): TaskTable;
+}
+
+/** A new, not yet started pool of `kind`. */
+export function openPool(kind: PoolKind, opts: PoolOptions, app: InProcessApp): TaskPool {
+  switch (kind) {
+    case 'prefork':
+      return new PreforkPool(opts);
+    default:
+      void app;
+      throw new AsynxError('asynx.pool.notBuilt', `The ${kind} pool is not built yet: use -P prefork`, { exitCode: ExitCode.software });
+  }
+}
