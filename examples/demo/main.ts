@@ -1,4 +1,4 @@
-// The main job: a local HTTP endpoint, a worker with -c 4, a few hundred HTTP dispatches, a summary.
+// The main job: a local HTTP endpoint, an async-pool worker (-P async -c 50), a few hundred HTTP dispatches, a summary.
 
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
@@ -17,7 +17,7 @@ function arg(name: string, dflt: number): number {
 
 async function main(): Promise<number> {
   const total = arg('tasks', 300);
-  const concurrency = arg('concurrency', 4);
+  const concurrency = arg('concurrency', 50);
   const c = painter(process.stdout);
   const dir = mkdtempSync(join(tmpdir(), 'asynx-demo-'));
   const brokerUrl = `sqlite://${join(dir, 'demo.db')}`;
@@ -40,16 +40,16 @@ async function main(): Promise<number> {
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  say(c.bold(`asynx demo: ${total} HTTP calls through a ${concurrency}-process worker on the embedded SQLite broker`));
+  say(c.bold(`asynx demo: ${total} HTTP calls through a worker with the async pool (-P async -c ${concurrency}: HTTP calls wait on the network, not on a CPU) on the embedded SQLite broker`));
   say(`  endpoint ${base}   broker ${brokerUrl}`);
 
-  // 2. A worker node, as `asynx worker -A <app> -c 4` would run it; tsx loads the TypeScript app module (the pool
-  // children inherit the flag through fork's execArgv).
+  // 2. A worker node, as `asynx worker -A <app> -P async -c 50` would run it: the calls run on the worker's own event
+  // loop, 50 at a time. tsx loads the TypeScript app module.
   const bin = fileURLToPath(new URL('../../bin/asynx', import.meta.url));
   const appModule = fileURLToPath(new URL('./app.ts', import.meta.url));
   const logfile = join(process.cwd(), '.asynx', 'demo-worker.log');
   say(`  worker log ${logfile}`);
-  const worker = spawn(process.execPath, ['--import', 'tsx', bin, 'worker', '-A', appModule, '-c', String(concurrency), '-n', 'demo@%h', '-l', 'info', '-f', logfile], {
+  const worker = spawn(process.execPath, ['--import', 'tsx', bin, 'worker', '-A', appModule, '-P', 'async', '-c', String(concurrency), '-n', 'demo@%h', '-l', 'info', '-f', logfile], {
     env: { ...process.env, ASYNX_BROKER_URL: brokerUrl },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
