@@ -104,6 +104,10 @@ const RUN: Record<string, string> = {
   'asynx multi get asynx1@$(hostname) 3': 'exit 0, the command line of asynx1',
   'asynx multi help': 'exit 0, the multi grammar',
   'asynx init systemd --nodes=w1,w2 --app=./tasks.mjs --user=deploy': 'exit 0; asynx@.service and asynx.service are written',
+  'asynx worker -A ./tasks.mjs -P async -c 200': 'foreground until `ready.` with `concurrency: 200 (async)`; runs tasks.add; TERM → exit 0',
+  'asynx worker -A ./tasks.mjs -P threads -c 4': 'foreground until `ready.` with `concurrency: 4 (threads)`; runs tasks.add; TERM → exit 0',
+  'asynx worker -A ./tasks.mjs --autoscale=8,2': 'foreground until `ready.` with `concurrency: 2 (prefork)` (autoscale starts at min); runs tasks.add; TERM → exit 0',
+  'asynx worker -A ./tasks.mjs -P solo': 'foreground until `ready.` with `concurrency: 1 (solo)`; runs tasks.add; TERM → exit 0',
   'asynx worker -A ./tasks.mjs -E': 'foreground until `ready.`; serves the Monitoring lines below; TERM → exit 0',
   'asynx status': 'with the -E worker: "->  asynx@…: OK" and "1 node online.", exit 0; exit 1 once it stopped',
   'asynx inspect ping': 'pong from the one node',
@@ -249,6 +253,30 @@ describe('README sh examples: worker, CLI and dead letters (embedded SQLite)', (
     assert.equal(viaHelp.stdout, direct.stdout);
     ok(await p.setup('asynx help init'), 'help init');
   });
+});
+
+describe('README sh examples: the pools (embedded SQLite)', () => {
+  const p = exampleProject(lineText);
+  after(() => p.cleanup());
+
+  const lines: Array<[string, RegExp]> = [
+    ['asynx worker -A ./tasks.mjs -P async -c 200', /concurrency: 200 \(async\)$/m],
+    ['asynx worker -A ./tasks.mjs -P threads -c 4', /concurrency: 4 \(threads\)$/m],
+    ['asynx worker -A ./tasks.mjs --autoscale=8,2', /concurrency: 2 \(prefork\)$/m],
+    ['asynx worker -A ./tasks.mjs -P solo', /concurrency: 1 \(solo\)$/m],
+  ];
+  for (const [command, online] of lines) {
+    it(`${command}: ready with its pool, runs a task, TERM exits 0`, async () => {
+      const worker = p.background(command);
+      await waitFor('worker ready', () => worker.isDone() || / ready\.$/m.test(worker.output()), 30_000);
+      assert.ok(!worker.isDone(), `worker exited during start:\n${worker.output()}`);
+      assert.match(worker.output(), online);
+      const five = await p.setup("asynx call tasks.add --args '[2, 3]' --wait --timeout 20");
+      ok(five, 'call --wait');
+      assert.equal(five.stdout.trim(), '5');
+      assert.equal(await worker.stop('SIGTERM', 30_000), 0, `warm shutdown exits 0:\n${worker.output()}`);
+    });
+  }
 });
 
 describe('README sh examples: asynx multi and asynx init (embedded SQLite)', () => {
