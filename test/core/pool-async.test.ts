@@ -11,11 +11,15 @@ import { after, before, describe, test } from 'node:test';
 import { openControlClient, type ControlClient } from '../../src/control/client.js';
 import { Asynx, RemoteTaskError, TaskRevokedError, Worker } from '../../src/index.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
+import { readStatus, statusPathFor } from '../../src/process/status-file.js';
 import { nextEvent } from '../helpers/worker-events.js';
 import { runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
 
 const APP = fileURLToPath(new URL('../fixtures/inprocess-app.mjs', import.meta.url));
 const NODE = 'async@test';
+
+/** Tasks running, from the node's status file. */
+const readStatusActive = (pidfile: string) => readStatus(statusPathFor(pidfile))?.active ?? 0;
 
 type Stamp = { pid: number; start: number; end: number };
 type PoolStats = { 'max-concurrency': number; 'free-threads': number; 'running-threads': number; 'abandoned-tasks': number };
@@ -139,6 +143,15 @@ describe('async pool (-P async -c 50)', () => {
     await ask('pool_grow', { n: 45 });
   });
 
+  test('pool_restart drains, then runs tasks from a fresh import of the app module; the size is kept', async () => {
+    const before = await (await client.sendTask<number>('t.loaded')).get({ timeout: 10 });
+    assert.deepEqual(await ask('pool_restart'), { ok: 'reload started' });
+    await waitFor('the restart', () => /restarted\.$/m.test(worker.output()), 10_000);
+    const now = await (await client.sendTask<number>('t.loaded')).get({ timeout: 10 });
+    assert.notEqual(now, before, 'the task ran from the reloaded module');
+    assert.equal((await stats()).pool['max-concurrency'], 50);
+  });
+
   test('warm shutdown (TERM) waits for the tasks in flight and stores their results', async () => {
     const sent = await Promise.all(Array.from({ length: 20 }, () => client.sendTask<Stamp>('t.stamp', [1500])));
     await waitFor('20 tasks running', async () => (await stats()).pool['running-threads'] === 20, 10_000, 50);
@@ -191,6 +204,39 @@ describe('async pool: the HTTP dispatch task at -c 100', () => {
       assert.equal(res.body, `hello ${i}`);
     });
     assert.ok(most >= 50 && most <= 100, `the server saw ${most} calls at once (at most -c 100)`);
+  });
+});
+
+describe('async pool: cold shutdown', () => {
+  const tmp = tempDir('asynx-async-cold-');
+  const brokerUrl = `sqlite://${join(tmp.dir, 'broker.db')}`;
+  const workers: RunningWorker[] = [];
+  let client: Asynx;
+
+  before(() => {
+    client = new Asynx({ brokerUrl, configFile: false });
+  });
+  after(async () => {
+    await client?.close();
+    for (const w of workers) await w.stop('SIGKILL');
+    tmp.cleanup();
+  });
+
+  test('QUIT gives the tasks in flight back to the queue; the next worker runs them', async () => {
+    const pidfile = join(tmp.dir, 'cold.pid');
+    const first = await startWorker({ brokerUrl, app: APP, args: ['-P', 'async', '-c', '10', '--pidfile', pidfile] });
+    workers.push(first);
+    const file = join(tmp.dir, 'once.txt');
+    // Each hangs a minute on its first delivery, ignoring its signal: the cold stop must not wait for them.
+    const sent = await Promise.all(Array.from({ length: 5 }, () => client.sendTask<number>('t.once', [file])));
+    await waitFor('5 tasks running', () => readStatusActive(pidfile) === 5, 10_000, 50);
+    assert.equal(await first.stop('SIGQUIT', 10_000), 1);
+    assert.equal((first.output().match(/Cold shutdown: t\.once\[[^\]]+\] was terminated and goes back to its queue/g) ?? []).length, 5);
+    for (const r of sent) assert.equal(await r.state(), 'PENDING');
+    const second = await startWorker({ brokerUrl, app: APP, args: ['-P', 'async', '-c', '10'] });
+    workers.push(second);
+    const pids = await Promise.all(sent.map((r) => r.get({ timeout: 20 })));
+    assert.deepEqual([...new Set(pids)], [second.pid], 'all five ran again on the second worker');
   });
 });
 
