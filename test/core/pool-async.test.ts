@@ -254,7 +254,7 @@ describe('async pool: cold shutdown', () => {
   });
 });
 
-describe('async pool: pool:loop:blocked from a Worker in this process', () => {
+describe('pool:loop:blocked from a Worker in this process', () => {
   test('the event names the blocked time, the threshold and the task that was on the loop', async () => {
     const tmp = tempDir('asynx-async-lag-');
     const brokerUrl = `sqlite://${join(tmp.dir, 'broker.db')}`;
@@ -281,6 +281,28 @@ describe('async pool: pool:loop:blocked from a Worker in this process', () => {
     } finally {
       await worker.stop();
       await client.close();
+      tmp.cleanup();
+    }
+  });
+
+  test('the probe runs for prefork too: a block of the main loop is reported without task names', async () => {
+    const tmp = tempDir('asynx-prefork-lag-');
+    const brokerUrl = `sqlite://${join(tmp.dir, 'broker.db')}`;
+    const app = new Asynx({ brokerUrl, configFile: false });
+    const worker = new Worker(app, { appUrl: pathToFileURL(APP).href, concurrency: 1, nodeName: 'lag2@test', loopLagWarn: 0.3, childEnv: { ASYNX_BROKER_URL: brokerUrl } });
+    try {
+      await worker.start();
+      const blocked = nextEvent(worker, 'pool:loop:blocked');
+      const end = Date.now() + 600;
+      while (Date.now() < end) {
+        /* the main loop blocked by this test, as a slow synchronous call would */
+      }
+      const e = await blocked;
+      assert.equal(e.pool, 'prefork');
+      assert.ok(e.blockedMs >= 300, `blocked ${e.blockedMs} ms`);
+      assert.deepEqual(e.tasks, []);
+    } finally {
+      await worker.stop();
       tmp.cleanup();
     }
   });
