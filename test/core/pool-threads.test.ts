@@ -120,6 +120,23 @@ describe('threads pool', () => {
     assert.notEqual(next.threadId, first.threadId, 'a new thread took the slot');
   });
 
+  it('a warm stop (TERM) lets the running task finish in its thread, then exits 0; a cold one (QUIT) does not wait', async () => {
+    const { w, c, brokerUrl, node } = await setup(['-c', '2']);
+    const ctl = await openControlClient(brokerUrl);
+    controls.push(ctl);
+    const running = async () => ((await ctl.broadcast('active', {}, { destination: [node], timeoutMs: 5000 }))[0]?.[node] as unknown[] | undefined)?.length ?? 0;
+    const r = await c.sendTask<number>('pools.sleep', [1500]);
+    await waitFor('the task to run', async () => (await running()) === 1, 10_000, 50);
+    assert.equal(await w.stop('SIGTERM'), 0, w.output());
+    assert.equal(await r.get({ timeout: 10 }), 1500, 'the task ran to its end');
+    const { w: w2, c: c2, node: node2, brokerUrl: b2 } = await setup(['-c', '1']);
+    const ctl2 = await openControlClient(b2);
+    controls.push(ctl2);
+    await c2.sendTask('pools.busy', [60_000]);
+    await waitFor('the busy task to run', async () => ((await ctl2.broadcast('active', {}, { destination: [node2], timeoutMs: 5000 }))[0]?.[node2] as unknown[] | undefined)?.length === 1, 10_000, 50);
+    assert.equal(await w2.stop('SIGQUIT', 10_000), 1, 'cold shutdown: exit 1, without waiting for the busy thread');
+  });
+
   it('--max-tasks-per-child recycles threads; config overrides after -- reach the threads', async () => {
     const { w, c } = await setup(['-c', '1', '--max-tasks-per-child', '2'], ['--', 'prefetchMultiplier=3']);
     const ids: number[] = [];
