@@ -127,6 +127,8 @@ Config overrides after -- win over the config file and ASYNX_* (flags such as --
 Examples:
   $ asynx worker -A ./tasks.mjs -c 4
   $ asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug
+  $ asynx worker -A ./tasks.mjs -P async -c 200
+  $ asynx worker -A ./tasks.mjs -P threads --autoscale=8,2
   $ asynx worker -A ./tasks.mjs --detach --pidfile ./.asynx/run/%n.pid --logfile ./.asynx/log/%n%I.log
   $ asynx worker -A ./tasks.mjs -b amqp://guest:guest@127.0.0.1:5672//
   $ asynx worker -A ./tasks.mjs -- prefetchMultiplier=1 acks_late=true visibility_timeout=60s

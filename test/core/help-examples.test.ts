@@ -26,6 +26,8 @@ const RUN: Record<string, string> = {
   'asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug': 'foreground until `ready.` for emails and default; TERM → exit 0',
   'asynx worker -A ./tasks.mjs --detach --pidfile ./.asynx/run/%n.pid --logfile ./.asynx/log/%n%I.log': 'exits 0, leaves a live node (TERM by pid)',
   'asynx worker -A ./tasks.mjs -- prefetchMultiplier=1 acks_late=true visibility_timeout=60s': 'foreground until `ready.`; TERM → exit 0',
+  'asynx worker -A ./tasks.mjs -P async -c 200': 'foreground until `ready.` (concurrency: 200 (async)); TERM → exit 0',
+  'asynx worker -A ./tasks.mjs -P threads --autoscale=8,2': 'foreground until `ready.` (threads, autoscale 2..8); TERM → exit 0',
   "asynx call tasks.add --args '[2, 3]' --wait": 'prints 5',
   'asynx call asynx.http.dispatch --args \'[{"url": "http://127.0.0.1:8080/hook"}]\' --countdown 30': 'prints an id (never due during the test; purged)',
   'asynx call emails.send --kwargs \'{"to": "a@b.c"}\' -Q emails': 'prints an id (no consumer for emails; purged)',
@@ -158,7 +160,7 @@ describe('--help examples run as written', () => {
   });
 
   it('the other worker examples start and stop cleanly', async () => {
-    for (const c of ['asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug', 'asynx worker -A ./tasks.mjs -- prefetchMultiplier=1 acks_late=true visibility_timeout=60s']) {
+    for (const c of ['asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug', 'asynx worker -A ./tasks.mjs -- prefetchMultiplier=1 acks_late=true visibility_timeout=60s', 'asynx worker -A ./tasks.mjs -P async -c 200', 'asynx worker -A ./tasks.mjs -P threads --autoscale=8,2']) {
       const worker = p.background(c);
       await waitFor(`ready: ${c}`, () => worker.isDone() || / ready\.$/m.test(worker.output()), 30_000);
       assert.ok(!worker.isDone(), `${c} exited during start:\n${worker.output()}`);
