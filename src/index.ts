@@ -1,6 +1,6 @@
 /**
  * asynx: Celery for Node.js. Define tasks, send them to a broker (embedded SQLite by default, or
- * RabbitMQ), run them in prefork worker nodes, and follow their results. Messages are Celery
+ * RabbitMQ), run them in worker nodes (prefork, threads, async or solo pools), and follow their results. Messages are Celery
  * protocol v2, so Python Celery clients and workers interoperate.
  *
  * @example
@@ -77,6 +77,8 @@ export {
 } from './tasks/http.js';
 export { Worker, type StopReport } from './worker/worker.js';
 export { resolveWorkerOptions, defaultNodeName, type WorkerOptions, type ResolvedWorkerOptions } from './worker/options.js';
+/** Pool kinds for `WorkerOptions.pool` (`asynx worker -P`). */
+export { POOL_KINDS, type PoolKind } from './worker/pool/task-pool.js';
 export { Logger, type LogLevel } from './worker/logger.js';
 export type {
   WorkerEventMap,
