@@ -49,13 +49,14 @@ describe('threads pool', () => {
   });
   after(() => tmp.cleanup());
 
-  it('runs tasks in threads of the worker process: results, failures, parallel CPU work, no child processes', async () => {
+  it('runs tasks in threads of the worker process: results, failures, soft time limits, parallel CPU work, no child processes', async () => {
     const { w, c } = await setup(['-c', '2']);
     assert.match(w.output(), /concurrency: 2 \(threads\)/);
     assert.equal(await run(c, 'pools.add', [1, 2]), 3);
     const err = await failure(c, 'pools.boom');
     assert.equal(err.name, 'TypeError');
     assert.match(err.message, /kaput/);
+    assert.equal((await failure(c, 'pools.soft')).name, 'SoftTimeLimitExceeded', 'a soft time limit aborts the task\'s signal in its thread');
     const at = await run<Where>(c, 'pools.where');
     assert.equal(at.pid, w.pid, 'the task ran in the worker process');
     assert.ok(at.threadId > 0, 'in a worker thread, not the main thread');
