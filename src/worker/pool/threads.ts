@@ -48,10 +48,12 @@ function describeExit(slot: Slot, code: number): string {
 }
 
 /**
- * The thread pool: tasks run in worker_threads of the worker process (parallel CPU work, less memory
- * than prefork, no crash isolation beyond the thread). A thread that must stop (hard time limit,
- * `revoke --terminate`) is ended with `Worker.terminate()`, which also stops a busy loop; signals do not
- * reach threads, so the signal of a terminate is only reported. Pids are the worker's own.
+ * The thread pool: tasks run in worker_threads of the worker process (parallel CPU work; each thread loads
+ * the app in its own V8 isolate). A thread that must stop (hard time limit, `revoke --terminate`) is ended
+ * with `Worker.terminate()`, which also stops a busy loop; signals do not reach threads, so the signal of a
+ * terminate is only reported. `process.exit()` or an uncaught exception in a task ends only its thread (the
+ * task fails with WorkerLostError and a new thread takes the slot); what threads cannot do (`process.chdir`,
+ * signal handlers) fails in a task as it does in any worker thread. Pids are the worker's own.
  */
 export class ThreadPool implements TaskPool {
   readonly kind = 'threads' as const;
