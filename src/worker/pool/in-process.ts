@@ -66,7 +66,7 @@ const codeRunning = (e: Entry): boolean => !e.runDone || (e.code !== null && !e.
 export class InProcessPool implements TaskPool {
   private limit: number;
   private readonly running = new Map<number, Entry>();
-  /** Given up (hard limit, terminate) but their code still runs. */
+  /** Given up (soft or hard limit, terminate, cold close) but their code may still run. */
   private readonly givenUp = new Map<number, Entry>();
   /** Tasks that ended since the last loop-lag probe tick (a task that blocked the loop ended before the probe ran). */
   private recent: TaskRef[] = [];
@@ -75,6 +75,9 @@ export class InProcessPool implements TaskPool {
   private readonly byId = new Map<string, Entry>();
   private table: TaskTable | null = null;
   private closing = false;
+  private closed: Promise<void> | null = null;
+  /** Woken when no job runs (a warm close waits for that). */
+  private readonly drained: Array<() => void> = [];
   private readonly offProcess: Array<() => void> = [];
 
   constructor(
@@ -292,9 +295,6 @@ export class InProcessPool implements TaskPool {
     resolve(result);
     if (this.running.size === 0) for (const wake of this.drained.splice(0)) wake();
   }
-
-  private drained: Array<() => void> = [];
-  private closed: Promise<void> | null = null;
 
   /**
    * Warm: waits for the running jobs (the worker calls it once none runs), then stops catching stray
