@@ -14,6 +14,9 @@ import type { JobResult, PoolOptions, TaskPool } from './task-pool.js';
  */
 export const ABANDON_GRACE_MS = 1000;
 
+/** At most this many ended tasks are remembered between two probe ticks (a report lists a few anyway). */
+const RECENT_MAX = 256;
+
 interface Entry {
   job: Job;
   abort: AbortController;
@@ -66,7 +69,7 @@ const codeRunning = (e: Entry): boolean => !e.runDone || (e.code !== null && !e.
 export class InProcessPool implements TaskPool {
   private limit: number;
   private readonly running = new Map<number, Entry>();
-  /** Given up (hard limit, terminate) but their code still runs. */
+  /** Given up (soft or hard limit, terminate, cold close) but their code may still run. */
   private readonly givenUp = new Map<number, Entry>();
   /** Tasks that ended since the last loop-lag probe tick (a task that blocked the loop ended before the probe ran). */
   private recent: TaskRef[] = [];
@@ -75,6 +78,9 @@ export class InProcessPool implements TaskPool {
   private readonly byId = new Map<string, Entry>();
   private table: TaskTable | null = null;
   private closing = false;
+  private closed: Promise<void> | null = null;
+  /** Woken when no job runs (a warm close waits for that). */
+  private readonly drained: Array<() => void> = [];
   private readonly offProcess: Array<() => void> = [];
 
   constructor(
@@ -288,13 +294,11 @@ export class InProcessPool implements TaskPool {
     entry.resolve = null;
     entry.onState = null;
     this.running.delete(entry.job.seq);
-    this.recent.push(ref(entry.job));
+    // Bounded: without a loop-lag probe (loopLagWarn 0) nobody calls tick().
+    if (this.recent.length < RECENT_MAX) this.recent.push(ref(entry.job));
     resolve(result);
     if (this.running.size === 0) for (const wake of this.drained.splice(0)) wake();
   }
-
-  private drained: Array<() => void> = [];
-  private closed: Promise<void> | null = null;
 
   /**
    * Warm: waits for the running jobs (the worker calls it once none runs), then stops catching stray
