@@ -106,7 +106,7 @@ const RUN: Record<string, string> = {
   'asynx init systemd --nodes=w1,w2 --app=./tasks.mjs --user=deploy': 'exit 0; asynx@.service and asynx.service are written',
   'asynx worker -A ./tasks.mjs -P async -c 200': 'foreground until `ready.` with `concurrency: 200 (async)`; runs tasks.add; TERM → exit 0',
   'asynx worker -A ./tasks.mjs -P threads -c 4': 'foreground until `ready.` with `concurrency: 4 (threads)`; runs tasks.add; TERM → exit 0',
-  'asynx worker -A ./tasks.mjs --autoscale=8,2': 'foreground until `ready.` with `concurrency: 2 (prefork)` (autoscale starts at min); runs tasks.add; TERM → exit 0',
+  'asynx worker -A ./tasks.mjs --autoscale=8,2': 'foreground until `ready.` with `concurrency: {min=2, max=8} (prefork)` (Celery\'s banner; the pool starts at min); runs tasks.add; TERM → exit 0',
   'asynx worker -A ./tasks.mjs -P solo': 'foreground until `ready.` with `concurrency: 1 (solo)`; runs tasks.add; TERM → exit 0',
   'asynx worker -A ./tasks.mjs -E': 'foreground until `ready.`; serves the Monitoring lines below; TERM → exit 0',
   'asynx status': 'with the -E worker: "->  asynx@…: OK" and "1 node online.", exit 0; exit 1 once it stopped',
@@ -262,7 +262,7 @@ describe('README sh examples: the pools (embedded SQLite)', () => {
   const lines: Array<[string, RegExp]> = [
     ['asynx worker -A ./tasks.mjs -P async -c 200', /concurrency: 200 \(async\)$/m],
     ['asynx worker -A ./tasks.mjs -P threads -c 4', /concurrency: 4 \(threads\)$/m],
-    ['asynx worker -A ./tasks.mjs --autoscale=8,2', /concurrency: 2 \(prefork\)$/m],
+    ['asynx worker -A ./tasks.mjs --autoscale=8,2', /concurrency: \{min=2, max=8\} \(prefork\)$/m],
     ['asynx worker -A ./tasks.mjs -P solo', /concurrency: 1 \(solo\)$/m],
   ];
   for (const [command, online] of lines) {
