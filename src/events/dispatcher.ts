@@ -1,7 +1,7 @@
 // Builds Celery events (the common fields, the Lamport clock) and hands them to a sink: Celery's EventDispatcher.
 
 import type { LamportClock } from './clock.js';
-import { eventGroup, utcoffsetHours, type CeleryEvent } from './event.js';
+import { eventGroup, utcoffsetHoursAt, type CeleryEvent } from './event.js';
 import type { EventSink } from './sink.js';
 
 /** Options of {@link EventDispatcher}. */
@@ -33,7 +33,7 @@ export class EventDispatcher {
     event.type = type;
     event.timestamp = timestampMs / 1000;
     event.hostname = this.opts.hostname;
-    event.utcoffset = utcoffsetHours(new Date(timestampMs));
+    event.utcoffset = utcoffsetHoursAt(timestampMs);
     event.pid = process.pid;
     event.clock = this.opts.clock.tick();
     return event;

@@ -24,6 +24,22 @@ export function utcoffsetHours(at: Date = new Date()): number {
   return Math.floor(at.getTimezoneOffset() / 60);
 }
 
+let offsetMinute = Number.NaN;
+let offsetHours = 0;
+
+/**
+ * {@link utcoffsetHours} at epoch ms `ms`, computed once per minute (zone offsets change on minute
+ * boundaries; a `Date` and its zone lookup per event cost about a microsecond each).
+ */
+export function utcoffsetHoursAt(ms: number): number {
+  const minute = Math.floor(ms / 60_000);
+  if (minute !== offsetMinute) {
+    offsetHours = utcoffsetHours(new Date(minute * 60_000));
+    offsetMinute = minute;
+  }
+  return offsetHours;
+}
+
 /** The AMQP routing key of an event type: `task-succeeded` → `task.succeeded`. */
 export function eventRoutingKey(type: string): string {
   return type.replace(/-/g, '.');

@@ -34,6 +34,16 @@ interface Held {
   queue: string;
 }
 
+/**
+ * A consumer channel's unsettled deliveries, by delivery tag: all of them in delivery order (`open`), and the
+ * acked ones whose frame is not sent yet (`due`). One `ack(multiple)` frame settles a run of due tags at the
+ * low end of `open`; a due tag above a delivery still open gets a frame of its own.
+ */
+interface ChannelAcks {
+  open: Set<number>;
+  due: Map<number, ConsumeMessage>;
+}
+
 interface ConsumerState {
   queues: string[];
   prefetch: number;
@@ -67,6 +77,10 @@ export class AmqpTransport implements Transport {
   /** Cleanup registered at creation, run once, newest first, by close(). */
   private readonly releasers = new Releasers();
   private readonly deadQueue: string;
+  private readonly acks = new Map<Channel, ChannelAcks>();
+  private ackFlush: Promise<void> | null = null;
+  /** Ack frames sent and messages they settled (diagnostics; the multiple-ack test reads them). */
+  readonly ackStats = { frames: 0, messages: 0 };
 
   constructor(
     readonly url: string,
@@ -81,6 +95,7 @@ export class AmqpTransport implements Transport {
     // Closing the connection (last) hands every unsettled delivery back to its queue.
     this.releasers.add('close the AMQP connection', () => this.conn.close());
     this.releasers.add('stop publishing and consuming', () => {
+      this.flushAcks();
       this.publisher.closed = true;
       for (const c of this.consumers) {
         c.cancelled = true;
@@ -107,6 +122,7 @@ export class AmqpTransport implements Transport {
     this.publisher.reset();
     // Every held delivery died with its channel: the broker requeues them; settling them is a no-op.
     this.held.clear();
+    this.acks.clear();
     for (const c of this.consumers) c.ch = null;
   }
 
@@ -192,6 +208,7 @@ export class AmqpTransport implements Transport {
 
   private onConsumerChannelClosed(c: ConsumerState, ch: Channel): void {
     for (const [tag, h] of this.held) if (h.ch === ch) this.held.delete(tag);
+    this.acks.delete(ch);
     if (c.ch === ch) c.ch = null;
     if (c.cancelled || this.closing) return;
     // A channel error on a live connection (e.g. queue deleted): reopen after a pause.
@@ -208,6 +225,9 @@ export class AmqpTransport implements Transport {
       ch.close().catch(() => undefined);
       return;
     }
+    let acks = this.acks.get(ch);
+    if (!acks) this.acks.set(ch, (acks = { open: new Set(), due: new Map() }));
+    acks.open.add(msg.fields.deliveryTag);
     const headers: unknown = msg.properties.headers ?? {};
     const eta = etaOf(headers, parseCeleryTime);
     if (eta !== null && eta > Date.now()) {
@@ -251,10 +271,12 @@ export class AmqpTransport implements Transport {
     try {
       const options = { ...toPublishOptions(fromMessageProperties(msg), msg.properties.headers ?? {}) };
       await this.publisher.publish(queue, msg.content, options, eta, this.opts.publishTimeoutMs, `delay a message in queue '${queue}'`);
+      this.settleNow(ch, msg);
       ch.ack(msg);
     } catch {
       // Broker trouble: give it back; if the channel is gone the broker already has it.
       try {
+        this.settleNow(ch, msg);
         ch.nack(msg, false, true);
       } catch {
         // channel closed
@@ -277,16 +299,69 @@ export class AmqpTransport implements Transport {
 
   // ---- settling -------------------------------------------------------------------------
 
+  /**
+   * Acks queued in one turn of the event loop go out together, after it: a run of consecutive delivery tags
+   * as one `multiple` frame. Resolves once the frames are handed to the connection (what a single ack did).
+   */
   async ack(delivery: Delivery): Promise<void> {
     const h = this.held.get(delivery.tag);
     if (!h) return; // settled already, or its channel died (the broker requeued it)
     this.held.delete(delivery.tag);
-    try {
-      h.ch.ack(h.msg);
-    } catch {
-      // channel closed meanwhile: the broker redelivers; nothing to do
+    const acks = this.acks.get(h.ch);
+    if (!acks) return; // its channel closed: the broker redelivers
+    acks.due.set(h.msg.fields.deliveryTag, h.msg);
+    this.ackFlush ??= new Promise<void>((resolve) =>
+      setImmediate(() => {
+        this.flushAcks();
+        resolve();
+      }),
+    );
+    return this.ackFlush;
+  }
+
+  /** Sends the queued acks of every channel, then closes the cancelled consumers' channels left idle. */
+  private flushAcks(): void {
+    this.ackFlush = null;
+    for (const [ch, acks] of this.acks) {
+      if (!acks.due.size) continue;
+      // The run of acked tags at the low end of the open ones: one frame for all of them.
+      let last: ConsumeMessage | null = null;
+      let run = 0;
+      for (const tag of acks.open) {
+        const msg = acks.due.get(tag);
+        if (!msg) break;
+        last = msg;
+        run++;
+      }
+      try {
+        if (last) {
+          const multiple = run > 1;
+          for (const tag of acks.open) {
+            if (run-- === 0) break;
+            acks.open.delete(tag);
+            acks.due.delete(tag);
+            this.ackStats.messages++;
+          }
+          ch.ack(last, multiple);
+          this.ackStats.frames++;
+        }
+        for (const [tag, msg] of acks.due) {
+          acks.open.delete(tag);
+          ch.ack(msg);
+          this.ackStats.frames++;
+          this.ackStats.messages++;
+        }
+      } catch {
+        // channel closed meanwhile: the broker redelivers what was not acked; nothing to do
+      }
+      acks.due.clear();
+      this.closeIdleChannel(ch);
     }
-    this.closeIdleChannel(h.ch);
+  }
+
+  /** A delivery settled by a frame sent right now (nack, dead-letter, redelay): no longer open. */
+  private settleNow(ch: Channel, msg: ConsumeMessage): void {
+    this.acks.get(ch)?.open.delete(msg.fields.deliveryTag);
   }
 
   async reject(delivery: Delivery, opts: { requeue: boolean; reason?: string }): Promise<void> {
@@ -295,6 +370,7 @@ export class AmqpTransport implements Transport {
     if (opts.requeue) {
       this.held.delete(delivery.tag);
       try {
+        this.settleNow(h.ch, h.msg);
         h.ch.nack(h.msg, false, true);
       } catch {
         // channel closed: the broker requeued it already
@@ -315,6 +391,7 @@ export class AmqpTransport implements Transport {
     if (!this.held.has(delivery.tag)) return;
     this.held.delete(delivery.tag);
     try {
+      this.settleNow(h.ch, h.msg);
       h.ch.ack(h.msg);
     } catch {
       // channel closed: it comes back and is dead-lettered again (at-least-once)
@@ -326,6 +403,8 @@ export class AmqpTransport implements Transport {
   private closeIdleChannel(ch: Channel): void {
     for (const c of this.consumers) if (c.ch === ch) return;
     for (const h of this.held.values()) if (h.ch === ch) return;
+    if (this.acks.get(ch)?.due.size) return; // the ack flush closes it after sending them
+    this.acks.delete(ch);
     ch.close().catch(() => undefined);
   }
 

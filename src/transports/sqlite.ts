@@ -1,6 +1,7 @@
 // Embedded broker on SQLite: durable queues with leases, eta held in the table, priorities, dead letters, events.
 
 import { randomUUID } from 'node:crypto';
+import { watch, type FSWatcher } from 'node:fs';
 import { deflateRawSync } from 'node:zlib';
 import { BrokerUnavailableError } from '../errors.js';
 import { parseCeleryTime } from '../protocol/codec.js';
@@ -17,8 +18,14 @@ export interface SqliteTransportOptions {
   visibilityTimeoutMs?: number;
   /** Bounded wait for a publish when the file is locked. @defaultValue 5000 */
   publishTimeoutMs?: number;
-  /** Longest pause between polls of an empty queue. @defaultValue 20 */
+  /**
+   * Longest pause between polls of an empty queue. Idle consumers are also woken when a message is
+   * published, by this process directly and by other processes through a watch on the write-ahead log,
+   * so the poll is the fallback (a file system without change notification). @defaultValue 20
+   */
   maxPollIntervalMs?: number;
+  /** First pause after an empty poll; it doubles up to `maxPollIntervalMs`. @defaultValue 1 */
+  minPollIntervalMs?: number;
   /** Celery events kept in the `events` table: older rows are deleted as new ones are written. @defaultValue 10000 */
   eventsMaxCount?: number;
   /** Events older than this are deleted as new ones are written, ms. @defaultValue 3600000 (one hour) */
@@ -53,6 +60,9 @@ interface Row {
   body: string;
 }
 
+/** Why an idle consumer claimed again: its poll timer, a publish in this process, a write seen on the WAL file. */
+export type WakeReason = 'poll' | 'publish' | 'watch';
+
 /** `<row id>:<delivery count>` → its two numbers. */
 function parseTag(tag: string): [number, number] {
   const [id, n] = tag.split(':');
@@ -68,6 +78,11 @@ export class SqliteTransport implements Transport {
   private readonly visibilityMs: number;
   private readonly publishTimeoutMs: number;
   private readonly maxPollMs: number;
+  private readonly minPollMs: number;
+  /** Watch on the `-wal` file: another process committed (a publish, most likely). */
+  private walWatcher: FSWatcher | null = null;
+  /** How often idle consumers woke up, by reason (diagnostics; the wake-on-publish test reads it). */
+  readonly wakeups: Record<WakeReason, number> = { poll: 0, publish: 0, watch: 0 };
   private readonly consumers = new Set<SqliteConsumer>();
   private renewTimer: NodeJS.Timeout | null = null;
   private pendingAcks: Array<[number, number]> = [];
@@ -90,6 +105,7 @@ export class SqliteTransport implements Transport {
     this.visibilityMs = opts.visibilityTimeoutMs ?? 30_000;
     this.publishTimeoutMs = opts.publishTimeoutMs ?? 5_000;
     this.maxPollMs = opts.maxPollIntervalMs ?? 20;
+    this.minPollMs = Math.min(opts.minPollIntervalMs ?? 1, this.maxPollMs);
     this.eventsMaxCount = opts.eventsMaxCount ?? 10_000;
     this.eventsMaxAgeMs = opts.eventsMaxAgeMs ?? 3_600_000;
     this.eventsPerRow = Math.max(1, Math.min(1_000, Math.floor(this.eventsMaxCount / 4)));
@@ -145,6 +161,10 @@ export class SqliteTransport implements Transport {
     this.releasers.add('stop the lease renewal timer', () => {
       if (this.renewTimer) clearInterval(this.renewTimer);
       this.renewTimer = null;
+    });
+    this.releasers.add('stop watching the write-ahead log', () => {
+      this.walWatcher?.close();
+      this.walWatcher = null;
     });
     this.releasers.add('flush pending acks', async () => {
       await this.ackFlush;
@@ -215,65 +235,110 @@ export class SqliteTransport implements Transport {
           this.writeEvents(events);
         })(),
       );
+      this.wakeIdle('publish');
       for (const b of batch) b.resolve();
     } catch (err) {
       for (const b of batch) b.reject(err);
     }
   }
 
-  /** Claims up to `max` due messages from the queues, in one transaction. */
+  /**
+   * Claims up to `max` due messages from the queues, in one transaction. Acks queued but not written yet
+   * ride in it (one commit instead of two); the ack flush that follows then finds them done.
+   */
   claim(queues: string[], max: number): Delivery[] {
     const s = this.s;
     const db = this.handle;
     const now = Date.now();
     const out: Delivery[] = [];
     const events = this.takeEvents();
+    const acks = this.pendingAcks;
+    this.pendingAcks = [];
     try {
-      this.claimIn(db, s, queues, max, now, out, events);
+      db.transaction(() => {
+        for (const [id, n] of acks) s.ack.run(id, this.owner, n);
+        this.writeEvents(events);
+        this.claimRows(s, queues, max, now, out);
+      }).immediate();
     } catch (err) {
+      // Not written: the acks go back to the flush that is already scheduled.
+      this.pendingAcks = [...acks, ...this.pendingAcks];
       if (events.length) void this.writeEventsAlone(events);
       throw sqliteError(err, { path: this.path, what: 'claim', busyTimeoutMs: STATEMENT_BUSY_MS });
     }
     return out;
   }
 
-  private claimIn(db: Db, s: ReturnType<SqliteTransport['prepare']>, queues: string[], max: number, now: number, out: Delivery[], events: EventBatch[]): void {
-    db.transaction(() => {
-      this.writeEvents(events);
-      s.promote.run(now);
-      for (const q of queues) {
-        if (out.length >= max) break;
-        const rows = s.pick.all(q, max - out.length) as Row[];
-        for (const r of rows) {
-          let message: Delivery['message'];
-          try {
-            message = { properties: JSON.parse(r.properties) as Record<string, unknown>, headers: JSON.parse(r.headers) as unknown, body: r.body };
-          } catch (err) {
-            // A row written by something else than this transport: dead-letter it here, or it would fail
-            // every claim and stop the queue (test/faults/sqlite-malformed.test.ts).
-            s.deadRow.run(`asynx.broker.badRow: stored properties or headers are not JSON (${(err as Error).message})`, now, r.id);
-            s.drop.run(r.id);
-            continue;
-          }
-          s.lease.run(now + this.visibilityMs, this.owner, r.id);
-          out.push({
-            // The delivery count makes each hand-out's tag unique: a late ack of an older
-            // delivery of the same row (lease expired, handed out again) matches nothing.
-            tag: `${r.id}:${r.deliveries + 1}`,
-            queue: r.queue,
-            message,
-            redelivered: r.deliveries > 0,
-            deliveryCount: r.deliveries + 1,
-          });
+  /** Inside a transaction: promotes due messages, then leases up to `max` from the queues into `out`. */
+  private claimRows(s: ReturnType<SqliteTransport['prepare']>, queues: string[], max: number, now: number, out: Delivery[]): void {
+    s.promote.run(now);
+    for (const q of queues) {
+      if (out.length >= max) break;
+      const rows = s.pick.all(q, max - out.length) as Row[];
+      for (const r of rows) {
+        let message: Delivery['message'];
+        try {
+          message = { properties: JSON.parse(r.properties) as Record<string, unknown>, headers: JSON.parse(r.headers) as unknown, body: r.body };
+        } catch (err) {
+          // A row written by something else than this transport: dead-letter it here, or it would fail
+          // every claim and stop the queue (test/faults/sqlite-malformed.test.ts).
+          s.deadRow.run(`asynx.broker.badRow: stored properties or headers are not JSON (${(err as Error).message})`, now, r.id);
+          s.drop.run(r.id);
+          continue;
         }
+        s.lease.run(now + this.visibilityMs, this.owner, r.id);
+        out.push({
+          // The delivery count makes each hand-out's tag unique: a late ack of an older
+          // delivery of the same row (lease expired, handed out again) matches nothing.
+          tag: `${r.id}:${r.deliveries + 1}`,
+          queue: r.queue,
+          message,
+          redelivered: r.deliveries > 0,
+          deliveryCount: r.deliveries + 1,
+        });
       }
-    }).immediate();
+    }
+  }
+
+  /** Wakes the consumers that wait on an empty queue (not those waiting for room in their window). */
+  private wakeIdle(reason: WakeReason): void {
+    for (const c of this.consumers) if (c.wakeIfIdle()) this.wakeups[reason]++;
+  }
+
+  /**
+   * Watches the `-wal` file (idempotent): every commit by another process writes it, so an idle consumer
+   * claims at once instead of at its next poll. Without change notification (or before the file exists)
+   * the poll still finds the work; a rename or error drops the watch and the next idle poll sets it again.
+   */
+  watchWal(): void {
+    if (this.walWatcher || this.releasers.closed || this.path === ':memory:' || !this.consumers.size) return;
+    let w: FSWatcher;
+    try {
+      w = watch(`${this.path}-wal`, { persistent: false }, (event) => {
+        if (event === 'rename') drop();
+        this.wakeIdle('watch');
+      });
+    } catch {
+      return; // no WAL file yet, or no inotify: the poll finds new work
+    }
+    const drop = () => {
+      w.close();
+      if (this.walWatcher === w) this.walWatcher = null;
+    };
+    w.on('error', drop);
+    this.walWatcher = w;
+  }
+
+  /** Counts a poll timer that woke an idle consumer. */
+  polled(): void {
+    this.wakeups.poll++;
   }
 
   async consume(queues: string[], prefetch: number, onDelivery: DeliveryHandler): Promise<Consumer> {
     await this.connect();
-    const c = new SqliteConsumer(this, queues, prefetch, onDelivery, this.maxPollMs);
+    const c = new SqliteConsumer(this, queues, prefetch, onDelivery, this.minPollMs, this.maxPollMs);
     this.consumers.add(c);
+    this.watchWal();
     if (!this.renewTimer) {
       this.renewTimer = setInterval(() => this.renew(), Math.max(100, Math.floor(this.visibilityMs / 3)));
       this.renewTimer.unref();
@@ -318,12 +383,24 @@ export class SqliteTransport implements Transport {
     this.ackFlush = null;
     if (!ids.length) return;
     const events = this.takeEvents();
-    await this.withRetry('ack', 60_000, () =>
+    // Consumers with room claim in the same commit (the next claim would cost a commit of its own).
+    let claimed: Array<[SqliteConsumer, Delivery[]]> = [];
+    await this.withRetry('ack', 60_000, () => {
+      claimed = [];
       this.handle.transaction(() => {
         for (const [id, n] of ids) this.s.ack.run(id, this.owner, n);
         this.writeEvents(events);
-      })(),
-    );
+        const now = Date.now();
+        for (const c of this.consumers) {
+          const room = c.room();
+          if (room <= 0) continue;
+          const out: Delivery[] = [];
+          this.claimRows(this.s, c.queues, room, now, out);
+          if (out.length) claimed.push([c, out]);
+        }
+      }).immediate();
+    });
+    for (const [c, got] of claimed) c.accept(got);
   }
 
   /**
@@ -438,17 +515,22 @@ class SqliteConsumer {
   private readonly held = new Set<string>();
   private running = false;
   private timer: NodeJS.Timeout | null = null;
-  private idleMs = 1;
+  private idleMs: number;
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  /** The current pause is for an empty queue (a publish ends it), not for room in the window. */
+  private idleWait = false;
 
   constructor(
     private readonly t: SqliteTransport,
-    private readonly queues: string[],
+    readonly queues: string[],
     private readonly prefetch: number,
     private readonly onDelivery: DeliveryHandler,
+    private readonly minPollMs: number,
     private readonly maxPollMs: number,
-  ) {}
+  ) {
+    this.idleMs = minPollMs;
+  }
 
   start(): void {
     this.running = true;
@@ -463,15 +545,44 @@ class SqliteConsumer {
     if (this.wake) this.wake();
   }
 
-  private pause(ms: number): Promise<void> {
+  /** Ends a pause on an empty queue; true when it did. */
+  wakeIfIdle(): boolean {
+    if (!this.idleWait || !this.wake) return false;
+    this.wake();
+    return true;
+  }
+
+  /** Deliveries it would claim now: 0 while stopped or while less than half its window is free (see run()). */
+  room(): number {
+    const room = this.running ? this.prefetch - this.held.size : 0;
+    return room > 0 && (this.held.size === 0 || room >= Math.ceil(this.prefetch / 2)) ? room : 0;
+  }
+
+  /** Takes deliveries claimed for it elsewhere (the ack flush's transaction). */
+  accept(got: Delivery[]): void {
+    if (!this.running) {
+      for (const d of got) void this.t.reject(d, { requeue: true }).catch(() => undefined);
+      return;
+    }
+    this.idleMs = this.minPollMs;
+    for (const d of got) this.held.add(d.tag);
+    for (const d of got) this.onDelivery(d);
+  }
+
+  private pause(ms: number, idle = false): Promise<void> {
     return new Promise((resolve) => {
+      this.idleWait = idle;
       this.wake = () => {
         this.wake = null;
+        this.idleWait = false;
         if (this.timer) clearTimeout(this.timer);
         this.timer = null;
         resolve();
       };
-      this.timer = setTimeout(() => this.wake?.(), ms);
+      this.timer = setTimeout(() => {
+        if (this.idleWait) this.t.polled();
+        this.wake?.();
+      }, ms);
     });
   }
 
@@ -500,12 +611,13 @@ class SqliteConsumer {
         break;
       }
       if (got.length) {
-        this.idleMs = 1;
+        this.idleMs = this.minPollMs;
         for (const d of got) this.held.add(d.tag);
         for (const d of got) this.onDelivery(d);
         await new Promise((r) => setImmediate(r));
       } else {
-        await this.pause(this.idleMs);
+        this.t.watchWal();
+        await this.pause(this.idleMs, true);
         this.idleMs = Math.min(this.idleMs * 2, this.maxPollMs);
       }
     }

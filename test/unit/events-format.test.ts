@@ -1,6 +1,8 @@
 // The pure parts of Celery events: Python reprs (args, kwargs, result), the dump line, the dispatcher's common fields.
 
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { describe, it } from 'node:test';
 import { LamportClock } from '../../src/events/clock.js';
 import { EventDispatcher } from '../../src/events/dispatcher.js';
@@ -62,5 +64,21 @@ describe('EventDispatcher', () => {
     assert.equal(buffered.length, 1);
     assert.equal(buffered[0]!.hostname, 'w@h', 'the common fields win over the event fields');
     assert.equal(buffered[0]!.clock, 2, 'each event ticks the clock');
+  });
+});
+
+describe('utcoffset, cached per minute', () => {
+  it('matches the uncached value on both sides of a DST change (Europe/Berlin, child process)', () => {
+    const script = `import { utcoffsetHours, utcoffsetHoursAt } from ${JSON.stringify(fileURLToPath(new URL('../../src/events/event.ts', import.meta.url)))};
+const out = [];
+// 2026-03-29 01:00 UTC: Berlin goes from UTC+1 to UTC+2; sample each 20 s from 2 minutes before to 2 after.
+const change = Date.UTC(2026, 2, 29, 1, 0, 0);
+for (let ms = change - 120_000; ms <= change + 120_000; ms += 20_000) out.push([utcoffsetHoursAt(ms), utcoffsetHours(new Date(ms))]);
+process.stdout.write(JSON.stringify(out));`;
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, TZ: 'Europe/Berlin' }, encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, r.stderr);
+    const pairs = JSON.parse(r.stdout) as Array<[number, number]>;
+    for (const [cached, direct] of pairs) assert.equal(cached, direct);
+    assert.deepEqual([pairs[0]![1], pairs.at(-1)![1]], [-1, -2], 'the sample spans the change');
   });
 });
