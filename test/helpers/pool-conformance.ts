@@ -11,6 +11,7 @@ import type { CeleryEvent } from '../../src/events/event.js';
 import { receiveEvents, type EventReceiver } from '../../src/events/receiver.js';
 import { Asynx, RemoteTaskError, TaskRevokedError, type AsyncResult } from '../../src/index.js';
 import { POOL_KINDS, type PoolKind } from '../../src/worker/pool/task-pool.js';
+import { assertEventShape } from './celery-events.js';
 import { childPidsOf, isAlive, waitGone } from './process.js';
 import { rabbitSkip, startRabbit, type RabbitNode } from './rabbitmq.js';
 import { tempDir, waitFor } from './tmp.js';
@@ -242,6 +243,8 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
           assert.deepEqual(types(bad.id), ['task-received', 'task-started', 'task-failed']);
           assert.equal(seen.find((e) => e.uuid === ok.id && e.type === 'task-succeeded')!.result, '42');
           assert.match(String(seen.find((e) => e.uuid === bad.id && e.type === 'task-failed')!.exception), /TypeError\('kaput'\)/);
+          // Whatever runs the task (a child, a thread, the loop), the events come from the node: its name and pid.
+          for (const e of seen.filter((x) => x.uuid === ok.id || x.uuid === bad.id)) assertEventShape(e, { hostname: NODE, pid: main.pid });
         });
 
         test('inspect stats answers with the pool size; inspect active lists a running task', async () => {
