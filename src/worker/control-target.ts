@@ -72,7 +72,7 @@ export function workerControlTarget(s: ControlSources): ControlTarget {
     uptimeSec: () => Math.floor((Date.now() - s.startedAt) / 1000),
     pool: () => {
       const pool = s.pool();
-      return { size: pool?.size ?? 0, childPids: pool?.childPids ?? [], writes: pool?.writes ?? [], busy: pool?.busy ?? 0, maxTasksPerChild: s.maxTasksPerChild };
+      return { size: pool?.size ?? 0, childPids: pool?.childPids ?? [], writes: pool?.writes ?? [], busy: pool?.busy ?? 0, maxTasksPerChild: s.maxTasksPerChild, ...(pool ? { kind: pool.kind, abandoned: pool.abandoned ?? 0 } : {}) };
     },
     prefetch: () => s.prefetch(),
     totals: () => Object.fromEntries(dispatch.totals),

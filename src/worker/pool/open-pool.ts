@@ -2,6 +2,7 @@
 
 import { AsynxError, ExitCode } from '../../errors.js';
 import type { TaskTable } from './job-runner.js';
+import { InProcessPool } from './in-process.js';
 import { PreforkPool } from './prefork.js';
 import type { PoolKind, PoolOptions, TaskPool } from './task-pool.js';
 
@@ -15,6 +16,9 @@ export function openPool(kind: PoolKind, opts: PoolOptions, app: InProcessApp): 
   switch (kind) {
     case 'prefork':
       return new PreforkPool(opts);
+    case 'async':
+    case 'solo':
+      return new InProcessPool(kind, opts, () => app.tasks());
     default:
       void app;
       throw new AsynxError('asynx.pool.notBuilt', `The ${kind} pool is not built yet: use -P prefork`, { exitCode: ExitCode.software });
