@@ -183,8 +183,8 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
         } else {
           test('hard time limit (documented alternative): TimeLimitExceeded, and a warning that the code could not be stopped', async () => {
             const file = newLedger(`${kind}-hard`);
-            // Awaits 2 s ignoring its signal, under a 1 s limit: nothing in one event loop can stop it.
-            const r = await send('c.holdLimited', [file, 2000]);
+            // Awaits 4 s ignoring its signal, under a 1 s limit: nothing in one event loop can stop it.
+            const r = await send('c.holdLimited', [file, 4000]);
             const err = await failureOf(r);
             assert.ok(err instanceof RemoteTaskError, String(err));
             assert.equal(err.name, 'TimeLimitExceeded');
@@ -252,7 +252,8 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
           assert.equal(s.pid, main.pid);
           assert.equal(s.pool['max-concurrency'], c);
           if (kind === 'prefork') assert.deepEqual([...s.pool.processes].sort(), childPidsOf(main.pid).sort());
-          else assert.ok(s.pool.processes.every((p) => p === main.pid), `in-process pool: the worker's own pid (${JSON.stringify(s.pool.processes)})`);
+          // Threads and the in-process pools run in the worker process (async answers in eventlet's shape, without `processes`).
+          else assert.ok((s.pool.processes ?? []).every((p) => p === main.pid), `in the worker's own process: ${JSON.stringify(s.pool)}`);
           const file = newLedger(`${kind}-active`);
           const r = await send<number>('c.wait', [file, 1000]);
           await started(file, r.id);
