@@ -193,6 +193,26 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
           });
         }
 
+        if (!inProcess(kind)) {
+          test('a CPU-bound task leaves the node responsive: remote control answers while it runs', async () => {
+            const file = newLedger(`${kind}-busy`);
+            const r = await send<number>('c.busy', [file, 1500]);
+            await started(file, r.id);
+            assert.deepEqual(await ask('ping'), { ok: 'pong' });
+            assert.equal(noted(file, r.id, 'end'), 0, 'ping was answered while the task was still busy');
+            assert.equal(await r.get({ timeout: 15 }), 1500);
+            assert.doesNotMatch(main.output(), /event loop .*was blocked/);
+          });
+        } else {
+          test('a CPU-bound task blocks the loop (documented alternative): the lag is detected and reported, naming the task', async () => {
+            const file = newLedger(`${kind}-busy`);
+            const r = await send<number>('c.busy', [file, 1500]);
+            assert.equal(await r.get({ timeout: 15 }), 1500);
+            await waitFor('the event-loop lag warning naming the task', () => main.output().split('\n').some((l) => /event loop was blocked/.test(l) && l.includes(r.id)), 5_000);
+            assert.deepEqual(await ask('ping'), { ok: 'pong' });
+          });
+        }
+
         test('revoke before start: the task never runs and ends REVOKED', async () => {
           const file = newLedger(`${kind}-revoke`);
           const id = `rv-${kind}-${Date.now()}`;
