@@ -11,14 +11,14 @@ export type { TaskInfo } from './control-shapes.js';
 
 /** Pool facts for `stats`. */
 export interface PoolFacts {
+  /** The pool kind (`-P`; absent = prefork): Celery's `stats` shows a different `pool` block per implementation. */
+  kind?: PoolKind;
   size: number;
   childPids: number[];
   /** Tasks each child has been given (Celery's `writes`). */
   writes: number[];
   busy: number;
   maxTasksPerChild: number | null;
-  /** The pool implementation (`-P`); absent = prefork. */
-  kind?: PoolKind;
   /** In-process pools: given-up tasks whose code still runs. */
   abandoned?: number;
 }
@@ -160,7 +160,8 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
         pid: t.pid,
         clock: String(t.clock()),
         uptime: t.uptimeSec(),
-        pool: p.kind === 'async' || p.kind === 'solo' ? inProcessPoolInfo(p, t.pid) : {
+        // Celery's thread pool reports its size and its threads, no processes (celery/concurrency/thread.py).
+        pool: p.kind === 'async' || p.kind === 'solo' ? inProcessPoolInfo(p, t.pid) : p.kind === 'threads' ? { 'max-concurrency': p.size, threads: p.writes.length } : {
           'max-concurrency': p.size,
           processes: p.childPids,
           'max-tasks-per-child': p.maxTasksPerChild ?? 'N/A',

@@ -21,6 +21,9 @@ function loopBlockedLine(e: WorkerEventMap['pool:loop:blocked']): string {
   return `The event loop of the worker main process was blocked for at least ${secs}s (with -P ${e.pool} no task code runs in it: a slow synchronous broker call or a very large message?): heartbeats, acks and remote control waited`;
 }
 
+/** A pool slot as a log line names it: `child 1 (pid 42)` or, in the thread pool, `thread 1 (thread id 7)`. */
+const who = (e: { index: number; pid: number; threadId?: number }): string => (e.threadId !== undefined ? `thread ${e.index} (thread id ${e.threadId})` : `child ${e.index} (pid ${e.pid})`);
+
 /** Subscribes `log` to `events`; returns a function that unsubscribes every listener. */
 export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
   const offs = [
@@ -73,9 +76,9 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
     events.on('worker:warning', (e) => log.warn(e.message)),
     events.on('pool:restart', (e) => log.info(e.phase === 'begin' ? `Restarting worker pool (${e.hostname}): warm drain, then new children` : 'restarted.')),
     events.on('pool:child:exit', (e) => {
-      if (!e.expected) log.error(`Pool child ${e.index} (pid ${e.pid}) exited unexpectedly: ${e.detail}; replacing it`);
+      if (!e.expected) log.error(`Pool ${who(e)} exited unexpectedly: ${e.detail}; replacing it`);
     }),
-    events.on('pool:child:recycle', (e) => log.info(`Recycling pool child ${e.index} (pid ${e.pid}): ${e.reason}`)),
+    events.on('pool:child:recycle', (e) => log.info(`Recycling pool ${who(e)}: ${e.reason}`)),
     events.on('pool:loop:blocked', (e) => log.warn(loopBlockedLine(e))),
     events.on('pool:task:abandoned', (e) =>
       log.warn(`Task ${taskLabel(e)} could not be stopped (${e.why}): it ignored its aborted signal and its code keeps running in the worker process (${e.abandoned} such task(s) now, see inspect stats); its result will be dropped. Make the task stop on this.signal, or run it with -P threads or prefork, where it can be killed`),

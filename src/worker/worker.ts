@@ -299,6 +299,7 @@ export class Worker {
       admission,
       dispatch,
       monitor: this.monitor,
+      poolKind: this.opts.pool,
       pool: () => this.pool,
       consumers: () => this.consumers,
       prefetch: () => this.prefetch ?? 0,

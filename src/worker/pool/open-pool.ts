@@ -4,6 +4,7 @@ import { AsynxError, ExitCode } from '../../errors.js';
 import type { TaskTable } from './job-runner.js';
 import { InProcessPool } from './in-process.js';
 import { PreforkPool } from './prefork.js';
+import { ThreadPool } from './threads.js';
 import type { PoolKind, PoolOptions, TaskPool } from './task-pool.js';
 
 /** What the in-process pools (async, solo) run against: the worker's own app, already loaded. */
@@ -16,6 +17,8 @@ export function openPool(kind: PoolKind, opts: PoolOptions, app: InProcessApp): 
   switch (kind) {
     case 'prefork':
       return new PreforkPool(opts);
+    case 'threads':
+      return new ThreadPool(opts);
     case 'async':
     case 'solo':
       return new InProcessPool(kind, opts, () => app.tasks());
