@@ -29,6 +29,7 @@ export interface WorkerFlags {
   concurrency?: string;
   pool?: string;
   autoscale?: string;
+  autoscaleKeepalive?: string;
   queues?: string;
   loglevel?: string;
   logfile?: string;
@@ -91,12 +92,13 @@ function autoscaleFlag(value: string | undefined): { max: number; min: number } 
 /** Registers `asynx worker` on the program. */
 export function registerWorkerCommand(program: Command, run: (fn: () => Promise<number>) => void): void {
   addConnectionOptions(program.command('worker'))
-    .description('Start a worker node: consume tasks from the broker and run them in a pool of child processes')
+    .description('Start a worker node: consume tasks from the broker and run them in a pool (-P: child processes by default)')
     .requiredOption('-A, --app <module>', 'module (path or package) whose default or `app` export is the Asynx app')
     .option('-n, --hostname <name>', 'node name, name@host (%h = host name, %n, %d)', 'asynx@%h')
     .option('-c, --concurrency <n>', 'tasks at once: child processes (prefork), threads, in-flight tasks (async) (default: 2; solo: 1)')
     .option('-P, --pool <kind>', 'prefork (child processes) | threads (worker_threads) | async (the event loop, for I/O-bound tasks) | solo', 'prefork')
     .option('--autoscale <max,min>', 'grow the pool up to max under backlog, shrink to min when idle (prefork, threads)')
+    .option('--autoscale-keepalive <duration>', 'autoscale: shrink only this long after the pool last grew (Celery\'s AUTOSCALE_KEEPALIVE)', '30')
     .option('-Q, --queues <list>', 'comma-separated queues to consume (default: the app\'s default queue)')
     .option('-l, --loglevel <level>', 'debug | info | warning | error | critical', 'info')
     .option('-f, --logfile <path>', 'log file (%n %h %d %p %i %I expanded; %I gives each pool child its own file)')
@@ -160,6 +162,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     concurrency,
     pool,
     autoscale,
+    autoscaleKeepalive: `${durationMs(flags.autoscaleKeepalive ?? '30', '--autoscale-keepalive')}ms`,
     queues,
     appUrl,
     pidfile,

@@ -4,7 +4,7 @@ import { arch, hostname, type as osType } from 'node:os';
 import { SOFTWARE_INFO } from '../events/event.js';
 import type { ConsumerSet } from './consumer-set.js';
 import { brokerInfo, maskedUrl, queueInfo, type TaskInfo } from './control-shapes.js';
-import type { ControlTarget, TaskEntry } from './control.js';
+import type { AutoscaleControl, ControlTarget, TaskEntry } from './control.js';
 import type { Admission } from './admission.js';
 import type { Dispatch } from './dispatch.js';
 import type { MonitorState } from './monitor.js';
@@ -32,6 +32,8 @@ export interface ControlSources {
   taskOptions(name: string): ResolvedTaskOptions | undefined;
   /** Starts growing (n > 0) or shrinking (n < 0) the pool, prefetch following; returns at once. */
   resize(n: number): void;
+  /** The autoscaler, or null when `--autoscale` is off. */
+  autoscaler(): AutoscaleControl | null;
   addQueue(queue: string): Promise<boolean>;
   removeQueue(queue: string): Promise<boolean>;
   restartPool(): void;
@@ -114,6 +116,7 @@ export function workerControlTarget(s: ControlSources): ControlTarget {
       return true;
     },
     resize: (n) => s.resize(n),
+    autoscaler: () => s.autoscaler(),
     addQueue: (q) => s.addQueue(q),
     removeQueue: (q) => s.removeQueue(q),
     activeQueues: () => (s.consumers()?.queues ?? []).map((q) => queueInfo(q, io.config.maxPriority)),

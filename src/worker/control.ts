@@ -39,6 +39,15 @@ function soloCannotResize(method: string): { error: string } {
   return nok(`${method}: the solo pool runs one task at a time and cannot be resized; run the worker with -P async (I/O-bound tasks) or -P prefork / threads to change how many run at once`);
 }
 
+/** The autoscaler as remote control sees it (`autoscale`, `pool_grow` / `pool_shrink` under autoscale, `stats`). */
+export interface AutoscaleControl {
+  info(): { max: number; min: number; current: number; qty: number };
+  /** New bounds (either may be null: unchanged); returns the bounds now in force. */
+  update(max: number | null, min: number | null): [number, number];
+  forceScaleUp(n: number): void;
+  forceScaleDown(n: number): void;
+}
+
 /** A registered task as `registered` lists it. */
 export interface TaskEntry {
   name: string;
@@ -75,6 +84,8 @@ export interface ControlTarget {
   setTimeLimit(task: string, soft: number | null, hard: number | null): boolean;
   /** Starts growing (n > 0) or shrinking (n < 0) the pool; returns at once (failures are the worker's to report). */
   resize(n: number): void;
+  /** The autoscaler, or null (absent) when `--autoscale` is off. */
+  autoscaler?(): AutoscaleControl | null;
   /** Starts consuming a queue; false when it already did. */
   addQueue(queue: string): Promise<boolean>;
   removeQueue(queue: string): Promise<boolean>;
@@ -120,6 +131,14 @@ function count(method: string, v: unknown): number {
   return n;
 }
 
+/** An optional whole-number argument (`autoscale`'s max and min). */
+function optionalCount(method: string, v: unknown, key: string): number | null {
+  if (v === undefined || v === null) return null;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : Number.NaN;
+  if (!Number.isInteger(n) || n < 0) throw controlArgumentError(method, `'${key}' must be a whole number, got ${JSON.stringify(v)}`);
+  return n;
+}
+
 function truthy(v: unknown): boolean {
   return v === true || (typeof v === 'string' && ['1', 'true', 'yes', 'on', 'y'].includes(v.toLowerCase()));
 }
@@ -138,6 +157,7 @@ function registeredLine(t: TaskEntry, items: string[]): string {
  * kombu's `{"error": "KeyError('<method>')"}` ({@link unknownCommand}).
  */
 export function controlHandlers(t: ControlTarget): Record<string, ControlHandler> {
+  const scaler = () => t.autoscaler?.() ?? null;
   const revoke = (ids: string[], terminate: boolean, signal: unknown) => {
     t.revoke(ids);
     if (terminate) {
@@ -171,6 +191,8 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
         },
         broker: t.broker(),
         prefetch_count: t.prefetch(),
+        // Celery's Autoscaler bootstep adds its info when autoscale is on.
+        ...(scaler() ? { autoscaler: scaler()!.info() } : {}),
         rusage: rusage(),
         sw_ident: 'asynx',
       };
@@ -226,15 +248,32 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
       return t.setTimeLimit(task, soft, hard) ? ok('time limits set successfully') : nok('unknown task');
     },
     // As Celery: the answer does not wait for the new children to load the app (that can take seconds).
+    // Under autoscale, as Celery 5.2: the autoscaler grows (raising max) or shrinks (lowering min) the pool.
     pool_grow: (a) => {
       if (t.pool().kind === 'solo') return soloCannotResize('pool_grow');
-      t.resize(count('pool_grow', a.n));
+      const n = count('pool_grow', a.n);
+      const s = scaler();
+      if (s) s.forceScaleUp(n);
+      else t.resize(n);
       return ok('pool will grow');
     },
     pool_shrink: (a) => {
       if (t.pool().kind === 'solo') return soloCannotResize('pool_shrink');
-      t.resize(-count('pool_shrink', a.n));
+      const n = count('pool_shrink', a.n);
+      const s = scaler();
+      if (s) s.forceScaleDown(n);
+      else t.resize(-n);
       return ok('pool will shrink');
+    },
+    autoscale: (a) => {
+      const s = scaler();
+      if (!s) return nok("ValueError('Autoscale not enabled')");
+      const max = optionalCount('autoscale', a.max, 'max');
+      const min = optionalCount('autoscale', a.min, 'min');
+      const [newMax, newMin] = [max ?? s.info().max, min ?? s.info().min];
+      if (newMax < 1 || newMin > newMax) return nok(`ValueError('autoscale needs max >= 1 and min <= max, got max=${newMax} min=${newMin}')`);
+      const [m, n] = s.update(max, min);
+      return ok(`autoscale now max=${m} min=${n}`);
     },
     pool_restart: () => {
       t.restartPool();

@@ -104,7 +104,7 @@ export interface WorkerEventMap {
   'message:invalid': { tag: string; queue: string; taskId: string | null; code: string; message: string; timestamp: number };
   /** Prefetched or eta-held messages given back to the broker (warm shutdown, pool restart). */
   'message:restored': { count: number };
-  'worker:online': WorkerInfo & { broker: string; resultBackend: string; prefetch: number; /** The pool kind (`-P`). */ pool: string };
+  'worker:online': WorkerInfo & { broker: string; resultBackend: string; prefetch: number; /** The pool kind (`-P`). */ pool: string; /** `--autoscale` bounds, when on. */ autoscale?: { max: number; min: number } };
   'worker:heartbeat': WorkerInfo;
   'worker:offline': WorkerInfo;
   /** Every lifecycle transition. */
@@ -122,6 +122,8 @@ export interface WorkerEventMap {
   'pool:child:exit': { index: number; pid: number; threadId?: number; detail: string; expected: boolean };
   /** A new child took the slot of one that exited. */
   'pool:child:replaced': { index: number; oldPid: number; newPid: number; oldThreadId?: number; newThreadId?: number };
+  /** The pool grew (`change` > 0) or shrank by autoscale or remote control; `size` is the new size. */
+  'pool:resize': { hostname: string; pool: string; change: number; size: number; /** Autoscale bounds now, when autoscale is on. */ autoscale?: { max: number; min: number } };
   /** A child is retired after max tasks or memory. */
   'pool:child:recycle': { index: number; pid: number; threadId?: number; reason: string };
   /**

@@ -67,7 +67,9 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
       else log.error(`Task ${name} failed: WorkerLostError: pool child exited (${e.detail})`);
     }),
     events.on('worker:online', (e) => {
-      log.info(`Connected to ${e.broker}; results: ${e.resultBackend}; queues: ${e.queues.join(', ')}; concurrency: ${e.concurrency} (${e.pool})`);
+      // As Celery's banner: `concurrency: {min=1, max=4} (prefork)` under autoscale.
+      const concurrency = e.autoscale ? `{min=${e.autoscale.min}, max=${e.autoscale.max}}` : String(e.concurrency);
+      log.info(`Connected to ${e.broker}; results: ${e.resultBackend}; queues: ${e.queues.join(', ')}; concurrency: ${concurrency} (${e.pool})`);
       log.info('ready.');
     }),
     events.on('worker:shutdown', (e) => log.info(`${e.mode === 'cold' ? 'Cold' : 'Warm'} shutdown (MainProcess)`)),
@@ -77,6 +79,12 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
     events.on('pool:restart', (e) => log.info(e.phase === 'begin' ? `Restarting worker pool (${e.hostname}): warm drain, then new children` : 'restarted.')),
     events.on('pool:child:exit', (e) => {
       if (!e.expected) log.error(`Pool ${who(e)} exited unexpectedly: ${e.detail}; replacing it`);
+    }),
+    events.on('pool:resize', (e) => {
+      const n = Math.abs(e.change);
+      const unit = (e.pool === 'threads' ? 'thread' : 'process') + (n === 1 ? '' : e.pool === 'threads' ? 's' : 'es');
+      const bounds = e.autoscale ? `; autoscale max=${e.autoscale.max} min=${e.autoscale.min}` : '';
+      log.info(`Scaling ${e.change > 0 ? 'up' : 'down'} ${n} ${unit} (pool size ${e.size}${bounds})`);
     }),
     events.on('pool:child:recycle', (e) => log.info(`Recycling pool ${who(e)}: ${e.reason}`)),
     events.on('pool:loop:blocked', (e) => log.warn(loopBlockedLine(e))),

@@ -22,6 +22,11 @@ export interface WorkerOptions {
    * prefork and threads). Replaces `concurrency` as the starting size (`min`). @defaultValue null (fixed size)
    */
   autoscale?: { max: number; min: number } | null;
+  /**
+   * Autoscale: how long after the pool last grew it may shrink again (Celery's AUTOSCALE_KEEPALIVE).
+   * @defaultValue 30 (s)
+   */
+  autoscaleKeepalive?: Duration;
   /** Queues to consume. @defaultValue `[]` (the app's default queue) */
   queues?: string[];
   /** URL of the app module, imported again by each pool child (required to start a pool). */
@@ -77,6 +82,7 @@ export interface ResolvedWorkerOptions {
   concurrency: number;
   pool: PoolKind;
   autoscale: { max: number; min: number } | null;
+  autoscaleKeepaliveMs: number;
   queues: string[];
   appUrl: string;
   logger: Logger | null;
@@ -153,6 +159,7 @@ export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOp
     concurrency: user.autoscale ? resolveAutoscale(user.autoscale).min || 1 : wholeNumber(user.concurrency, 'concurrency', user.pool === 'solo' ? 1 : 2)!,
     pool: poolKind(user.pool),
     autoscale: user.autoscale ? resolveAutoscale(user.autoscale, user.pool) : null,
+    autoscaleKeepaliveMs: positiveMs(user.autoscaleKeepalive, 'autoscaleKeepalive', 30),
     queues,
     appUrl: user.appUrl,
     logger: user.logger ?? null,

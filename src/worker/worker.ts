@@ -28,6 +28,7 @@ import { Outcomes } from './outcome.js';
 import type { TaskIo } from './pending.js';
 import { watchLoopLag } from './loop-lag.js';
 import { InProcessPool } from './pool/in-process.js';
+import { Autoscaler } from './pool/autoscaler.js';
 import { openPool } from './pool/open-pool.js';
 import type { TaskTable } from './pool/job-runner.js';
 import type { TaskPool as Pool } from './pool/task-pool.js';
@@ -69,6 +70,8 @@ export class Worker {
   private registry: Asynx | null = null;
   private parts: Parts | null = null;
   private pool: Pool | null = null;
+  /** `--autoscale`: resizes the pool (the current one: it follows HUP restarts). */
+  private autoscaler: Autoscaler | null = null;
   private consumers: ConsumerSet | null = null;
   /** Rate and time limits set by remote control; kept across HUP restarts. */
   private readonly limits = new TaskLimits();
@@ -178,7 +181,8 @@ export class Worker {
       const config = await app.config();
       this.queues = opts.queues.length ? opts.queues : [config.defaultQueue];
       this.broker = redact(config.brokerUrl);
-      this.prefetch = opts.concurrency * config.prefetchMultiplier;
+      // Under autoscale Celery prefetches for the largest pool: max × multiplier.
+      this.prefetch = (opts.autoscale ? opts.autoscale.max : opts.concurrency) * config.prefetchMultiplier;
       const connected = await this.connect(app, config.brokerUrl, app.cwd);
       if (connected === null || this.stopRequested) return;
       const { transport, backend } = connected;
@@ -197,7 +201,10 @@ export class Worker {
       if (this.stopRequested) return;
       const io: TaskIo = { events: this.events, hostname: opts.nodeName, transport, backend, config, registry: () => this.registry ?? app, limits: this.limits };
       const outcomes = new Outcomes(io);
-      const admission = new Admission(io, outcomes, () => this.lifecycle.accepting, () => this.parts?.dispatch.pump());
+      const admission = new Admission(io, outcomes, () => this.lifecycle.accepting, () => {
+        this.parts?.dispatch.pump();
+        this.autoscaler?.poke();
+      });
       const status = this.status;
       const dispatch = new Dispatch(io, admission, outcomes, () => (this.lifecycle.state === 'running' ? this.pool : null), status ? () => status.record() : undefined);
       this.parts = { io, admission, outcomes, dispatch };
@@ -211,6 +218,7 @@ export class Worker {
         this.prefetch = this.concurrency * config.prefetchMultiplier;
       }
       if (opts.loopLagWarnMs > 0) releasers.add('loop-lag probe', this.watchLoop(opts.loopLagWarnMs));
+      if (opts.autoscale) this.startAutoscaler(opts.autoscale, opts.autoscaleKeepaliveMs);
       releasers.add('consumer', () => this.cancelConsumer());
       await this.consume();
       if (this.stopRequested) return;
@@ -227,7 +235,7 @@ export class Worker {
         clearInterval(cleanup);
       });
       void backend.cleanup().catch(() => undefined);
-      this.events.emit('worker:online', { ...this.info(), broker: this.broker, resultBackend: redact(config.resultBackend), prefetch: this.prefetch, pool: this.opts.pool });
+      this.events.emit('worker:online', { ...this.info(), broker: this.broker, resultBackend: redact(config.resultBackend), prefetch: this.prefetch, pool: this.opts.pool, ...(opts.autoscale ? { autoscale: opts.autoscale } : {}) });
     } catch (err) {
       // A stop closed what this step waited on (the pool, the broker): the stop finishes the job.
       if (this.stopRequested) return;
@@ -306,6 +314,7 @@ export class Worker {
       maxTasksPerChild: this.opts.maxTasksPerChild ?? null,
       registered: () => (this.registry ?? io.registry()).taskNames(),
       taskOptions: (name) => (this.registry ?? io.registry()).getTask(name)?.options,
+      autoscaler: () => this.autoscaler,
       resize: (n) => void this.resizePool(n).catch((err) => this.events.emit('worker:error', { message: `Resizing the pool by ${n} failed: ${(err as Error).message}` })),
       addQueue: async (q) => {
         const added = (await this.consumers?.add(q)) ?? false;
@@ -322,15 +331,20 @@ export class Worker {
     });
   }
 
-  /** `pool_grow` (n > 0) / `pool_shrink` (n < 0): real children come or go; prefetch follows (Celery's `_update_prefetch_count`). */
+  /**
+   * `pool_grow` (n > 0) / `pool_shrink` (n < 0) and autoscale: real children come or go; prefetch follows the
+   * size (Celery's `_update_prefetch_count`), or under autoscale the max (Celery prefetches max × multiplier).
+   */
   private async resizePool(n: number): Promise<void> {
     const pool = this.pool;
-    if (!pool || this.lifecycle.state !== 'running') return;
+    if (!pool || this.lifecycle.state !== 'running' || n === 0) return;
     // The new slots exist at once (their children load the app meanwhile): size and prefetch follow now.
+    const before = pool.size;
     const growing = n > 0 ? pool.grow(n) : (pool.shrink(-n), Promise.resolve());
     this.concurrency = pool.size;
-    this.prefetch = this.concurrency * this.parts!.io.config.prefetchMultiplier;
-    await this.consumers?.setPrefetch(this.prefetch);
+    const a = this.autoscaler;
+    if (pool.size !== before) this.events.emit('pool:resize', { hostname: this.opts.nodeName, pool: pool.kind, change: pool.size - before, size: pool.size, ...(a ? { autoscale: { max: a.max, min: a.min } } : {}) });
+    await this.updatePrefetch();
     await growing;
   }
 
@@ -342,6 +356,29 @@ export class Worker {
       onBlocked: (blockedMs) => this.events.emit('pool:loop:blocked', { blockedMs, thresholdMs, pool: this.opts.pool, tasks: inLoop()?.suspects() ?? [] }),
       onTick: () => inLoop()?.tick(),
     });
+  }
+
+  private async updatePrefetch(): Promise<void> {
+    const size = this.autoscaler ? this.autoscaler.max : this.concurrency;
+    const prefetch = size * this.parts!.io.config.prefetchMultiplier;
+    if (prefetch === this.prefetch) return;
+    this.prefetch = prefetch;
+    await this.consumers?.setPrefetch(prefetch);
+  }
+
+  /** `--autoscale`: decides on the current pool (none while draining or restarting); stopped before the pool closes. */
+  private startAutoscaler(bounds: { max: number; min: number }, keepaliveMs: number): void {
+    const { admission, dispatch } = this.parts!;
+    const report = (what: string) => (err: unknown) => this.events.emit('worker:error', { message: `${what} failed: ${(err as Error).message}` });
+    const scaler = new Autoscaler(bounds.max, bounds.min, keepaliveMs, {
+      size: () => (this.pool && this.lifecycle.state === 'running' && !this.restarting ? this.pool.size : null),
+      qty: () => admission.reserved.length + dispatch.active.length,
+      resize: (n) => void this.resizePool(n).catch(report(`Autoscaling the pool by ${n}`)),
+      maxChanged: () => void Promise.resolve().then(() => this.updatePrefetch()).catch(report('Updating the prefetch count')),
+    });
+    this.autoscaler = scaler;
+    this.releasers.add('autoscaler', () => scaler.stop());
+    scaler.start();
   }
 
   private makePool(): Pool {
