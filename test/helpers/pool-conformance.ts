@@ -112,6 +112,12 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
           return replies[0]![NODE] as Record<string, unknown> & { ok?: string; error?: string };
         };
         const stats = async () => (await ask('stats')) as unknown as { pool: { 'max-concurrency': number; processes: number[] }; pid: number };
+        /** `c` tasks that each return only once all `c` run at the same time: every slot takes work. */
+        const allSlotsRun = async (label: string) => {
+          const file = newLedger(`${kind}-${label}`);
+          const rs = await Promise.all(Array.from({ length: c }, () => send<number>('c.barrier', [file, c])));
+          assert.deepEqual(await Promise.all(rs.map((r) => r.get({ timeout: 20 }))), rs.map(() => c), `all ${c} slots run tasks at once`);
+        };
         const started = (file: string, id: string) => waitFor(`${id} started`, () => noted(file, id, 'start') > 0, 15_000);
 
         before(async () => {
@@ -167,7 +173,7 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
         });
 
         if (!inProcess(kind)) {
-          test('hard time limit: the running code is killed (TimeLimitExceeded), the next task runs', async () => {
+          test('hard time limit: the running code is killed (TimeLimitExceeded), every slot takes tasks again', async () => {
             const file = newLedger(`${kind}-hard`);
             // Busy for 1.5 s, ignoring every signal, under a 1 s limit.
             const r = await send('c.spin', [file, 1500]);
@@ -179,6 +185,7 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
             assert.equal(await (await send<number>('c.add', [1, 2])).get({ timeout: 15 }), 3);
             await sleep(Math.max(0, t0 + 1800 - Date.now()));
             assert.equal(noted(file, r.id, 'end'), 0, 'the spinning code was stopped: it never reached its end');
+            await allSlotsRun('hard-after');
           });
         } else {
           test('hard time limit (documented alternative): TimeLimitExceeded, and a warning that the code could not be stopped', async () => {
@@ -190,6 +197,8 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
             assert.equal(err.name, 'TimeLimitExceeded');
             await waitFor('the warning that the code could not be stopped', () => main.output().split('\n').some((l) => l.includes(r.id) && /could not be stopped/i.test(l)), 5_000);
             assert.equal(await (await send<number>('c.add', [1, 2])).get({ timeout: 15 }), 3);
+            // Documented: the slot is freed at the limit (the abandoned code keeps running beside the new tasks).
+            await allSlotsRun('hard-after');
           });
         }
 
@@ -238,6 +247,7 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
             await sleep(Math.max(0, t0 + 1800 - Date.now()));
             assert.equal(noted(file, r.id, 'end'), 0, 'the terminated code never reached its end');
             assert.equal(await (await send<number>('c.add', [2, 2])).get({ timeout: 15 }), 4);
+            await allSlotsRun('terminate-after');
           });
         } else {
           test('revoke --terminate of a running task (documented alternative): its signal aborts, REVOKED', async () => {
@@ -249,6 +259,7 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
             assert.equal(await r.state(), 'REVOKED');
             assert.equal(noted(file, r.id, 'aborted'), 1, 'the task saw its signal abort');
             assert.equal(await (await send<number>('c.add', [2, 2])).get({ timeout: 15 }), 4);
+            await allSlotsRun('terminate-after');
           });
         }
 
