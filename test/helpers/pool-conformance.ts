@@ -210,7 +210,6 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
             assert.deepEqual(await ask('ping'), { ok: 'pong' });
             assert.equal(noted(file, r.id, 'end'), 0, 'ping was answered while the task was still busy');
             assert.equal(await r.get({ timeout: 15 }), 1500);
-            assert.doesNotMatch(main.output(), /event loop .*was blocked/);
           });
         } else {
           test('a CPU-bound task blocks the loop (documented alternative): the lag is detected and reported, naming the task', async () => {
