@@ -1,6 +1,7 @@
 // In-process pools (`-P async`, `-P solo`): tasks run on the worker's own event loop, against its loaded app.
 
-import { encodeError } from '../../app/execute.js';
+import type { TaskContext } from '../../app/context.js';
+import { encodeError, type TaskDefinition } from '../../app/execute.js';
 import { AsynxError, TaskRevokedError, TimeLimitExceeded } from '../../errors.js';
 import type { TaskRef } from '../events.js';
 import type { Job } from './ipc.js';
@@ -19,15 +20,21 @@ interface Entry {
   resolve: ((r: JobResult) => void) | null;
   onState: ((state: string, meta: unknown) => void) | null;
   hardTimer: NodeJS.Timeout | null;
-  /** When the job resolved without its code having ended (hard limit, terminate, cold close). */
+  /** When the job resolved without its code having ended (soft or hard limit, terminate, cold close). */
   givenUpAt: number;
-  /** Set once the code (runJob's promise) settled. */
-  ended: boolean;
+  /** Set once runJob's promise settled (at the soft limit it settles before the task's code). */
+  runDone: boolean;
+  /** The promise the task's handler returned (null: it returned a plain value, or has not been called yet). */
+  code: PromiseLike<unknown> | null;
+  codeDone: boolean;
   /** Reported as abandoned (`pool:task:abandoned`): counted in {@link InProcessPool.abandoned}. */
   reported: boolean;
 }
 
 const ref = (job: Job): TaskRef => ({ taskId: job.id, name: job.name });
+
+/** True while the task's code may still run: its runner has not returned, or its handler's promise is pending. */
+const codeRunning = (e: Entry): boolean => !e.runDone || (e.code !== null && !e.codeDone);
 
 /**
  * The `async` and `solo` pools. No child process or thread: a job is a promise on the worker's loop, so
@@ -45,7 +52,8 @@ const ref = (job: Job): TaskRef => ({ taskId: job.id, name: job.name });
  * - **revoke with terminate**: the task's signal is aborted (reason TaskRevokedError) and the job resolves
  *   `terminated` at once (the task ends REVOKED); code that does not stop is reported as above.
  * - **Soft time limit**: as everywhere, the task's signal is aborted and the task fails with
- *   SoftTimeLimitExceeded.
+ *   SoftTimeLimitExceeded at once; code that does not stop on the signal is reported as above (each handler
+ *   is wrapped so the pool sees the promise it returned).
  * - **maxTasksPerChild, maxMemoryPerChild, per-child log files**: there is no child to replace; they are
  *   ignored with a warning at start (as Celery ignores them for solo).
  * - **solo and -c N**: solo runs one task at a time whatever `-c` says (Celery's solo pool fixes its limit
@@ -58,13 +66,18 @@ const ref = (job: Job): TaskRef => ({ taskId: job.id, name: job.name });
 export class InProcessPool implements TaskPool {
   private limit: number;
   private readonly running = new Map<number, Entry>();
-  /** Given up (hard limit, terminate) but their code still runs. */
+  /** Given up (soft or hard limit, terminate, cold close) but their code may still run. */
   private readonly givenUp = new Map<number, Entry>();
   /** Tasks that ended since the last loop-lag probe tick (a task that blocked the loop ended before the probe ran). */
   private recent: TaskRef[] = [];
   private handed = 0;
+  /** Started jobs by task id, until their runner returns (the wrapped handlers find their entry here). */
+  private readonly byId = new Map<string, Entry>();
   private table: TaskTable | null = null;
   private closing = false;
+  private closed: Promise<void> | null = null;
+  /** Woken when no job runs (a warm close waits for that). */
+  private readonly drained: Array<() => void> = [];
   private readonly offProcess: Array<() => void> = [];
 
   constructor(
@@ -77,7 +90,7 @@ export class InProcessPool implements TaskPool {
 
   /** Reads the worker's task table, warns about options that do not apply, and catches stray errors of task code. */
   async start(): Promise<void> {
-    this.table = this.tasks();
+    this.table = this.watchHandlers(this.tasks());
     const warn = (message: string) => this.opts.events?.emit('worker:warning', { message });
     const what = this.kind === 'solo' ? 'the solo pool' : 'the async pool';
     if (this.kind === 'solo' && this.opts.size > 1) warn(`The solo pool runs one task at a time: -c ${this.opts.size} is ignored (use -P async for I/O-bound tasks at once, -P prefork or threads for CPU-bound ones)`);
@@ -86,6 +99,36 @@ export class InProcessPool implements TaskPool {
     const logfile = this.opts.logfileFor;
     if (logfile && logfile(1) !== logfile(2)) warn(`Per-child log files (%I in --logfile) do not apply to ${what}: task output goes to the worker's own log`);
     this.catchStrays();
+  }
+
+  /**
+   * The task table with each handler wrapped to hand its promise to the pool: at the soft limit the task's
+   * runner returns at once, and only the handler's own promise says whether its code stopped.
+   */
+  private watchHandlers(table: TaskTable): TaskTable {
+    const out = new Map<string, TaskDefinition>();
+    const watch = (id: string, value: unknown) => this.watchCode(id, value);
+    for (const [name, def] of table) {
+      const inner = def.handler;
+      const handler = function (this: TaskContext, ...args: never[]): unknown {
+        const value = inner.apply(this, args);
+        watch(this.id, value);
+        return value;
+      };
+      out.set(name, { name: def.name, options: def.options, handler });
+    }
+    return out;
+  }
+
+  private watchCode(id: string, value: unknown): void {
+    const entry = this.byId.get(id);
+    if (!entry || value === null || typeof value !== 'object' || typeof (value as PromiseLike<unknown>).then !== 'function') return;
+    entry.code = value as PromiseLike<unknown>;
+    const done = () => {
+      entry.codeDone = true;
+      if (entry.resolve === null) this.maybeEnded(entry);
+    };
+    entry.code.then(done, done);
   }
 
   private catchStrays(): void {
@@ -180,7 +223,7 @@ export class InProcessPool implements TaskPool {
   run(job: Job, hardLimit: number | null, onState: (state: string, meta: unknown) => void, gate?: Promise<void>): Promise<JobResult> {
     if (this.idle <= 0) return Promise.reject(new AsynxError('asynx.pool.inProcessBusy', `The ${this.kind} pool has no free slot: the worker dispatched past its concurrency`));
     return new Promise<JobResult>((resolve) => {
-      const entry: Entry = { job, abort: new AbortController(), resolve, onState, hardTimer: null, givenUpAt: 0, ended: false, reported: false };
+      const entry: Entry = { job, abort: new AbortController(), resolve, onState, hardTimer: null, givenUpAt: 0, runDone: false, code: null, codeDone: false, reported: false };
       this.running.set(job.seq, entry);
       this.handed++;
       if (!gate) this.begin(entry, hardLimit);
@@ -202,31 +245,41 @@ export class InProcessPool implements TaskPool {
       }, hardLimit * 1000);
     }
     const hooks = { updateState: async (state: string, meta: unknown) => entry.onState?.(state, meta) };
+    this.byId.set(job.id, entry);
     runJob(this.table!, job, hooks, entry.abort).then(
-      (outcome) => this.ended(entry, { kind: 'done', outcome }),
-      (err: unknown) => this.ended(entry, { kind: 'lost', detail: `the task runner failed: ${(err as Error)?.message ?? String(err)}` }),
+      (outcome) => this.runEnded(entry, { kind: 'done', outcome }),
+      (err: unknown) => this.runEnded(entry, { kind: 'lost', detail: `the task runner failed: ${(err as Error)?.message ?? String(err)}` }),
     );
   }
 
+  /** The runner returned: the job's result, unless the job was given up already (then maybe its code ended). */
+  private runEnded(entry: Entry, result: JobResult): void {
+    entry.runDone = true;
+    if (this.byId.get(entry.job.id) === entry) this.byId.delete(entry.job.id);
+    if (entry.resolve === null) return this.maybeEnded(entry);
+    // The soft limit ended the attempt before the task's code (its signal was aborted): it is given up too.
+    if (codeRunning(entry)) return this.giveUp(entry, result, null, 'soft time limit');
+    this.settle(entry, result);
+  }
+
   /** The job resolves now; the code, told to stop through its signal, may still run. */
-  private giveUp(entry: Entry, result: JobResult, reason: AsynxError, why: string): void {
+  private giveUp(entry: Entry, result: JobResult, reason: AsynxError | null, why: string): void {
     if (entry.resolve === null) return;
-    entry.abort.abort(reason);
+    if (reason) entry.abort.abort(reason);
     entry.givenUpAt = Date.now();
     this.givenUp.set(entry.job.seq, entry);
     this.settle(entry, result);
     const timer = setTimeout(() => {
-      if (entry.ended) return;
+      if (!codeRunning(entry) || !this.givenUp.has(entry.job.seq)) return;
       entry.reported = true;
       this.opts.events?.emit('pool:task:abandoned', { ...ref(entry.job), pool: this.kind, why, abandoned: this.abandoned });
     }, ABANDON_GRACE_MS);
     timer.unref();
   }
 
-  private ended(entry: Entry, result: JobResult): void {
-    entry.ended = true;
-    if (entry.resolve !== null) return this.settle(entry, result);
-    this.givenUp.delete(entry.job.seq);
+  /** A given-up task: once its code has ended, it leaves the abandoned count. */
+  private maybeEnded(entry: Entry): void {
+    if (codeRunning(entry) || !this.givenUp.delete(entry.job.seq)) return;
     if (entry.reported) this.opts.events?.emit('pool:task:ended', { ...ref(entry.job), pool: this.kind, afterMs: Date.now() - entry.givenUpAt, abandoned: this.abandoned });
   }
 
@@ -242,9 +295,6 @@ export class InProcessPool implements TaskPool {
     resolve(result);
     if (this.running.size === 0) for (const wake of this.drained.splice(0)) wake();
   }
-
-  private drained: Array<() => void> = [];
-  private closed: Promise<void> | null = null;
 
   /**
    * Warm: waits for the running jobs (the worker calls it once none runs), then stops catching stray
