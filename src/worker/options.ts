@@ -13,7 +13,8 @@ export interface WorkerOptions {
   /** Tasks run at once: pool child processes (prefork), threads (threads), in-flight tasks (async). @defaultValue 2 */
   concurrency?: number;
   /**
-   * The pool (`-P`): `prefork` child processes, `threads` (worker_threads), `async` (tasks on the worker's
+   * The pool (`-P`): `prefork` child processes, `threads` (worker_threads: a hard time limit or a terminate
+   * ends the task's thread, `process.exit()` in a task ends only its thread), `async` (tasks on the worker's
    * own event loop, for I/O-bound work) or `solo` (one at a time in the main process). @defaultValue 'prefork'
    */
   pool?: PoolKind;

@@ -73,6 +73,8 @@ describe('autoscale', () => {
       assert.deepEqual([s1.autoscaler?.max, s1.autoscaler?.min], [6, 2]);
       assert.equal(s1.pool['max-concurrency'], 2);
       assert.equal(s1.prefetch_count, 24, 'prefetch follows max');
+      assert.deepEqual(await ask('autoscale', { max: 2, min: 5 }), { error: "ValueError('autoscale needs max >= 1 and min <= max, got max=2 min=5')" }, 'bounds that cannot hold change nothing');
+      assert.deepEqual(await ask('autoscale', {}), { ok: 'autoscale now max=6 min=2' }, 'no arguments: the bounds as they are');
 
       // pool_grow past max raises max (Celery 5.2's force_scale_up); the autoscaler later shrinks the idle pool to min.
       assert.deepEqual(await ask('pool_grow', { n: 5 }), { ok: 'pool will grow' });

@@ -8,7 +8,7 @@ import { openControlClient, type ControlClient } from '../../src/control/client.
 import { Asynx, RemoteTaskError, TaskRevokedError } from '../../src/index.js';
 import { childPidsOf } from '../helpers/process.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
-import { startWorker, type RunningWorker } from '../helpers/worker.js';
+import { runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
 
 const POOLS_APP = new URL('../fixtures/pools-app.mjs', import.meta.url).pathname;
 
@@ -49,13 +49,14 @@ describe('threads pool', () => {
   });
   after(() => tmp.cleanup());
 
-  it('runs tasks in threads of the worker process: results, failures, parallel CPU work, no child processes', async () => {
+  it('runs tasks in threads of the worker process: results, failures, soft time limits, parallel CPU work, no child processes', async () => {
     const { w, c } = await setup(['-c', '2']);
     assert.match(w.output(), /concurrency: 2 \(threads\)/);
     assert.equal(await run(c, 'pools.add', [1, 2]), 3);
     const err = await failure(c, 'pools.boom');
     assert.equal(err.name, 'TypeError');
     assert.match(err.message, /kaput/);
+    assert.equal((await failure(c, 'pools.soft')).name, 'SoftTimeLimitExceeded', 'a soft time limit aborts the task\'s signal in its thread');
     const at = await run<Where>(c, 'pools.where');
     assert.equal(at.pid, w.pid, 'the task ran in the worker process');
     assert.ok(at.threadId > 0, 'in a worker thread, not the main thread');
@@ -118,6 +119,30 @@ describe('threads pool', () => {
     await waitFor('the terminate log line', () => w.output().includes(`Terminated pools.busy[${r.id}] (SIGTERM)`), 10_000);
     const next = await run<Where>(c, 'pools.where');
     assert.notEqual(next.threadId, first.threadId, 'a new thread took the slot');
+  });
+
+  it('a warm stop (TERM) lets the running task finish in its thread, then exits 0; a cold one (QUIT) does not wait', async () => {
+    const { w, c, brokerUrl, node } = await setup(['-c', '2']);
+    const ctl = await openControlClient(brokerUrl);
+    controls.push(ctl);
+    const running = async () => ((await ctl.broadcast('active', {}, { destination: [node], timeoutMs: 5000 }))[0]?.[node] as unknown[] | undefined)?.length ?? 0;
+    const r = await c.sendTask<number>('pools.sleep', [1500]);
+    await waitFor('the task to run', async () => (await running()) === 1, 10_000, 50);
+    assert.equal(await w.stop('SIGTERM'), 0, w.output());
+    assert.equal(await r.get({ timeout: 10 }), 1500, 'the task ran to its end');
+    const { w: w2, c: c2, node: node2, brokerUrl: b2 } = await setup(['-c', '1']);
+    const ctl2 = await openControlClient(b2);
+    controls.push(ctl2);
+    await c2.sendTask('pools.busy', [60_000]);
+    await waitFor('the busy task to run', async () => ((await ctl2.broadcast('active', {}, { destination: [node2], timeoutMs: 5000 }))[0]?.[node2] as unknown[] | undefined)?.length === 1, 10_000, 50);
+    assert.equal(await w2.stop('SIGQUIT', 10_000), 1, 'cold shutdown: exit 1, without waiting for the busy thread');
+  });
+
+  it('an app that cannot load in a thread fails the start (exit 70) with the thread\'s reason', async () => {
+    const brokerUrl = `sqlite://${join(tmp.dir, 'init.db')}`;
+    const r = await runCli(['worker', '-A', POOLS_APP, '-P', 'threads', '-c', '2'], { ASYNX_BROKER_URL: brokerUrl, POOLS_FAIL_IN_CHILD: '1' }, 30_000);
+    assert.equal(r.code, 70, r.stderr);
+    assert.match(r.stderr, /Pool thread \d could not load the app: .*this app refuses to load in a pool child/);
   });
 
   it('--max-tasks-per-child recycles threads; config overrides after -- reach the threads', async () => {

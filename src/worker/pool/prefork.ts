@@ -74,7 +74,7 @@ export class PreforkPool implements TaskPool {
     const idleFirst = [...kept.filter((s) => !s.job), ...kept.filter((s) => s.job)];
     for (const slot of idleFirst.slice(0, count)) {
       slot.removed = true;
-      if (!slot.job) this.retire(slot, 'pool shrunk by remote control');
+      if (!slot.job) this.retire(slot, 'pool shrunk');
     }
     return count;
   }
@@ -165,7 +165,7 @@ export class PreforkPool implements TaskPool {
           if (!slot.job || slot.job.seq !== m.seq) return;
           this.finish(slot, { kind: 'done', outcome: m.outcome });
           slot.tasksRun++;
-          if (slot.removed) return this.retire(slot, 'pool shrunk by remote control');
+          if (slot.removed) return this.retire(slot, 'pool shrunk');
           const maxTasks = this.opts.maxTasksPerChild;
           const maxKb = this.opts.maxMemoryPerChildKb;
           if (maxTasks && slot.tasksRun >= maxTasks) this.retire(slot, `max tasks per child (${maxTasks}) reached`);

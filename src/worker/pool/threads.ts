@@ -1,7 +1,8 @@
 // Thread pool (`-P threads`): N worker_threads, one task each at a time; hard time limit, crash replacement, recycling.
 
-import { createWriteStream, mkdirSync, type WriteStream } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, type WriteStream } from 'node:fs';
 import { dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { AsynxError, ExitCode } from '../../errors.js';
 import type { Job, ParentMessage } from './ipc.js';
@@ -28,7 +29,18 @@ interface Slot {
   log: WriteStream | null;
 }
 
-const THREAD_ENTRY = new URL('./thread-entry.js', import.meta.url);
+const BUILT_ENTRY = new URL('./thread-entry.js', import.meta.url);
+
+/**
+ * The thread's entry: the built one beside this module. Run from the sources (`node --import tsx`), threads do
+ * not inherit the TypeScript loader, so a bootstrap registers tsx in the thread before importing the .ts entry.
+ */
+function threadEntry(): { entry: URL | string; eval: boolean } {
+  if (existsSync(fileURLToPath(BUILT_ENTRY))) return { entry: BUILT_ENTRY, eval: false };
+  const source = new URL('./thread-entry.ts', import.meta.url).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  return { entry: `import(${JSON.stringify(tsx)}).then((m) => m.register()).then(() => import(${JSON.stringify(source)}))`, eval: true };
+}
 
 function describeExit(slot: Slot, code: number): string {
   if (slot.error) return `uncaught ${slot.error.name}: ${slot.error.message}`;
@@ -36,10 +48,12 @@ function describeExit(slot: Slot, code: number): string {
 }
 
 /**
- * The thread pool: tasks run in worker_threads of the worker process (parallel CPU work, less memory
- * than prefork, no crash isolation beyond the thread). A thread that must stop (hard time limit,
- * `revoke --terminate`) is ended with `Worker.terminate()`, which also stops a busy loop; signals do not
- * reach threads, so the signal of a terminate is only reported. Pids are the worker's own.
+ * The thread pool: tasks run in worker_threads of the worker process (parallel CPU work; each thread loads
+ * the app in its own V8 isolate). A thread that must stop (hard time limit, `revoke --terminate`) is ended
+ * with `Worker.terminate()`, which also stops a busy loop; signals do not reach threads, so the signal of a
+ * terminate is only reported. `process.exit()` or an uncaught exception in a task ends only its thread (the
+ * task fails with WorkerLostError and a new thread takes the slot); what threads cannot do (`process.chdir`,
+ * signal handlers) fails in a task as it does in any worker thread. Pids are the worker's own.
  */
 export class ThreadPool implements TaskPool {
   readonly kind = 'threads' as const;
@@ -125,7 +139,9 @@ export class ThreadPool implements TaskPool {
       log.on('error', () => undefined);
     }
     const data: ThreadData = { appUrl: this.opts.appUrl, index, measureMemory: Boolean(this.opts.maxMemoryPerChildKb) };
-    const worker = new Worker(THREAD_ENTRY, {
+    const { entry, eval: isEval } = threadEntry();
+    const worker = new Worker(entry, {
+      eval: isEval,
       workerData: data,
       // The thread's own env: the CLI's overrides (ASYNX_CHILD_OVERRIDES) and the slot, as a prefork child gets them.
       env: { ...process.env, ...this.opts.env, ASYNX_CHILD_APP: this.opts.appUrl, ASYNX_POOL_INDEX: String(index) },
