@@ -352,6 +352,24 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
           });
         }
 
+        test('USR1 lists the running task; HUP restarts the pool in place once it finished (same pid), and every slot runs tasks', async () => {
+          const file = newLedger(`${kind}-hup`);
+          const r = await send<number>('c.wait', [file, 800]);
+          await started(file, r.id);
+          main.proc.kill('SIGUSR1');
+          await waitFor('the USR1 dump', () => main.output().includes(`c.wait[${r.id}] running for`), 5_000);
+          const restarts = () => main.output().split('\n').filter((l) => /restarted\.$/.test(l)).length;
+          const before = restarts();
+          const kids = childPidsOf(main.pid);
+          main.proc.kill('SIGHUP');
+          await waitFor('the pool restarted', () => restarts() > before, 20_000);
+          assert.equal(noted(file, r.id, 'end'), 1, 'the running task finished before the restart');
+          assert.equal(await r.get({ timeout: 5 }), 800);
+          assert.ok(isAlive(main.pid), 'the same worker process');
+          if (kind === 'prefork') assert.ok(childPidsOf(main.pid).every((p) => !kids.includes(p)), 'new children');
+          await allSlotsRun('after-hup');
+        });
+
         // Short-lived nodes on their own queue and pidfile: the whole node is killed, or shut down.
         describe('node lifecycle', () => {
           const lifeQueue = `pc-${kind}-life`;
