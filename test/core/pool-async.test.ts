@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { openControlClient, type ControlClient } from '../../src/control/client.js';
-import { Asynx, RemoteTaskError, TaskRevokedError, Worker } from '../../src/index.js';
+import { Asynx, RemoteTaskError, TaskRevokedError, Worker, resolveWorkerOptions } from '../../src/index.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { readStatus, statusPathFor } from '../../src/process/status-file.js';
 import { nextEvent } from '../helpers/worker-events.js';
@@ -305,5 +305,17 @@ describe('pool:loop:blocked from a Worker in this process', () => {
       await worker.stop();
       tmp.cleanup();
     }
+  });
+});
+
+describe('loopLagWarn / --loop-lag-warn', () => {
+  test('default 1 s, 0 or null turns the probe off, a malformed --loop-lag-warn exits 64 naming the flag', async () => {
+    assert.equal(resolveWorkerOptions({ appUrl: 'file:///a' }).loopLagWarnMs, 1000);
+    assert.equal(resolveWorkerOptions({ appUrl: 'file:///a', loopLagWarn: '250ms' }).loopLagWarnMs, 250);
+    assert.equal(resolveWorkerOptions({ appUrl: 'file:///a', loopLagWarn: 0 }).loopLagWarnMs, 0);
+    assert.equal(resolveWorkerOptions({ appUrl: 'file:///a', loopLagWarn: null }).loopLagWarnMs, 0);
+    const r = await runCli(['worker', '-A', APP, '-P', 'async', '--loop-lag-warn', 'soon'], { ASYNX_BROKER_URL: 'sqlite:///nonexistent/never.db' });
+    assert.equal(r.code, 64, r.stderr);
+    assert.match(r.stderr, /--loop-lag-warn/);
   });
 });

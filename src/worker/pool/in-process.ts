@@ -14,6 +14,9 @@ import type { JobResult, PoolOptions, TaskPool } from './task-pool.js';
  */
 export const ABANDON_GRACE_MS = 1000;
 
+/** At most this many ended tasks are remembered between two probe ticks (a report lists a few anyway). */
+const RECENT_MAX = 256;
+
 interface Entry {
   job: Job;
   abort: AbortController;
@@ -291,7 +294,8 @@ export class InProcessPool implements TaskPool {
     entry.resolve = null;
     entry.onState = null;
     this.running.delete(entry.job.seq);
-    this.recent.push(ref(entry.job));
+    // Bounded: without a loop-lag probe (loopLagWarn 0) nobody calls tick().
+    if (this.recent.length < RECENT_MAX) this.recent.push(ref(entry.job));
     resolve(result);
     if (this.running.size === 0) for (const wake of this.drained.splice(0)) wake();
   }
