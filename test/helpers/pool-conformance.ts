@@ -79,9 +79,12 @@ export function poolConformance(broker: ConformanceBroker, kinds: readonly PoolK
       if (broker === 'amqp') rabbit = await startRabbit();
     });
     after(async () => {
-      for (const w of workers) if (isAlive(w.pid)) await kill9Node(w).catch(() => undefined);
-      await rabbit?.dispose();
-      tmp.cleanup();
+      try {
+        for (const w of workers) if (isAlive(w.pid)) await kill9Node(w).catch(() => undefined);
+        await rabbit?.dispose();
+      } finally {
+        tmp.cleanup();
+      }
     });
     const brokerUrlFor = (kind: PoolKind) => (broker === 'amqp' ? rabbit!.url : `sqlite://${join(tmp.dir, `${kind}.db`)}`);
     const newLedger = (label: string) => join(tmp.dir, `${label}-${++files}.log`);
