@@ -208,11 +208,13 @@ export class InProcessPool implements TaskPool {
   }
 
   /**
-   * Tasks whose code was on the loop since the last {@link InProcessPool.tick}: running now, ended since,
-   * or given up but still running.
+   * Tasks whose code was on the loop since the last {@link InProcessPool.tick}, likeliest blocker first:
+   * the ones that ended since, latest first (a synchronous blocker ends just before the late tick runs,
+   * after the quick tasks that ended before the block began), then those running now, then those given up
+   * but still running.
    */
   suspects(): TaskRef[] {
-    const out = [...this.recent];
+    const out = [...this.recent].reverse();
     const seen = new Set(out.map((t) => t.taskId));
     for (const e of [...this.running.values(), ...this.givenUp.values()]) if (!seen.has(e.job.id)) out.push(ref(e.job));
     return out;
