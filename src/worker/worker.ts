@@ -29,6 +29,7 @@ import type { TaskIo } from './pending.js';
 import { watchLoopLag } from './loop-lag.js';
 import { InProcessPool } from './pool/in-process.js';
 import { Autoscaler } from './pool/autoscaler.js';
+import { childOverrides } from './pool/child-config.js';
 import { openPool } from './pool/open-pool.js';
 import type { TaskTable } from './pool/job-runner.js';
 import type { TaskPool as Pool } from './pool/task-pool.js';
@@ -436,7 +437,11 @@ export class Worker {
       if (this.stopRequested) return;
       await this.pool?.close(false);
       this.reloads++;
-      this.registry = await loadApp(this.opts.appUrl, this.reloads).catch((err) => {
+      // The CLI's overrides (`-b`, `-- key=value`), as the pool children get them: the in-process pools run tasks against this app.
+      this.registry = await loadApp(this.opts.appUrl, this.reloads).then((app) => {
+        app.configure(childOverrides({ ...process.env, ...this.opts.childEnv }));
+        return app;
+      }).catch((err) => {
         this.events.emit('worker:error', { message: `Reloading the app module failed, keeping the old task registry: ${(err as Error).message}` });
         return this.registry;
       });
