@@ -1,6 +1,7 @@
 // Review findings on the pools, through real workers on SQLite.
 
 import assert from 'node:assert/strict';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { openControlClient, type ControlClient } from '../../src/control/client.js';
@@ -9,6 +10,7 @@ import { tempDir, waitFor } from '../helpers/tmp.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
 
 const POOLS_APP = new URL('../fixtures/pools-app.mjs', import.meta.url).pathname;
+const REVIEW_APP = new URL('../fixtures/review-app.mjs', import.meta.url).pathname;
 
 describe('pool review', () => {
   const tmp = tempDir('asynx-poolreview-');
@@ -16,10 +18,10 @@ describe('pool review', () => {
   const workers: RunningWorker[] = [];
   const controls: ControlClient[] = [];
   const clients: Asynx[] = [];
-  async function setup(args: string[], env: NodeJS.ProcessEnv = {}) {
+  async function setup(args: string[], env: NodeJS.ProcessEnv = {}, app = POOLS_APP) {
     const brokerUrl = `sqlite://${join(tmp.dir, `r${++n}.db`)}`;
     const node = `rv${n}@sqlite`;
-    const w = await startWorker({ brokerUrl, app: POOLS_APP, args: ['-n', node, ...args], env });
+    const w = await startWorker({ brokerUrl, app, args: ['-n', node, ...args], env });
     workers.push(w);
     const ctl = await openControlClient(brokerUrl);
     controls.push(ctl);
@@ -49,4 +51,24 @@ describe('pool review', () => {
       assert.equal(await run('pools.config', ['prefetchMultiplier']), 3, 'after the restart: the reloaded app has the overrides too');
     });
   }
+
+  it('threads: a slot shrunk away while its thread waits to be replaced (it failed its handshake) stays away', { timeout: 30_000 }, async () => {
+    const flag = join(tmp.dir, 'fail-in-child');
+    const { w, c, ask, run } = await setup(['-P', 'threads', '-c', '1'], { REVIEW_FAIL_FLAG: flag }, REVIEW_APP);
+    const size = async () => ((await ask('stats')) as { pool: { 'max-concurrency': number } }).pool['max-concurrency'];
+    // Thread 1 is busy, so the shrink below takes thread 2 (no job) and not thread 1.
+    const busy = await c.sendTask<number>('r.sleep', [3000]);
+    await waitFor('the task runs', async () => ((await ask('active')) as unknown[]).length === 1, 10_000, 50);
+    writeFileSync(flag, '');
+    assert.deepEqual(await ask('pool_grow', { n: 1 }), { ok: 'pool will grow' });
+    await waitFor('thread 2 failed its handshake', () => /Pool thread 2 \(thread id \d+\) exited unexpectedly/.test(w.output()), 10_000, 25);
+    assert.deepEqual(await ask('pool_shrink', { n: 1 }), { ok: 'pool will shrink' });
+    assert.equal(await size(), 1);
+    rmSync(flag);
+    // The pending replacement (one second after the failure) must not bring the shrunk slot back.
+    await new Promise((r) => setTimeout(r, 1500));
+    assert.equal(await size(), 1, `the pool stays shrunk\n${w.output()}`);
+    assert.equal(await busy.get({ timeout: 10 }), 3000);
+    assert.equal(await run('r.add', [1, 2]), 3);
+  });
 });

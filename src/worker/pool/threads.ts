@@ -207,6 +207,12 @@ export class ThreadPool implements TaskPool {
           // replaced after a pause, so an app that cannot load does not become a spawn loop.
           const respawn = () => {
             if (this.closing) return;
+            // Shrunk away while it waited to be replaced: the slot leaves instead.
+            if (slot.removed) {
+              const at = this.slots.indexOf(slot);
+              if (at >= 0) this.slots.splice(at, 1);
+              return;
+            }
             this.spawn(index).catch((err) => this.opts.events?.emit('pool:child:exit', { index, pid: -1, detail: (err as Error).message, expected: this.closing }));
           };
           if (wasReady) respawn();
