@@ -1,7 +1,7 @@
 // Review findings on the pools, through real workers on SQLite.
 
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, describe, it } from 'node:test';
 import { openControlClient, type ControlClient } from '../../src/control/client.js';
@@ -11,6 +11,19 @@ import { startWorker, type RunningWorker } from '../helpers/worker.js';
 
 const POOLS_APP = new URL('../fixtures/pools-app.mjs', import.meta.url).pathname;
 const REVIEW_APP = new URL('../fixtures/review-app.mjs', import.meta.url).pathname;
+
+/** Open file descriptors of process `pid` on files whose path starts with `prefix` (Linux). */
+function openFiles(pid: number, prefix: string): number {
+  let n = 0;
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(prefix)) n++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return n;
+}
 
 describe('pool review', () => {
   const tmp = tempDir('asynx-poolreview-');
@@ -70,5 +83,21 @@ describe('pool review', () => {
     assert.equal(await size(), 1, `the pool stays shrunk\n${w.output()}`);
     assert.equal(await busy.get({ timeout: 10 }), 3000);
     assert.equal(await run('r.add', [1, 2]), 3);
+  });
+
+  it('async: each pool restart closes the app module it replaces (no broker connection left open per HUP)', { timeout: 30_000 }, async () => {
+    const { w, ask, run } = await setup(['-P', 'async'], {}, REVIEW_APP);
+    const db = join(tmp.dir, `r${n}.db`);
+    const restart = async (k: number) => {
+      assert.deepEqual(await ask('pool_restart'), { ok: 'reload started' });
+      await waitFor(`restart ${k}`, () => (w.output().match(/restarted\.$/gm) ?? []).length === k, 10_000);
+      // A task of the reloaded module sends through that module's own app: it opens its own connection.
+      assert.equal(await run('r.send'), 'sent');
+    };
+    await restart(1);
+    const once = openFiles(w.pid, db);
+    await restart(2);
+    await restart(3);
+    assert.equal(openFiles(w.pid, db), once, 'the broker files open in the worker stay as many as after the first restart');
   });
 });
