@@ -100,4 +100,18 @@ describe('pool review', () => {
     await restart(3);
     assert.equal(openFiles(w.pid, db), once, 'the broker files open in the worker stay as many as after the first restart');
   });
+
+  it('threads --autoscale: a higher min set while a pool restart drains is reached once the new pool runs', { timeout: 30_000 }, async () => {
+    const { w, c, ask } = await setup(['-P', 'threads', '--autoscale=4,1', '--autoscale-keepalive=1'], {}, REVIEW_APP);
+    const size = async () => ((await ask('stats')) as { pool: { 'max-concurrency': number } }).pool['max-concurrency'];
+    const busy = await c.sendTask<number>('r.sleep', [1500]);
+    await waitFor('the task runs', async () => ((await ask('active')) as unknown[]).length === 1, 10_000, 50);
+    assert.deepEqual(await ask('pool_restart'), { ok: 'reload started' });
+    // The restart drains (the task runs on): the bounds change meanwhile.
+    assert.deepEqual(await ask('autoscale', { max: 4, min: 3 }), { ok: 'autoscale now max=4 min=3' });
+    assert.equal(await busy.get({ timeout: 10 }), 1500);
+    await waitFor('the restart', () => /restarted\.$/m.test(w.output()), 10_000);
+    await waitFor('the pool at min', async () => (await size()) === 3, 5000, 100).catch(() => undefined);
+    assert.equal(await size(), 3, 'the pool grew to the new min');
+  });
 });
