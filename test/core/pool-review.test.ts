@@ -78,6 +78,9 @@ describe('pool review', () => {
     assert.deepEqual(await ask('pool_shrink', { n: 1 }), { ok: 'pool will shrink' });
     assert.equal(await size(), 1);
     rmSync(flag);
+    // The log says why the grown thread went away, as a thread (not `Pool child 2 (pid -1)`, not just `exit code 0`).
+    assert.match(w.output(), /Pool thread 2 \(thread id \d+\) exited unexpectedly: could not load the app: .*the flag file says/);
+    assert.doesNotMatch(w.output(), /Pool child/);
     // The pending replacement (one second after the failure) must not bring the shrunk slot back.
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(await size(), 1, `the pool stays shrunk\n${w.output()}`);
