@@ -117,4 +117,14 @@ describe('pool review', () => {
     await waitFor('the pool at min', async () => (await size()) === 3, 5000, 100).catch(() => undefined);
     assert.equal(await size(), 3, 'the pool grew to the new min');
   });
+
+  it('async: pool_grow / pool_shrink log task slots, not processes (the pool has none)', { timeout: 20_000 }, async () => {
+    const { w, ask } = await setup(['-P', 'async', '-c', '2'], {}, REVIEW_APP);
+    assert.deepEqual(await ask('pool_grow', { n: 3 }), { ok: 'pool will grow' });
+    await waitFor('the grow logged', () => /Scaling up/.test(w.output()), 5000);
+    assert.deepEqual(await ask('pool_shrink', { n: 1 }), { ok: 'pool will shrink' });
+    await waitFor('the shrink logged', () => /Scaling down/.test(w.output()), 5000);
+    assert.match(w.output(), /Scaling up 3 task slots \(pool size 5\)/);
+    assert.match(w.output(), /Scaling down 1 task slot \(pool size 4\)/);
+  });
 });
