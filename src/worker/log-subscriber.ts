@@ -82,7 +82,8 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
     }),
     events.on('pool:resize', (e) => {
       const n = Math.abs(e.change);
-      const unit = (e.pool === 'threads' ? 'thread' : 'process') + (n === 1 ? '' : e.pool === 'threads' ? 's' : 'es');
+      const one = e.pool === 'threads' ? 'thread' : e.pool === 'async' ? 'task slot' : 'process';
+      const unit = one + (n === 1 ? '' : one === 'process' ? 'es' : 's');
       const bounds = e.autoscale ? `; autoscale max=${e.autoscale.max} min=${e.autoscale.min}` : '';
       log.info(`Scaling ${e.change > 0 ? 'up' : 'down'} ${n} ${unit} (pool size ${e.size}${bounds})`);
     }),

@@ -29,6 +29,7 @@ import type { TaskIo } from './pending.js';
 import { watchLoopLag } from './loop-lag.js';
 import { InProcessPool } from './pool/in-process.js';
 import { Autoscaler } from './pool/autoscaler.js';
+import { childOverrides } from './pool/child-config.js';
 import { openPool } from './pool/open-pool.js';
 import type { TaskTable } from './pool/job-runner.js';
 import type { TaskPool as Pool } from './pool/task-pool.js';
@@ -68,6 +69,8 @@ export class Worker {
   private readonly startedAt = Date.now();
   private readonly load: () => Promise<Asynx>;
   private registry: Asynx | null = null;
+  /** The app the worker started with: it owns the worker's broker and backend connections. */
+  private firstApp: Asynx | null = null;
   private parts: Parts | null = null;
   private pool: Pool | null = null;
   /** `--autoscale`: resizes the pool (the current one: it follows HUP restarts). */
@@ -175,8 +178,13 @@ export class Worker {
       }
       const app = await this.load();
       // After a stop abandoned a connection attempt, the app closes in the background (the attempt is bounded).
-      releasers.add('app', () => (this.abandonedConnect ? void app.close().catch(() => undefined) : app.close()));
+      releasers.add('app', () => {
+        // The app a HUP restart loaded last may hold connections its tasks opened (async, solo pools).
+        const reloaded = this.registry !== app ? this.registry?.close().catch(() => undefined) : undefined;
+        return this.abandonedConnect ? void app.close().catch(() => undefined) : Promise.all([app.close(), reloaded]).then(() => undefined);
+      });
       this.registry = app;
+      this.firstApp = app;
       if (this.stopRequested) return;
       const config = await app.config();
       this.queues = opts.queues.length ? opts.queues : [config.defaultQueue];
@@ -436,10 +444,17 @@ export class Worker {
       if (this.stopRequested) return;
       await this.pool?.close(false);
       this.reloads++;
-      this.registry = await loadApp(this.opts.appUrl, this.reloads).catch((err) => {
+      const replaced = this.registry;
+      // The CLI's overrides (`-b`, `-- key=value`), as the pool children get them: the in-process pools run tasks against this app.
+      this.registry = await loadApp(this.opts.appUrl, this.reloads).then((app) => {
+        app.configure(childOverrides({ ...process.env, ...this.opts.childEnv }));
+        return app;
+      }).catch((err) => {
         this.events.emit('worker:error', { message: `Reloading the app module failed, keeping the old task registry: ${(err as Error).message}` });
         return this.registry;
       });
+      // The app module it replaces may hold connections its tasks opened (async, solo): its pool is closed.
+      if (replaced && replaced !== this.registry && replaced !== this.firstApp) void replaced.close().catch(() => undefined);
       if (this.stopRequested) return;
       this.pool = this.makePool();
       await this.pool.start();

@@ -17,14 +17,16 @@ export interface ScaleInput {
 export type ScaleDecision = { action: 'grow'; n: number } | { action: 'shrink'; n: number } | { action: 'hold' } | { action: 'none' };
 
 /**
- * Celery's `Autoscaler._maybe_scale`: when `qty` exceeds the pool, grow at once to `min(qty, max)`; when the
+ * Celery's `Autoscaler._maybe_scale`: when `qty` exceeds the pool, grow at once to `min(qty, max)` (to `min` at
+ * least, which Celery's `update` does at once: here also when the pool could not be resized then); when the
  * pool is bigger than `max(qty, min)`, shrink to that, but only once the keepalive has passed since the
  * pool last grew (bursts do not make the pool flap). At least one process or thread always stays.
  * Unlike Celery, which never shrinks a pool its autoscaler did not grow itself, any growth (a scale-up,
  * `pool_grow`, a raised `min`) starts the keepalive, and a pool that never grew may shrink after it too.
  */
 export function decideScale(i: ScaleInput): ScaleDecision {
-  const up = Math.min(i.qty, i.max);
+  // A pool below min (min raised while it could not be resized: a HUP restart draining) grows to min too.
+  const up = Math.max(Math.min(i.qty, i.max), i.min);
   if (up > i.size) return { action: 'grow', n: up - i.size };
   const down = Math.max(i.qty, i.min, 1);
   if (down >= i.size) return { action: 'none' };

@@ -24,6 +24,8 @@ interface Slot {
   killedFor: JobResult | null;
   /** The uncaught error that ended the thread, for the job's `lost` detail. */
   error: Error | null;
+  /** Why the thread failed its handshake (the `pool:child:exit` detail). */
+  startError: string | null;
   /** Shrunk away: leaves the pool when it exits (after its running job), not replaced. */
   removed: boolean;
   log: WriteStream | null;
@@ -43,6 +45,7 @@ function threadEntry(): { entry: URL | string; eval: boolean } {
 }
 
 function describeExit(slot: Slot, code: number): string {
+  if (slot.startError) return slot.startError;
   if (slot.error) return `uncaught ${slot.error.name}: ${slot.error.message}`;
   return `exit code ${code}`;
 }
@@ -152,12 +155,13 @@ export class ThreadPool implements TaskPool {
       worker.stdout.pipe(log, { end: false });
       worker.stderr.pipe(log, { end: false });
     }
-    const slot: Slot = { index, worker, threadId: worker.threadId, ready: false, exited: false, job: null, tasksRun: 0, retiring: false, resolve: null, onState: null, hardTimer: null, killedFor: null, error: null, removed: false, log };
+    const slot: Slot = { index, worker, threadId: worker.threadId, ready: false, exited: false, job: null, tasksRun: 0, retiring: false, resolve: null, onState: null, hardTimer: null, killedFor: null, error: null, startError: null, removed: false, log };
     const existing = this.slots.findIndex((s) => s.index === index);
     if (existing >= 0) this.slots[existing] = slot;
     else this.slots.push(slot);
     return new Promise<void>((resolve, reject) => {
       const timeout = setTimeout(() => {
+        slot.startError = `did not load the app within ${this.opts.startTimeoutMs ?? 30000} ms: does importing the app module hang?`;
         void worker.terminate();
         reject(new AsynxError('asynx.pool.threadStartTimeout', `Pool thread ${index} did not load the app within ${this.opts.startTimeoutMs ?? 30000} ms: does importing the app module hang?`, { exitCode: ExitCode.software }));
       }, this.opts.startTimeoutMs ?? 30_000);
@@ -172,6 +176,7 @@ export class ThreadPool implements TaskPool {
           this.lastThread.set(index, slot.threadId);
         } else if (m.type === 'initFailed') {
           clearTimeout(timeout);
+          slot.startError = `could not load the app: ${m.error}`;
           reject(new AsynxError('asynx.pool.threadInitFailed', `Pool thread ${index} could not load the app: ${m.error}`, { exitCode: ExitCode.software }));
         } else if (m.type === 'state') {
           if (slot.job && slot.job.seq === m.seq) slot.onState?.(m.state, m.meta);
@@ -207,7 +212,14 @@ export class ThreadPool implements TaskPool {
           // replaced after a pause, so an app that cannot load does not become a spawn loop.
           const respawn = () => {
             if (this.closing) return;
-            this.spawn(index).catch((err) => this.opts.events?.emit('pool:child:exit', { index, pid: -1, detail: (err as Error).message, expected: this.closing }));
+            // Shrunk away while it waited to be replaced: the slot leaves instead.
+            if (slot.removed) {
+              const at = this.slots.indexOf(slot);
+              if (at >= 0) this.slots.splice(at, 1);
+              return;
+            }
+            // A failed start is reported by that thread's own `pool:child:exit` (its detail says why).
+            this.spawn(index).catch(() => undefined);
           };
           if (wasReady) respawn();
           else setTimeout(respawn, 1000).unref();
