@@ -65,22 +65,25 @@ describe('pool review', () => {
     });
   }
 
-  it('threads: a slot shrunk away while its thread waits to be replaced (it failed its handshake) stays away', { timeout: 30_000 }, async () => {
-    const flag = join(tmp.dir, 'fail-in-child');
-    const { w, c, ask, run } = await setup(['-P', 'threads', '-c', '1'], { REVIEW_FAIL_FLAG: flag }, REVIEW_APP);
+  for (const [pool, slot] of [['threads', 'thread'], ['prefork', 'child']] as const) it(`${pool}: a slot shrunk away while its ${slot} waits to be replaced (it failed its handshake) stays away`, { timeout: 30_000 }, async () => {
+    const flag = join(tmp.dir, `fail-in-child-${pool}`);
+    const { w, c, ask, run } = await setup(['-P', pool, '-c', '1'], { REVIEW_FAIL_FLAG: flag }, REVIEW_APP);
     const size = async () => ((await ask('stats')) as { pool: { 'max-concurrency': number } }).pool['max-concurrency'];
     // Thread 1 is busy, so the shrink below takes thread 2 (no job) and not thread 1.
     const busy = await c.sendTask<number>('r.sleep', [3000]);
     await waitFor('the task runs', async () => ((await ask('active')) as unknown[]).length === 1, 10_000, 50);
     writeFileSync(flag, '');
     assert.deepEqual(await ask('pool_grow', { n: 1 }), { ok: 'pool will grow' });
-    await waitFor('thread 2 failed its handshake', () => /Pool thread 2 \(thread id \d+\) exited unexpectedly/.test(w.output()), 10_000, 25);
+    const slot2 = pool === 'threads' ? /Pool thread 2 \(thread id \d+\) exited unexpectedly/ : /Pool child 2 \(pid \d+\) exited unexpectedly/;
+    await waitFor(`${slot} 2 failed its handshake`, () => slot2.test(w.output()), 10_000, 25);
     assert.deepEqual(await ask('pool_shrink', { n: 1 }), { ok: 'pool will shrink' });
     assert.equal(await size(), 1);
     rmSync(flag);
-    // The log says why the grown thread went away, as a thread (not `Pool child 2 (pid -1)`, not just `exit code 0`).
-    assert.match(w.output(), /Pool thread 2 \(thread id \d+\) exited unexpectedly: could not load the app: .*the flag file says/);
-    assert.doesNotMatch(w.output(), /Pool child/);
+    if (pool === 'threads') {
+      // The log says why the grown thread went away, as a thread (not `Pool child 2 (pid -1)`, not just `exit code 0`).
+      assert.match(w.output(), /Pool thread 2 \(thread id \d+\) exited unexpectedly: could not load the app: .*the flag file says/);
+      assert.doesNotMatch(w.output(), /Pool child/);
+    }
     // The pending replacement (one second after the failure) must not bring the shrunk slot back.
     await new Promise((r) => setTimeout(r, 1500));
     assert.equal(await size(), 1, `the pool stays shrunk\n${w.output()}`);

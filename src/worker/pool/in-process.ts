@@ -241,7 +241,12 @@ export class InProcessPool implements TaskPool {
   }
 
   private begin(entry: Entry, hardLimit: number | null): void {
-    if (entry.resolve === null) return; // given up while the gate was pending (cold close)
+    if (entry.resolve === null) {
+      // Given up while the gate was pending (cold close, revoke --terminate): its code never started, so it
+      // is not abandoned code that still runs.
+      entry.runDone = true;
+      return this.maybeEnded(entry);
+    }
     const { job } = entry;
     if (hardLimit) {
       entry.hardTimer = setTimeout(() => {

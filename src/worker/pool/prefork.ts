@@ -189,6 +189,12 @@ export class PreforkPool implements TaskPool {
           // replaced after a pause, so an app that cannot load does not become a fork loop.
           const respawn = () => {
             if (this.closing) return;
+            // Shrunk away while it waited to be replaced (a child that failed its handshake): it leaves.
+            if (slot.removed) {
+              const at = this.slots.indexOf(slot);
+              if (at >= 0) this.slots.splice(at, 1);
+              return;
+            }
             this.spawn(index).catch((err) => this.opts.events?.emit('pool:child:exit', { index, pid: -1, detail: (err as Error).message, expected: this.closing }));
           };
           if (wasReady) respawn();
