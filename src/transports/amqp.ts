@@ -78,7 +78,7 @@ export class AmqpTransport implements Transport {
   private readonly releasers = new Releasers();
   private readonly deadQueue: string;
   private readonly acks = new Map<Channel, ChannelAcks>();
-  private ackFlush: Promise<void> | null = null;
+  private ackFlushing = false;
   /** Ack frames sent and messages they settled (diagnostics; the multiple-ack test reads them). */
   readonly ackStats = { frames: 0, messages: 0 };
 
@@ -301,7 +301,9 @@ export class AmqpTransport implements Transport {
 
   /**
    * Acks queued in one turn of the event loop go out together, after it: a run of consecutive delivery tags
-   * as one `multiple` frame. Resolves once the frames are handed to the connection (what a single ack did).
+   * as one `multiple` frame. Resolves at once, as a single ack did (an AMQP ack has no confirm; amqplib
+   * writes frames to the socket a turn later anyway), so an acks-early task does not wait a turn to start.
+   * Closing the transport or the consumer's channel sends the queued acks first.
    */
   async ack(delivery: Delivery): Promise<void> {
     const h = this.held.get(delivery.tag);
@@ -310,18 +312,15 @@ export class AmqpTransport implements Transport {
     const acks = this.acks.get(h.ch);
     if (!acks) return; // its channel closed: the broker redelivers
     acks.due.set(h.msg.fields.deliveryTag, h.msg);
-    this.ackFlush ??= new Promise<void>((resolve) =>
-      setImmediate(() => {
-        this.flushAcks();
-        resolve();
-      }),
-    );
-    return this.ackFlush;
+    if (!this.ackFlushing) {
+      this.ackFlushing = true;
+      setImmediate(() => this.flushAcks());
+    }
   }
 
   /** Sends the queued acks of every channel, then closes the cancelled consumers' channels left idle. */
   private flushAcks(): void {
-    this.ackFlush = null;
+    this.ackFlushing = false;
     for (const [ch, acks] of this.acks) {
       if (!acks.due.size) continue;
       // The run of acked tags at the low end of the open ones: one frame for all of them.
