@@ -70,3 +70,14 @@ export function ratio(a: number | null | undefined, b: number | null | undefined
   if (a === null || a === undefined || b === null || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return null;
   return a / b;
 }
+
+/** A row saying a measurement could not be taken (the pool is not built, a server is missing …). */
+export function failedRow(caseName: string, metric: string, err: unknown): BenchRow {
+  return { case: caseName, metric: `${metric}: failed`, value: null, unit: '', note: (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200) };
+}
+
+/** `value ≥ min` (or ≤ max when `lower`), null when the value is missing. */
+export function meets(value: number | null | undefined, bound: number, lower = false): boolean | null {
+  if (value === null || value === undefined || !Number.isFinite(value)) return null;
+  return lower ? value <= bound : value >= bound;
+}
