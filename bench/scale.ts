@@ -136,6 +136,7 @@ export async function scale(ctx: BenchContext, opts: ScaleOptions): Promise<Benc
   for (const b of opts.brokers) {
     const label = b === 'amqp' ? 'AMQP' : 'SQLite';
     const points: Point[] = [];
+    const plans: BenchRow[] = [];
     try {
       let url: string;
       const dbPath = ctx.path('scale.db');
@@ -158,8 +159,8 @@ export async function scale(ctx: BenchContext, opts: ScaleOptions): Promise<Benc
         have = level;
         points.push(await measure(ctx, url, label, `${level.toLocaleString('en-US')} waiting in another queue`, level, opts));
         if (b === 'sqlite') {
-          const plans = claimPlans(dbPath);
-          rows.push({ case: 'scale', metric: `SQLite claim plan at ${level.toLocaleString('en-US')} waiting`, value: null, unit: '', note: `pick: ${plans.pick} | promote: ${plans.promote}` });
+          const p = claimPlans(dbPath);
+          plans.push({ case: 'scale', metric: `SQLite claim plan at ${level.toLocaleString('en-US')} waiting`, value: null, unit: '', note: `pick: ${p.pick} | promote: ${p.promote}` });
         }
       }
       if (opts.parked > 0) {
@@ -178,8 +179,8 @@ export async function scale(ctx: BenchContext, opts: ScaleOptions): Promise<Benc
         ctx.progress.note(`scale ${label}: parked ${opts.parked.toLocaleString('en-US')} countdown tasks in ${(ms / 1000).toFixed(1)} s`);
         points.push(await measure(ctx, url, label, `${opts.parked.toLocaleString('en-US')} countdown tasks parked`, opts.parked, opts));
         if (b === 'sqlite') {
-          const plans = claimPlans(dbPath);
-          rows.push({ case: 'scale', metric: `SQLite claim plan with ${opts.parked.toLocaleString('en-US')} parked`, value: null, unit: '', note: `pick: ${plans.pick} | promote: ${plans.promote}` });
+          const p = claimPlans(dbPath);
+          plans.push({ case: 'scale', metric: `SQLite claim plan with ${opts.parked.toLocaleString('en-US')} parked`, value: null, unit: '', note: `pick: ${p.pick} | promote: ${p.promote}` });
         }
       }
       await w.stop();
@@ -187,7 +188,7 @@ export async function scale(ctx: BenchContext, opts: ScaleOptions): Promise<Benc
       rows.push(failedRow('scale', `${label}`, err));
     }
     all[label] = points;
-    rows.push(...rowsFor(label, points));
+    rows.push(...rowsFor(label, points), ...plans);
   }
   if (opts.svg) {
     const charts: Chart[] = [];
