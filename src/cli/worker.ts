@@ -102,7 +102,7 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('--pidfile <path>', 'pidfile to write (removed on exit; a live one for this node refuses the start)')
     .option('--detach', 'run in the background in its own session (use with --logfile and --pidfile)')
     .option('--max-tasks-per-child <n>', 'replace a pool child after it ran this many tasks')
-    .option('--max-memory-per-child <KiB>', 'replace a pool child whose RSS exceeds this after a task')
+    .option('--max-memory-per-child <KiB>', 'replace a pool child whose RSS exceeds this after a task (threads: the thread\'s heap + buffers)')
     .option('--logfile-max-size <bytes>', 'rotate the log file at this size (0 = never)')
     .option('--logfile-keep <n>', 'rotated log files to keep', '5')
     .option('--broker-retries <n>', 'retries (with backoff) of an AMQP broker unreachable at start-up; 0 = exit 69 at once', '100')

@@ -9,7 +9,7 @@ import type { Admission } from './admission.js';
 import type { Dispatch } from './dispatch.js';
 import type { MonitorState } from './monitor.js';
 import type { Pending, TaskIo } from './pending.js';
-import type { TaskPool as Pool } from './pool/task-pool.js';
+import type { PoolKind, TaskPool as Pool } from './pool/task-pool.js';
 import type { ResolvedTaskOptions } from '../app/task-options.js';
 
 /** What a worker node exposes to remote control, part by part. */
@@ -20,6 +20,8 @@ export interface ControlSources {
   admission: Admission;
   dispatch: Dispatch;
   monitor: MonitorState;
+  /** The pool kind (`-P`), also between pools. */
+  poolKind: PoolKind;
   /** The current pool (replaced on a HUP restart), or null between pools. */
   pool(): Pool | null;
   consumers(): ConsumerSet | null;
@@ -72,7 +74,7 @@ export function workerControlTarget(s: ControlSources): ControlTarget {
     uptimeSec: () => Math.floor((Date.now() - s.startedAt) / 1000),
     pool: () => {
       const pool = s.pool();
-      return { size: pool?.size ?? 0, childPids: pool?.childPids ?? [], writes: pool?.writes ?? [], busy: pool?.busy ?? 0, maxTasksPerChild: s.maxTasksPerChild };
+      return { kind: pool?.kind ?? s.poolKind, size: pool?.size ?? 0, childPids: pool?.childPids ?? [], writes: pool?.writes ?? [], busy: pool?.busy ?? 0, maxTasksPerChild: s.maxTasksPerChild };
     },
     prefetch: () => s.prefetch(),
     totals: () => Object.fromEntries(dispatch.totals),

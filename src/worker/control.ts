@@ -4,12 +4,15 @@ import type { ControlHandler } from '../control/mailbox.js';
 import { replyThen } from '../control/request.js';
 import { UsageError } from '../errors.js';
 import { requestInfo, rusage, signalName, type TaskInfo } from './control-shapes.js';
+import type { PoolKind } from './pool/task-pool.js';
 import { parseRate } from './task-limits.js';
 
 export type { TaskInfo } from './control-shapes.js';
 
 /** Pool facts for `stats`. */
 export interface PoolFacts {
+  /** The pool kind (`-P`; absent = prefork): Celery's `stats` shows a different `pool` block per implementation. */
+  kind?: PoolKind;
   size: number;
   childPids: number[];
   /** Tasks each child has been given (Celery's `writes`). */
@@ -139,7 +142,8 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
         pid: t.pid,
         clock: String(t.clock()),
         uptime: t.uptimeSec(),
-        pool: {
+        // Celery's thread pool reports its size and its threads, no processes (celery/concurrency/thread.py).
+        pool: p.kind === 'threads' ? { 'max-concurrency': p.size, threads: p.writes.length } : {
           'max-concurrency': p.size,
           processes: p.childPids,
           'max-tasks-per-child': p.maxTasksPerChild ?? 'N/A',

@@ -112,12 +112,12 @@ export interface WorkerEventMap {
   /** HUP: the pool restart began (`phase: begin`) or finished (`done`). */
   'pool:restart': { hostname: string; phase: 'begin' | 'done' };
   /** A pool child finished its handshake. */
-  'pool:child:up': { index: number; pid: number };
-  'pool:child:exit': { index: number; pid: number; detail: string; expected: boolean };
+  'pool:child:up': { index: number; pid: number; /** Thread pool: the thread's id (its pid is the worker's). */ threadId?: number };
+  'pool:child:exit': { index: number; pid: number; threadId?: number; detail: string; expected: boolean };
   /** A new child took the slot of one that exited. */
-  'pool:child:replaced': { index: number; oldPid: number; newPid: number };
+  'pool:child:replaced': { index: number; oldPid: number; newPid: number; oldThreadId?: number; newThreadId?: number };
   /** A child is retired after max tasks or memory. */
-  'pool:child:recycle': { index: number; pid: number; reason: string };
+  'pool:child:recycle': { index: number; pid: number; threadId?: number; reason: string };
 }
 
 /** Names of {@link WorkerEventMap} events. */

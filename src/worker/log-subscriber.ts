@@ -5,6 +5,9 @@ import type { WorkerEvents } from './events.js';
 import type { Logger } from './logger.js';
 import { taskLabel } from './pending.js';
 
+/** A pool slot as a log line names it: `child 1 (pid 42)` or, in the thread pool, `thread 1 (thread id 7)`. */
+const who = (e: { index: number; pid: number; threadId?: number }): string => (e.threadId !== undefined ? `thread ${e.index} (thread id ${e.threadId})` : `child ${e.index} (pid ${e.pid})`);
+
 /** Subscribes `log` to `events`; returns a function that unsubscribes every listener. */
 export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
   const offs = [
@@ -57,9 +60,9 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
     events.on('worker:warning', (e) => log.warn(e.message)),
     events.on('pool:restart', (e) => log.info(e.phase === 'begin' ? `Restarting worker pool (${e.hostname}): warm drain, then new children` : 'restarted.')),
     events.on('pool:child:exit', (e) => {
-      if (!e.expected) log.error(`Pool child ${e.index} (pid ${e.pid}) exited unexpectedly: ${e.detail}; replacing it`);
+      if (!e.expected) log.error(`Pool ${who(e)} exited unexpectedly: ${e.detail}; replacing it`);
     }),
-    events.on('pool:child:recycle', (e) => log.info(`Recycling pool child ${e.index} (pid ${e.pid}): ${e.reason}`)),
+    events.on('pool:child:recycle', (e) => log.info(`Recycling pool ${who(e)}: ${e.reason}`)),
   ];
   return () => {
     for (const off of offs) off();

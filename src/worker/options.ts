@@ -32,7 +32,11 @@ export interface WorkerOptions {
   pidfile?: string | null;
   /** Replace a pool child after this many tasks. @defaultValue null (never) */
   maxTasksPerChild?: number | null;
-  /** Replace a pool child whose RSS exceeds this many KiB after a task. @defaultValue null (never) */
+  /**
+   * Replace a pool child whose RSS exceeds this many KiB after a task. Threads pool: a thread has no RSS of its
+   * own (it shares the process's), so the thread's V8 heap in use plus its external (Buffer) memory is measured
+   * instead, after each task, and the thread is replaced when that exceeds the limit. @defaultValue null (never)
+   */
   maxMemoryPerChildKb?: number | null;
   /** Log file path for pool child k, or null to share the main output. @defaultValue null */
   childLogfile?: ((index: number) => string | null) | null;

@@ -291,6 +291,7 @@ export class Worker {
       admission,
       dispatch,
       monitor: this.monitor,
+      poolKind: this.opts.pool,
       pool: () => this.pool,
       consumers: () => this.consumers,
       prefetch: () => this.prefetch ?? 0,

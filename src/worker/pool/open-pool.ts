@@ -3,6 +3,7 @@
 import { AsynxError, ExitCode } from '../../errors.js';
 import type { TaskTable } from './job-runner.js';
 import { PreforkPool } from './prefork.js';
+import { ThreadPool } from './threads.js';
 import type { PoolKind, PoolOptions, TaskPool } from './task-pool.js';
 
 /** What the in-process pools (async, solo) run against: the worker's own app, already loaded. */
@@ -15,6 +16,8 @@ export function openPool(kind: PoolKind, opts: PoolOptions, app: InProcessApp): 
   switch (kind) {
     case 'prefork':
       return new PreforkPool(opts);
+    case 'threads':
+      return new ThreadPool(opts);
     default:
       void app;
       throw new AsynxError('asynx.pool.notBuilt', `The ${kind} pool is not built yet: use -P prefork`, { exitCode: ExitCode.software });

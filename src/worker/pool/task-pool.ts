@@ -29,7 +29,7 @@ export interface PoolOptions {
   env?: NodeJS.ProcessEnv;
   /** Recycle a child after this many tasks. */
   maxTasksPerChild?: number | null;
-  /** Recycle a child whose RSS exceeds this many KiB after a task. */
+  /** Recycle a child whose RSS exceeds this many KiB after a task (a thread: its V8 heap used + external memory). */
   maxMemoryPerChildKb?: number | null;
   /** Log file for child k (stdout/stderr), or null to inherit. */
   logfileFor?: (index: number) => string | null;
