@@ -44,6 +44,7 @@ export interface WorkerFlags {
   brokerRetries?: string;
   taskEvents?: boolean;
   heartbeatInterval?: string;
+  loopLagWarn?: string;
   color?: boolean;
 }
 
@@ -108,6 +109,7 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('--broker-retries <n>', 'retries (with backoff) of an AMQP broker unreachable at start-up; 0 = exit 69 at once', '100')
     .option('-E, --task-events', 'send task-* Celery events (config workerSendTaskEvents); worker-* events are always sent')
     .option('--heartbeat-interval <duration>', 'seconds between worker-heartbeat events and status-file refreshes (Celery\'s default)', '2')
+    .option('--loop-lag-warn <duration>', 'warn when the event loop was blocked this long (a CPU-bound task in -P async or solo); 0 = off', '1')
     .option('--no-color', 'no colour in log lines')
     .usage('[options] [-- key=value ...]')
     .argument('[overrides...]', 'after --: asynx config overrides as key=value (camelCase or snake_case keys)')
@@ -168,6 +170,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     brokerConnectionRetries: nonNegInt(flags.brokerRetries, '--broker-retries'),
     taskEvents: flags.taskEvents ? true : null,
     heartbeatInterval: `${durationMs(flags.heartbeatInterval ?? '2', '--heartbeat-interval')}ms`,
+    loopLagWarn: `${durationMs(flags.loopLagWarn ?? '1', '--loop-lag-warn')}ms`,
   };
   // Resolved before --detach, so a bad option fails in the foreground with exit 64.
   const resolved = resolveWorkerOptions(user);

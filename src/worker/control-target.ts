@@ -74,7 +74,7 @@ export function workerControlTarget(s: ControlSources): ControlTarget {
     uptimeSec: () => Math.floor((Date.now() - s.startedAt) / 1000),
     pool: () => {
       const pool = s.pool();
-      return { kind: pool?.kind ?? s.poolKind, size: pool?.size ?? 0, childPids: pool?.childPids ?? [], writes: pool?.writes ?? [], busy: pool?.busy ?? 0, maxTasksPerChild: s.maxTasksPerChild };
+      return { kind: pool?.kind ?? s.poolKind, size: pool?.size ?? 0, childPids: pool?.childPids ?? [], writes: pool?.writes ?? [], busy: pool?.busy ?? 0, maxTasksPerChild: s.maxTasksPerChild, ...(pool ? { abandoned: pool.abandoned ?? 0 } : {}) };
     },
     prefetch: () => s.prefetch(),
     totals: () => Object.fromEntries(dispatch.totals),

@@ -19,6 +19,24 @@ export interface PoolFacts {
   writes: number[];
   busy: number;
   maxTasksPerChild: number | null;
+  /** In-process pools: given-up tasks whose code still runs. */
+  abandoned?: number;
+}
+
+/**
+ * `stats` `pool` of the in-process pools, in the shape Celery 5.2 gives for the pools they stand in for:
+ * async as eventlet (`max-concurrency`, `free-threads`, `running-threads`; gevent gives only the first),
+ * solo as solo. Plus `abandoned-tasks`: code given up at a hard limit or terminate that still runs.
+ */
+function inProcessPoolInfo(p: PoolFacts, pid: number): Record<string, unknown> {
+  const abandoned = p.abandoned ?? 0;
+  if (p.kind === 'solo') return { 'max-concurrency': 1, processes: [pid], 'max-tasks-per-child': null, 'put-guarded-by-semaphore': true, timeouts: [], 'abandoned-tasks': abandoned };
+  return { 'max-concurrency': p.size, 'free-threads': Math.max(0, p.size - p.busy), 'running-threads': p.busy, 'abandoned-tasks': abandoned };
+}
+
+/** Celery's solo pool has no grow/shrink (its answer is an AttributeError): ours says what to use instead. */
+function soloCannotResize(method: string): { error: string } {
+  return nok(`${method}: the solo pool runs one task at a time and cannot be resized; run the worker with -P async (I/O-bound tasks) or -P prefork / threads to change how many run at once`);
 }
 
 /** A registered task as `registered` lists it. */
@@ -143,7 +161,7 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
         clock: String(t.clock()),
         uptime: t.uptimeSec(),
         // Celery's thread pool reports its size and its threads, no processes (celery/concurrency/thread.py).
-        pool: p.kind === 'threads' ? { 'max-concurrency': p.size, threads: p.writes.length } : {
+        pool: p.kind === 'threads' ? { 'max-concurrency': p.size, threads: p.writes.length } : p.kind === 'async' || p.kind === 'solo' ? inProcessPoolInfo(p, t.pid) : {
           'max-concurrency': p.size,
           processes: p.childPids,
           'max-tasks-per-child': p.maxTasksPerChild ?? 'N/A',
@@ -209,10 +227,12 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
     },
     // As Celery: the answer does not wait for the new children to load the app (that can take seconds).
     pool_grow: (a) => {
+      if (t.pool().kind === 'solo') return soloCannotResize('pool_grow');
       t.resize(count('pool_grow', a.n));
       return ok('pool will grow');
     },
     pool_shrink: (a) => {
+      if (t.pool().kind === 'solo') return soloCannotResize('pool_shrink');
       t.resize(-count('pool_shrink', a.n));
       return ok('pool will shrink');
     },

@@ -67,6 +67,12 @@ export type RejectCause =
   /** A cold shutdown terminated it: given back. */
   | 'coldShutdown';
 
+/** A task named in a pool event. */
+export interface TaskRef {
+  taskId: string;
+  name: string;
+}
+
 /** A snapshot of the node, as `worker-online` / `worker-heartbeat` / `worker-offline` carry it. */
 export interface WorkerInfo {
   hostname: string;
@@ -118,6 +124,24 @@ export interface WorkerEventMap {
   'pool:child:replaced': { index: number; oldPid: number; newPid: number; oldThreadId?: number; newThreadId?: number };
   /** A child is retired after max tasks or memory. */
   'pool:child:recycle': { index: number; pid: number; threadId?: number; reason: string };
+  /**
+   * The worker's event loop was blocked for `blockedMs` (≥ the `loopLagWarn` threshold): heartbeats, acks,
+   * remote control and every other in-flight task waited. `tasks`: the tasks on this loop meanwhile (async
+   * and solo pools; empty for prefork and threads, whose tasks run elsewhere).
+   */
+  'pool:loop:blocked': { blockedMs: number; thresholdMs: number; pool: string; tasks: TaskRef[] };
+  /**
+   * In-process pools: a task was given up (`why`: hard time limit, terminate, cold shutdown) and its code
+   * did not stop on its aborted signal; it keeps running in the worker process. `abandoned`: how many now.
+   */
+  'pool:task:abandoned': TaskRef & { pool: string; why: string; abandoned: number };
+  /** The code of an abandoned task ended, `afterMs` after it was given up (its result was dropped). */
+  'pool:task:ended': TaskRef & { pool: string; afterMs: number; abandoned: number };
+  /**
+   * In-process pools: an unhandled promise rejection or an uncaught exception in the worker process (task
+   * code, most likely: `tasks` were on the loop lately). The worker keeps going.
+   */
+  'pool:uncaught': { origin: 'unhandledRejection' | 'uncaughtException'; type: string; message: string; traceback: string | null; tasks: TaskRef[] };
 }
 
 /** Names of {@link WorkerEventMap} events. */

@@ -1,12 +1,28 @@
 // The worker's log lines (Celery's wording), written by subscribing a Logger to the worker's events.
 
 import { reprOf } from '../protocol/codec.js';
-import type { WorkerEvents } from './events.js';
+import type { WorkerEventMap, WorkerEvents } from './events.js';
 import type { Logger } from './logger.js';
 import { taskLabel } from './pending.js';
 
 /** A pool slot as a log line names it: `child 1 (pid 42)` or, in the thread pool, `thread 1 (thread id 7)`. */
 const who = (e: { index: number; pid: number; threadId?: number }): string => (e.threadId !== undefined ? `thread ${e.index} (thread id ${e.threadId})` : `child ${e.index} (pid ${e.pid})`);
+
+/** Up to 5 task labels, then how many more. */
+function taskList(tasks: ReadonlyArray<{ name: string; taskId: string }>): string {
+  const shown = tasks.slice(0, 5).map(taskLabel).join(', ');
+  return tasks.length > 5 ? `${shown} and ${tasks.length - 5} more` : shown;
+}
+
+/** The loop-lag warning: how long, who was on the loop, what to do. */
+function loopBlockedLine(e: WorkerEventMap['pool:loop:blocked']): string {
+  const secs = (e.blockedMs / 1000).toFixed(2);
+  if (e.pool === 'async' || e.pool === 'solo') {
+    const who = e.tasks.length ? ` while ${taskList(e.tasks)} ran on it` : '';
+    return `The worker's event loop was blocked for at least ${secs}s${who}: heartbeats, acks, remote control and every other task waited. A task doing CPU-bound or synchronous work blocks the ${e.pool} pool: run such tasks with -P threads or -P prefork (or split the work with await)`;
+  }
+  return `The event loop of the worker main process was blocked for at least ${secs}s (with -P ${e.pool} no task code runs in it: a slow synchronous broker call or a very large message?): heartbeats, acks and remote control waited`;
+}
 
 /** Subscribes `log` to `events`; returns a function that unsubscribes every listener. */
 export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
@@ -47,7 +63,7 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
     events.on('task:failed', (e) => {
       const name = taskLabel(e);
       if (e.cause === 'raised') log.error(`Task ${name} raised unexpected: ${e.exception.type}(${JSON.stringify(e.exception.message)}) after ${e.runtime.toFixed(3)}s`);
-      else if (e.cause === 'timeLimit') log.error(`Hard time limit (${e.timeLimit}s) exceeded for ${name}: its pool child was killed`);
+      else if (e.cause === 'timeLimit') log.error(`Hard time limit (${e.timeLimit}s) exceeded for ${name}: ${e.detail ?? 'its pool child was killed'}`);
       else log.error(`Task ${name} failed: WorkerLostError: pool child exited (${e.detail})`);
     }),
     events.on('worker:online', (e) => {
@@ -63,6 +79,16 @@ export function subscribeLogger(events: WorkerEvents, log: Logger): () => void {
       if (!e.expected) log.error(`Pool ${who(e)} exited unexpectedly: ${e.detail}; replacing it`);
     }),
     events.on('pool:child:recycle', (e) => log.info(`Recycling pool ${who(e)}: ${e.reason}`)),
+    events.on('pool:loop:blocked', (e) => log.warn(loopBlockedLine(e))),
+    events.on('pool:task:abandoned', (e) =>
+      log.warn(`Task ${taskLabel(e)} could not be stopped (${e.why}): it ignored its aborted signal and its code keeps running in the worker process (${e.abandoned} such task(s) now, see inspect stats); its result will be dropped. Make the task stop on this.signal, or run it with -P threads or prefork, where it can be killed`),
+    ),
+    events.on('pool:task:ended', (e) => log.info(`The abandoned code of ${taskLabel(e)} ended ${(e.afterMs / 1000).toFixed(1)}s after it was given up; its result was dropped (${e.abandoned} abandoned task(s) left)`)),
+    events.on('pool:uncaught', (e) => {
+      const where = e.tasks.length ? `; tasks on the loop lately: ${taskList(e.tasks)}` : '';
+      const what = e.origin === 'unhandledRejection' ? 'Unhandled promise rejection' : 'Uncaught exception';
+      log.error(`${what} in the worker process: ${e.type}: ${e.message}${where}. The worker keeps going; await or .catch() every promise a task starts, and catch errors in its timers and callbacks${e.traceback ? `\n${e.traceback}` : ''}`);
+    }),
   ];
   return () => {
     for (const off of offs) off();

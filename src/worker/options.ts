@@ -56,6 +56,13 @@ export interface WorkerOptions {
   brokerConnectionRetries?: number;
   /** Also give up the start-up retries once this long has passed. @defaultValue null (only the count bounds them) */
   brokerConnectionMaxWait?: Duration | null;
+  /**
+   * Warn (event `pool:loop:blocked`, a warning line) when the worker's event loop was blocked at least this
+   * long: with -P async or solo a task doing CPU-bound or synchronous work stalls every other task,
+   * heartbeats and acks. 0 or null turns the probe off. @defaultValue 1 (s: far above GC pauses and a busy
+   * machine's scheduling hiccups, well below what delays a heartbeat, 2 s)
+   */
+  loopLagWarn?: Duration | null;
   /** Send `task-*` Celery events (`asynx worker -E`). @defaultValue null (the app's `workerSendTaskEvents`, false unless set) */
   taskEvents?: boolean | null;
 }
@@ -84,6 +91,8 @@ export interface ResolvedWorkerOptions {
   brokerConnectionRetries: number;
   brokerConnectionMaxWaitMs: number | null;
   taskEvents: boolean | null;
+  /** 0 = no loop-lag probe. */
+  loopLagWarnMs: number;
 }
 
 /** `asynx@<hostname>`: the node name when none is given. */
@@ -157,6 +166,7 @@ export function resolveWorkerOptions(user: WorkerOptions = {}): ResolvedWorkerOp
     resultCleanupIntervalMs: positiveMs(user.resultCleanupInterval, 'resultCleanupInterval', 600),
     brokerConnectionRetries: countOf(user.brokerConnectionRetries, 'brokerConnectionRetries', 100),
     taskEvents: user.taskEvents ?? null,
+    loopLagWarnMs: user.loopLagWarn === null ? 0 : durationMs(user.loopLagWarn ?? 1, 'loopLagWarn'),
     brokerConnectionMaxWaitMs: user.brokerConnectionMaxWait === undefined || user.brokerConnectionMaxWait === null ? null : positiveMs(user.brokerConnectionMaxWait, 'brokerConnectionMaxWait', 1),
   };
 }

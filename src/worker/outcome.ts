@@ -88,7 +88,7 @@ export class Outcomes {
       await this.store(p, errorBody(req.id, 'REVOKED', encodeError(new TaskRevokedError('terminated', { taskId: req.id, signal: r.signal }))));
     } else if (r.kind === 'timeLimit') {
       const error = encodeError(new TimeLimitExceeded(r.seconds, { taskId: req.id }));
-      events.emit('task:failed', { ...base(), exception: exceptionOf(error), runtime, cause: 'timeLimit', timeLimit: r.seconds });
+      events.emit('task:failed', { ...base(), exception: exceptionOf(error), runtime, cause: 'timeLimit', timeLimit: r.seconds, ...(r.detail !== undefined ? { detail: r.detail } : {}) });
       await this.store(p, errorBody(req.id, 'FAILURE', error));
       await this.errbacks(p);
     } else {

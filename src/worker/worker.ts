@@ -26,6 +26,8 @@ import { subscribeLogger } from './log-subscriber.js';
 import { isResolvedWorkerOptions, resolveWorkerOptions, type ResolvedWorkerOptions, type WorkerOptions } from './options.js';
 import { Outcomes } from './outcome.js';
 import type { TaskIo } from './pending.js';
+import { watchLoopLag } from './loop-lag.js';
+import { InProcessPool } from './pool/in-process.js';
 import { openPool } from './pool/open-pool.js';
 import type { TaskTable } from './pool/job-runner.js';
 import type { TaskPool as Pool } from './pool/task-pool.js';
@@ -203,6 +205,12 @@ export class Worker {
       this.pool = this.makePool();
       await this.pool.start();
       if (this.stopRequested) return;
+      // The solo pool runs one task whatever -c says (it warned): the banner, stats and prefetch follow it.
+      if (this.pool.kind === 'solo') {
+        this.concurrency = this.pool.size;
+        this.prefetch = this.concurrency * config.prefetchMultiplier;
+      }
+      if (opts.loopLagWarnMs > 0) releasers.add('loop-lag probe', this.watchLoop(opts.loopLagWarnMs));
       releasers.add('consumer', () => this.cancelConsumer());
       await this.consume();
       if (this.stopRequested) return;
@@ -324,6 +332,16 @@ export class Worker {
     this.prefetch = this.concurrency * this.parts!.io.config.prefetchMultiplier;
     await this.consumers?.setPrefetch(this.prefetch);
     await growing;
+  }
+
+  /** Reports a blocked event loop (`pool:loop:blocked`), naming the in-process pool's tasks that were on it. */
+  private watchLoop(thresholdMs: number): () => void {
+    const inLoop = () => (this.pool instanceof InProcessPool ? this.pool : null);
+    return watchLoopLag({
+      thresholdMs,
+      onBlocked: (blockedMs) => this.events.emit('pool:loop:blocked', { blockedMs, thresholdMs, pool: this.opts.pool, tasks: inLoop()?.suspects() ?? [] }),
+      onTick: () => inLoop()?.tick(),
+    });
   }
 
   private makePool(): Pool {

@@ -2,6 +2,7 @@
 
 import { AsynxError, ExitCode } from '../../errors.js';
 import type { TaskTable } from './job-runner.js';
+import { InProcessPool } from './in-process.js';
 import { PreforkPool } from './prefork.js';
 import { ThreadPool } from './threads.js';
 import type { PoolKind, PoolOptions, TaskPool } from './task-pool.js';
@@ -18,6 +19,9 @@ export function openPool(kind: PoolKind, opts: PoolOptions, app: InProcessApp): 
       return new PreforkPool(opts);
     case 'threads':
       return new ThreadPool(opts);
+    case 'async':
+    case 'solo':
+      return new InProcessPool(kind, opts, () => app.tasks());
     default:
       void app;
       throw new AsynxError('asynx.pool.notBuilt', `The ${kind} pool is not built yet: use -P prefork`, { exitCode: ExitCode.software });

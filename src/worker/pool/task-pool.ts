@@ -14,7 +14,8 @@ export type PoolKind = (typeof POOL_KINDS)[number];
 export type JobResult =
   | { kind: 'done'; outcome: Outcome }
   | { kind: 'lost'; detail: string }
-  | { kind: 'timeLimit'; seconds: number }
+  /** Past its hard limit; `detail` says how it was stopped when it was not killed (in-process pools). */
+  | { kind: 'timeLimit'; seconds: number; detail?: string }
   /** Remote control terminated it (`revoke` with `terminate`): its child was killed with `signal`. */
   | { kind: 'terminated'; signal: NodeJS.Signals }
   /** The gate passed to {@link TaskPool.run} rejected: the job never started. */
@@ -58,6 +59,8 @@ export interface TaskPool {
   readonly busy: number;
   /** Jobs handed to each process/thread/slot so far (Celery's pool `writes`). */
   readonly writes: number[];
+  /** In-process pools: tasks given up (hard limit, terminate) whose code still runs in the worker process. */
+  readonly abandoned?: number;
   /** Pids of the processes running jobs (the worker's own pid for in-process pools). */
   readonly childPids: number[];
   /** Adds `n` slots; resolves once they can take jobs. */
