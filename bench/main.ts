@@ -49,12 +49,14 @@ const HELP = `Usage: npm run bench -- [options]
   --soak[=N]         instead of the cases: N no-op tasks (default 1,000,000) then the HTTP dispatches through
                      each pool on each broker, RSS of the main process and every child sampled; growth after
                      warm-up must stay under 10 %, nothing lost. Writes <svg-dir>/bench-soak.svg
+                     (bench-soak-sqlite.svg with --brokers=sqlite)
   --soak-http=M      HTTP dispatches (asynx.http.dispatch to a loopback endpoint) per pool × broker; default N/10
   --sample=S         soak sampling interval in seconds; default 2
 
   --scale[=L,L,...]  instead of the cases: fresh-task throughput and enqueue → start latency with L tasks
                      waiting in another queue (default 1000,100000,1000000), then with parked countdown
-                     tasks; SQLite claim query plans. Writes <svg-dir>/bench-scale.svg
+                     tasks; SQLite claim query plans. Writes <svg-dir>/bench-scale.svg (-sqlite / -amqp
+                     with one broker)
   --scale-parked=N   countdown (1 h) tasks parked for the consumed queue; default 1,000,000; 0 skips
   --scale-fresh=N    fresh tasks per throughput run; default 5,000
 
@@ -143,9 +145,10 @@ async function main(): Promise<number> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   const started = Date.now();
+  // One broker only: its name goes into the file name, so a SQLite-only and an AMQP-only run keep both pictures.
   const svg = (name: string) => {
     if (!args.svgDir) return null;
-    const path = join(args.svgDir, name);
+    const path = join(args.svgDir, args.brokers.length === 1 ? name.replace(/\.svg$/, `-${args.brokers[0]}.svg`) : name);
     mkdirSync(dirname(path), { recursive: true });
     return path;
   };
