@@ -56,11 +56,12 @@ export function formatTable(rows: BenchRow[]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
 }
 
-/** Markdown version of the table for BENCHMARKS.md. */
+/** Markdown version of the table for BENCHMARKS.md (a `|` inside a cell is escaped). */
 export function formatMarkdown(rows: BenchRow[]): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
   const head = '| case | measured | value | baseline (same run) | ratio | target | note |\n|---|---|---|---|---|---|---|';
   const body = rows.map((r) =>
-    `| ${r.case} | ${r.metric} | ${num(r.value, r.unit)} | ${r.baseline ? `${num(r.baseline.value, r.unit)} (${r.baseline.label})` : ''} | ${r.ratio === undefined ? '' : r.ratio === null ? '—' : r.ratio.toFixed(2)} | ${r.target ? `${r.target} ${r.met === null || r.met === undefined ? '?' : r.met ? '✅' : '❌'}` : ''} | ${r.note ?? ''} |`,
+    `| ${r.case} | ${cell(r.metric)} | ${num(r.value, r.unit)} | ${r.baseline ? `${num(r.baseline.value, r.unit)} (${r.baseline.label})` : ''} | ${r.ratio === undefined ? '' : r.ratio === null ? '—' : r.ratio.toFixed(2)} | ${r.target ? `${r.target} ${r.met === null || r.met === undefined ? '?' : r.met ? '✅' : '❌'}` : ''} | ${cell(r.note ?? '')} |`,
   );
   return [head, ...body].join('\n');
 }
