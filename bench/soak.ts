@@ -94,7 +94,8 @@ async function one(ctx: BenchContext, broker: string, brokerLabel: string, pool:
   let done = 0;
   let phase: Sample['phase'] = 'noop';
   const sample = () => {
-    done = countIn(dir) + ep.hits();
+    // Monotonic: a read can catch a counter file while the task rewrites it (empty for an instant).
+    done = Math.max(done, countIn(dir) + ep.hits());
     const kids = childrenOf(w.pid);
     samples.push({ s: (performance.now() - t0) / 1000, phase, done, mainKb: rssKbOf(w.pid), childKb: kids.reduce((a, p) => a + rssKbOf(p), 0) });
   };
