@@ -1,4 +1,5 @@
-// What every benchmark case gets: sizes (full or --quick), a scratch dir, the private RabbitMQ node, Celery, cleanup.
+// What every benchmark case gets: sizes (full or --quick), a scratch dir, the private RabbitMQ node and Redis
+// server, Celery, figures shared between cases of one run, cleanup.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -6,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { rabbitmqMissing, startRabbit } from '../test/helpers/rabbitmq.js';
+import { redisMissing, startRedis, type RedisServer } from '../test/helpers/redis.js';
 import type { Progress } from './progress.js';
 
 export const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -28,8 +30,12 @@ export class BenchContext {
   private readonly releasers: Array<() => Promise<void> | void> = [];
   private rabbitPromise: Promise<Rabbit | null> | null = null;
   rabbitReason: string | null = null;
+  private redisPromise: Promise<RedisServer | null> | null = null;
+  redisReason: string | null = null;
   private celeryChecked: string | null | undefined;
   private seq = 0;
+  /** Figures one case measured that a later case of the same run compares against (e.g. `amqp.async.noop`). */
+  readonly memo = new Map<string, number>();
 
   constructor(
     readonly quick: boolean,
@@ -80,6 +86,27 @@ export class BenchContext {
       }
     })();
     return this.rabbitPromise;
+  }
+
+  /** The private Redis server (for BullMQ), started on first use; null (with redisReason) when it cannot run. */
+  redis(): Promise<RedisServer | null> {
+    this.redisPromise ??= (async () => {
+      const missing = redisMissing();
+      if (missing) {
+        this.redisReason = missing;
+        return null;
+      }
+      try {
+        this.progress.step('starting a private redis-server');
+        const r = await startRedis();
+        this.defer(() => r.dispose());
+        return r;
+      } catch (err) {
+        this.redisReason = `Redis unavailable: ${(err as Error).message.split('\n')[0]}`;
+        return null;
+      }
+    })();
+    return this.redisPromise;
   }
 
   /** Why Celery cannot be compared here, or null. */

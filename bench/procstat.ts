@@ -65,3 +65,12 @@ export function memoryOf(root: number): { rssKb: number; pssKb: number; processe
   }
   return { rssKb, pssKb, processes: pids.length };
 }
+
+/** RSS in KiB of one process (0 if it is gone). */
+export function rssKbOf(pid: number): number {
+  try {
+    return Number(/^Rss:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}

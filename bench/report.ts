@@ -56,11 +56,12 @@ export function formatTable(rows: BenchRow[]): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...cells.map(line)].join('\n');
 }
 
-/** Markdown version of the table for BENCHMARKS.md. */
+/** Markdown version of the table for BENCHMARKS.md (a `|` inside a cell is escaped). */
 export function formatMarkdown(rows: BenchRow[]): string {
+  const cell = (s: string) => s.replace(/\|/g, '\\|');
   const head = '| case | measured | value | baseline (same run) | ratio | target | note |\n|---|---|---|---|---|---|---|';
   const body = rows.map((r) =>
-    `| ${r.case} | ${r.metric} | ${num(r.value, r.unit)} | ${r.baseline ? `${num(r.baseline.value, r.unit)} (${r.baseline.label})` : ''} | ${r.ratio === undefined ? '' : r.ratio === null ? '—' : r.ratio.toFixed(2)} | ${r.target ? `${r.target} ${r.met === null || r.met === undefined ? '?' : r.met ? '✅' : '❌'}` : ''} | ${r.note ?? ''} |`,
+    `| ${r.case} | ${cell(r.metric)} | ${num(r.value, r.unit)} | ${r.baseline ? `${num(r.baseline.value, r.unit)} (${r.baseline.label})` : ''} | ${r.ratio === undefined ? '' : r.ratio === null ? '—' : r.ratio.toFixed(2)} | ${r.target ? `${r.target} ${r.met === null || r.met === undefined ? '?' : r.met ? '✅' : '❌'}` : ''} | ${cell(r.note ?? '')} |`,
   );
   return [head, ...body].join('\n');
 }
@@ -69,4 +70,15 @@ export function formatMarkdown(rows: BenchRow[]): string {
 export function ratio(a: number | null | undefined, b: number | null | undefined): number | null {
   if (a === null || a === undefined || b === null || b === undefined || !Number.isFinite(a) || !Number.isFinite(b) || b === 0) return null;
   return a / b;
+}
+
+/** A row saying a measurement could not be taken (the pool is not built, a server is missing …). */
+export function failedRow(caseName: string, metric: string, err: unknown): BenchRow {
+  return { case: caseName, metric: `${metric}: failed`, value: null, unit: '', note: (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200) };
+}
+
+/** `value ≥ min` (or ≤ max when `lower`), null when the value is missing. */
+export function meets(value: number | null | undefined, bound: number, lower = false): boolean | null {
+  if (value === null || value === undefined || !Number.isFinite(value)) return null;
+  return lower ? value <= bound : value >= bound;
 }

@@ -45,10 +45,14 @@ export function multiOptions(ctx: BenchContext, broker: string, concurrency: num
 
 let nodeSeq = 0;
 
-/** Starts one asynx node with `multi start` and resolves once it is confirmed up. */
-export async function startAsynx(ctx: BenchContext, broker: string, concurrency: number, queue: string, resultBackend?: string, env: NodeJS.ProcessEnv = {}): Promise<BenchWorker> {
+/** The pool kinds `asynx worker -P` takes (src/worker/pool/task-pool.ts). */
+export type Pool = 'prefork' | 'threads' | 'async' | 'solo';
+export const POOLS: readonly Pool[] = ['prefork', 'threads', 'async', 'solo'];
+
+/** Starts one asynx node (`-P pool`, default prefork) with `multi start` and resolves once it is confirmed up. */
+export async function startAsynx(ctx: BenchContext, broker: string, concurrency: number, queue: string, resultBackend?: string, env: NodeJS.ProcessEnv = {}, pool: Pool = 'prefork'): Promise<BenchWorker> {
   const name = `bench${++nodeSeq}`;
-  const base = multiOptions(ctx, broker, concurrency, queue, resultBackend ? { resultBackend } : {});
+  const base = multiOptions(ctx, broker, concurrency, queue, { ...(resultBackend ? { resultBackend } : {}), ...(pool === 'prefork' ? {} : { extraArgs: [`--pool=${pool}`] }) });
   const opts = { ...base, env: { ...base.env, ...env } };
   const r = await multi.start([name], opts);
   const node = r.nodes[0]!;
@@ -68,12 +72,12 @@ export function celeryEnv(broker: string, backend?: string): NodeJS.ProcessEnv {
   return { ...process.env, PYTHONPATH: BENCH_DIR, BENCH_BROKER: broker, BENCH_BACKEND: backend ?? '', PYTHONDONTWRITEBYTECODE: '1' };
 }
 
-/** Starts `celery worker -P prefork -c N` in its own process group; ready once it ran a marker task. */
-export async function startCelery(ctx: BenchContext, broker: string, concurrency: number, queue: string, backend?: string): Promise<BenchWorker> {
+/** Starts `celery worker -P prefork|threads -c N` in its own process group. */
+export async function startCelery(ctx: BenchContext, broker: string, concurrency: number, queue: string, backend?: string, pool: 'prefork' | 'threads' = 'prefork'): Promise<BenchWorker> {
   const name = `celery${++nodeSeq}@localhost`;
   const log = ctx.path('celery.log');
   // Its own process group, so the stop reaches the prefork children; TERM, then KILL after 30 s.
-  const p = spawnProcess(PYTHON, ['-m', 'celery', '-A', 'celery_app', 'worker', '-P', 'prefork', '-c', String(concurrency), '-Q', queue, '-n', name, '-l', 'warning', '--without-gossip', '--without-mingle', '--without-heartbeat', '-f', log], {
+  const p = spawnProcess(PYTHON, ['-m', 'celery', '-A', 'celery_app', 'worker', '-P', pool, '-c', String(concurrency), '-Q', queue, '-n', name, '-l', 'warning', '--without-gossip', '--without-mingle', '--without-heartbeat', '-f', log], {
     cwd: BENCH_DIR,
     env: celeryEnv(broker, backend),
     output: { file: `${log}.out` },

@@ -1,5 +1,6 @@
 // Case 7, supervisor: `multi start 4` until all are confirmed up, `multi stopwait 4` and its lag behind the
-// last process exit, idle RSS / PSS of a node at -c 2 and -c 8; the same for `celery multi` when installed.
+// last process exit, idle RSS / PSS of a node at -c 2 and -c 8 (and -c 8 threads / async against prefork); the same
+// for `celery multi` when installed.
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,8 +11,8 @@ import { multi } from 'asynx';
 import type { BenchContext } from '../context.js';
 import { BENCH_DIR, PYTHON } from '../context.js';
 import { alive, memoryOf, treeOf } from '../procstat.js';
-import { ratio, type BenchRow } from '../report.js';
-import { celeryEnv, client, mark, multiOptions, startAsynx, startCelery } from '../workers.js';
+import { failedRow, meets, ratio, type BenchRow } from '../report.js';
+import { celeryEnv, client, mark, multiOptions, startAsynx, startCelery, type Pool } from '../workers.js';
 
 /** Watches pids until all have exited; resolves to the time of the last exit (2 ms resolution). */
 function lastExit(pids: number[]): Promise<number> {
@@ -41,9 +42,9 @@ function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 12
   });
 }
 
-async function idleMemory(ctx: BenchContext, kind: 'asynx' | 'celery', broker: string, c: number): Promise<{ rssKb: number; pssKb: number }> {
-  const queue = `bench.idle${c}`;
-  const w = kind === 'asynx' ? await startAsynx(ctx, broker, c, queue, 'none') : await startCelery(ctx, broker, c, queue);
+async function idleMemory(ctx: BenchContext, kind: 'asynx' | 'celery', broker: string, c: number, pool: Pool = 'prefork'): Promise<{ rssKb: number; pssKb: number }> {
+  const queue = `bench.idle${c}${pool}`;
+  const w = kind === 'asynx' ? await startAsynx(ctx, broker, c, queue, 'none', {}, pool) : await startCelery(ctx, broker, c, queue);
   await mark(ctx, client(ctx, broker), queue);
   await sleep(1000);
   const m = memoryOf(w.pid);
@@ -113,6 +114,17 @@ export async function supervisor(ctx: BenchContext): Promise<BenchRow[]> {
     { case: '7 supervisor', metric: 'idle node -c 8: RSS (main + children)', value: kb(mem8.rssKb), unit: 'MiB', ...(celery ? { baseline: { label: 'celery', value: kb(celery.mem8.rssKb) }, ratio: ratio(mem8.rssKb, celery.mem8.rssKb) } : {}) },
     { case: '7 supervisor', metric: 'idle node -c 8: PSS', value: kb(mem8.pssKb), unit: 'MiB', ...(celery ? { baseline: { label: 'celery', value: kb(celery.mem8.pssKb) }, ratio: ratio(mem8.pssKb, celery.mem8.pssKb) } : {}), target: '≤ Celery', met: celery ? mem8.pssKb <= celery.mem8.pssKb : null },
   );
+  for (const pool of ['threads', 'async'] as const) {
+    const metric = `idle node -c 8 ${pool}: RSS (main + children)`;
+    try {
+      ctx.progress.step(`7 supervisor: idle node -P ${pool} -c 8`);
+      const m = await idleMemory(ctx, 'asynx', broker, 8, pool);
+      const r = ratio(m.rssKb, mem8.rssKb);
+      rows.push({ case: '7 supervisor', metric, value: kb(m.rssKb), unit: 'MiB', baseline: { label: 'prefork -c 8', value: kb(mem8.rssKb) }, ratio: r, target: '≤ 0.50', met: meets(r, 0.5, true), note: `PSS ${kb(m.pssKb).toFixed(1)} MiB` });
+    } catch (err) {
+      rows.push(failedRow('7 supervisor', metric, err));
+    }
+  }
   if (missing) rows.push({ case: '7 supervisor', metric: 'Celery comparison skipped', value: null, unit: '', note: missing });
   return rows;
 }

@@ -1,0 +1,150 @@
+// Case 9, BullMQ peer: a private redis-server, a BullMQ Worker (concurrency 100, its own process) and two
+// publishing loops, an awaited Queue.add loop (256 in flight, as asynx's) and an addBulk loop, for no-op and
+// 10 ms tasks and enqueue → start latency; next to asynx AMQP async -c 100 in the same run.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Queue } from 'bullmq';
+import { BENCH_DIR, type BenchContext } from '../context.js';
+import { failedRow, meets, median, percentile, ratio, type BenchRow } from '../report.js';
+import { client, mark, publishAll, startAsynx, until } from '../workers.js';
+import { spawnProcess } from '../../test/helpers/process.js';
+import { endToEnd } from './limit.js';
+
+const now = () => performance.timeOrigin + performance.now();
+/** Jobs per addBulk call; calls are awaited one after another. */
+export const BULK = 1_000;
+
+interface Peer {
+  queue: Queue;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+async function startPeer(ctx: BenchContext, url: string, name: string, concurrency: number): Promise<Peer> {
+  const { hostname, port } = new URL(url);
+  const p = spawnProcess(process.execPath, [join(BENCH_DIR, 'bullmq_worker.mjs'), url, name, String(concurrency)], { cwd: BENCH_DIR });
+  await until('the BullMQ worker to be ready', () => p.stdout().includes('ready') || p.isDone(), 30_000, 20);
+  if (p.isDone()) throw new Error(`bench: the BullMQ worker exited: ${p.output().slice(-400)}`);
+  const queue = new Queue(name, { connection: { host: hostname, port: Number(port) } });
+  let stopped: Promise<void> | null = null;
+  const peer: Peer = {
+    queue,
+    pid: p.pid,
+    stop: () => (stopped ??= (async () => {
+      await queue.close().catch(() => undefined);
+      await p.stop('SIGTERM', 10_000);
+    })()),
+  };
+  ctx.defer(() => peer.stop());
+  return peer;
+}
+
+/** Adds a `mark` job and waits for its file: every job added before it has started (BullMQ's wait list is FIFO). */
+async function markPeer(ctx: BenchContext, q: Queue): Promise<void> {
+  const path = ctx.path('bmark');
+  await q.add('mark', { path });
+  await until('the BullMQ marker job', () => existsSync(path) && readFileSync(path, 'utf8').length > 0, 120_000);
+}
+
+type Loop = 'add' | 'addBulk';
+
+async function peerRate(ctx: BenchContext, peer: Peer, loop: Loop, job: 'noop' | 'sleep', n: number, label: string): Promise<number> {
+  const data = job === 'sleep' ? { ms: 10 } : {};
+  await markPeer(ctx, peer.queue);
+  const rates: number[] = [];
+  for (let run = 1; run <= ctx.runs; run++) {
+    ctx.progress.step(`9 BullMQ: ${label}, run ${run}/${ctx.runs}`);
+    const t0 = performance.now();
+    if (loop === 'add') await publishAll(n, () => peer.queue.add(job, data), (d) => ctx.progress.tick(d, n));
+    else
+      for (let i = 0; i < n; i += BULK) {
+        await peer.queue.addBulk(Array.from({ length: Math.min(BULK, n - i) }, () => ({ name: job, data })));
+        ctx.progress.tick(Math.min(n, i + BULK), n);
+      }
+    await markPeer(ctx, peer.queue);
+    rates.push((n / (performance.now() - t0 + (job === 'sleep' ? 10 : 0))) * 1000);
+  }
+  return median(rates);
+}
+
+async function peerLatency(ctx: BenchContext, peer: Peer, n: number): Promise<number[]> {
+  const path = ctx.path('bstamps');
+  await markPeer(ctx, peer.queue);
+  ctx.progress.step('9 BullMQ: enqueue → start latency');
+  for (let i = 0; i < n; i++) {
+    await peer.queue.add('stamp', { path, sentAt: now() });
+    ctx.progress.tick(i + 1, n);
+    await sleep(10);
+  }
+  const read = () => (existsSync(path) ? readFileSync(path, 'utf8').split('\n').filter(Boolean).map(Number) : []);
+  await until(`${n} BullMQ latency stamps`, () => read().length >= n, 60_000, 20);
+  return read();
+}
+
+/** asynx AMQP async -c 100 on 10 ms tasks, the same loop as case 4. */
+async function asynxSleep(ctx: BenchContext, url: string, n: number): Promise<number> {
+  const queue = 'bench.bsleep';
+  const w = await startAsynx(ctx, url, 100, queue, 'none', {}, 'async');
+  const app = client(ctx, url);
+  await mark(ctx, app, queue);
+  const rates: number[] = [];
+  for (let run = 1; run <= ctx.runs; run++) {
+    ctx.progress.step(`9 BullMQ: asynx AMQP async -c 100, 10 ms tasks, run ${run}/${ctx.runs}`);
+    const t0 = performance.now();
+    await publishAll(n, () => app.sendTask('bench.sleep', [10], {}, { queue, ignoreResult: true }), (d) => ctx.progress.tick(d, n));
+    await mark(ctx, app, queue);
+    rates.push((n / (performance.now() - t0 + 10)) * 1000);
+  }
+  await w.stop();
+  return median(rates);
+}
+
+export async function bullmq(ctx: BenchContext): Promise<BenchRow[]> {
+  const C = '9 BullMQ';
+  const redis = await ctx.redis();
+  if (!redis) return [{ case: C, metric: 'skipped', value: null, unit: '', note: ctx.redisReason ?? 'no Redis' }];
+  const n = ctx.n(20_000);
+  const rows: BenchRow[] = [];
+  const rabbit = await ctx.rabbit();
+  // asynx async -c 100 from case 1 when it ran in this invocation, else measured here.
+  let asynxNoop = ctx.memo.get('amqp.async.noop') ?? null;
+  let asynxSleepRate: number | null = null;
+  if (rabbit) {
+    try {
+      if (asynxNoop === null) {
+        ctx.progress.step('9 BullMQ: starting asynx AMQP async -c 100');
+        const w = await startAsynx(ctx, rabbit.url, 100, 'bench.basync', 'none', {}, 'async');
+        asynxNoop = (await endToEnd(ctx, w, rabbit.url, 'bench.basync', n, '9 BullMQ: asynx AMQP async -c 100', rabbit.pid())).rate;
+        await w.stop();
+      }
+      asynxSleepRate = await asynxSleep(ctx, rabbit.url, n);
+    } catch (err) {
+      rows.push(failedRow(C, 'asynx AMQP async -c 100', err));
+    }
+  }
+  const peer = await startPeer(ctx, redis.url, 'bench-bull', 100);
+  try {
+    const add = await peerRate(ctx, peer, 'add', 'noop', n, 'awaited add, no-op');
+    const bulk = await peerRate(ctx, peer, 'addBulk', 'noop', n, `addBulk (${BULK} a call), no-op`);
+    const addSleep = await peerRate(ctx, peer, 'add', 'sleep', n, 'awaited add, 10 ms jobs');
+    const bulkSleep = await peerRate(ctx, peer, 'addBulk', 'sleep', n, 'addBulk, 10 ms jobs');
+    const lat = await peerLatency(ctx, peer, ctx.n(1_000));
+    const rawP50 = ctx.memo.get('amqp.raw.p50') ?? null;
+    rows.push(
+      { case: C, metric: 'BullMQ concurrency 100, awaited add, no-op', value: add, unit: 'jobs/s', note: 'Queue.add, 256 in flight' },
+      { case: C, metric: `BullMQ concurrency 100, addBulk, no-op`, value: bulk, unit: 'jobs/s', note: `addBulk of ${BULK}, one call at a time` },
+      { case: C, metric: 'asynx AMQP async -c 100, no-op', value: asynxNoop, unit: 'tasks/s', baseline: { label: 'BullMQ awaited add', value: add }, ratio: ratio(asynxNoop, add), target: '≥ 1.50', met: meets(ratio(asynxNoop, add), 1.5) },
+      { case: C, metric: 'asynx AMQP async -c 100 ÷ BullMQ addBulk, no-op', value: ratio(asynxNoop, bulk), unit: '×', note: 'asynx publishes one task a call' },
+      { case: C, metric: 'BullMQ concurrency 100, awaited add, 10 ms jobs', value: addSleep, unit: 'jobs/s', baseline: { label: 'ideal 100/10 ms', value: 10_000 }, ratio: ratio(addSleep, 10_000) },
+      { case: C, metric: 'BullMQ concurrency 100, addBulk, 10 ms jobs', value: bulkSleep, unit: 'jobs/s', baseline: { label: 'ideal 100/10 ms', value: 10_000 }, ratio: ratio(bulkSleep, 10_000) },
+      { case: C, metric: 'asynx AMQP async -c 100, 10 ms tasks', value: asynxSleepRate, unit: 'tasks/s', baseline: { label: 'BullMQ awaited add', value: addSleep }, ratio: ratio(asynxSleepRate, addSleep), note: `${ratio(asynxSleepRate, 10_000)?.toFixed(2) ?? '?'} of the ideal 10,000/s` },
+      { case: C, metric: 'BullMQ enqueue → start p50', value: percentile(lat, 50), unit: 'ms', ...(rawP50 !== null ? { baseline: { label: 'raw amqplib', value: rawP50 }, ratio: ratio(percentile(lat, 50), rawP50) } : {}) },
+      { case: C, metric: 'BullMQ enqueue → start p99', value: percentile(lat, 99), unit: 'ms' },
+    );
+  } finally {
+    await peer.stop();
+  }
+  return rows;
+}
