@@ -300,10 +300,10 @@ export class AmqpTransport implements Transport {
   // ---- settling -------------------------------------------------------------------------
 
   /**
-   * Acks queued in one turn of the event loop go out together, after it: a run of consecutive delivery tags
-   * as one `multiple` frame. Resolves at once, as a single ack did (an AMQP ack has no confirm; amqplib
-   * writes frames to the socket a turn later anyway), so an acks-early task does not wait a turn to start.
-   * Closing the transport or the consumer's channel sends the queued acks first.
+   * Acks made in one callback and the promise chains it starts go out together once those settle (a
+   * `process.nextTick`, so the frames reach amqplib in the same turn of the event loop as a single ack
+   * did): a run of consecutive delivery tags as one `multiple` frame. Resolves at once, as a single ack
+   * did (an AMQP ack has no confirm). Closing the transport or the consumer's channel sends queued acks first.
    */
   async ack(delivery: Delivery): Promise<void> {
     const h = this.held.get(delivery.tag);
@@ -314,7 +314,8 @@ export class AmqpTransport implements Transport {
     acks.due.set(h.msg.fields.deliveryTag, h.msg);
     if (!this.ackFlushing) {
       this.ackFlushing = true;
-      setImmediate(() => this.flushAcks());
+      // Not setImmediate: a turn later is a turn more in which a kill -9 redelivers a finished task.
+      process.nextTick(() => this.flushAcks());
     }
   }
 

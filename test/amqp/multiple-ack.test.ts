@@ -1,4 +1,4 @@
-// AMQP acks queued in one turn of the event loop go out as few frames (`multiple` for a run of consecutive
+// AMQP acks made in one callback and its promise chains go out as few frames (`multiple` for a run of consecutive
 // delivery tags): every delivery is settled exactly once under out-of-order completion, checked on the broker.
 
 import assert from 'node:assert/strict';
@@ -74,7 +74,7 @@ describe('AMQP multiple ack', { skip }, () => {
       }
       // Acking twice is a no-op, never a second frame (the broker would close the channel: unknown tag).
       await t.ack(got[0]!);
-      await nextTurn(); // the queued acks are sent after the turn they were made in
+      await nextTurn(); // the queued acks are sent once the promise chains of their callback settle
       const acked = 60 - requeued.size;
       assert.equal(t.ackStats.messages, acked, 'every acked delivery counted once');
       assert.ok(t.ackStats.frames < acked, `fewer frames (${t.ackStats.frames}) than acked messages (${acked})`);
