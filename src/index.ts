@@ -105,4 +105,4 @@ export { type CeleryEvent, utcoffsetHours, eventRoutingKey, eventGroup, SOFTWARE
 export { LamportClock } from './events/clock.js';
 
 /** The web dashboard (`asynx dashboard`), or mounted in a host app. */
-export { dashboard, type Dashboard, type DashboardOptions } from './dashboard/index.js';
+export { dashboard, type Dashboard, type DashboardOptions } from './dashboard/lazy.js';
