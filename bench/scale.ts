@@ -25,8 +25,8 @@ export interface ScaleOptions {
 
 const FRESH = 'bench.fresh';
 const BACKLOG = 'bench.backlog';
-/** Countdown publishes in flight on AMQP: at 256, 100,000 of them into the delay ladder hit the client's 5 s publish timeout. */
-const PARK_WINDOW = 32;
+/** Countdown publishes in flight on AMQP (each enters the delay ladder at its own level). */
+const PARK_WINDOW = 256;
 
 /** The claim statements of src/transports/sqlite.ts (copied: the transport keeps them private), for EXPLAIN QUERY PLAN. */
 export const CLAIM_SQL = {

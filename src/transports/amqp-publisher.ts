@@ -5,7 +5,7 @@ import { ConfirmChannelSlot, publishConfirmed, untilConfirmed } from '../amqp/co
 import type { AmqpConnection } from '../amqp/connection.js';
 import { AsynxError } from '../errors.js';
 import { redact } from '../util/redact.js';
-import { DELAY_DELIVER_EXCHANGE, DELAY_LEVELS, MAX_DELAY_S, declareDelayLadder, declareTaskQueue, delayLevelName, delayRoutingKey, deliverPattern } from './amqp-topology.js';
+import { DELAY_DELIVER_EXCHANGE, MAX_DELAY_S, declareDelayLadder, declareTaskQueue, delayEntryLevel, delayLevelName, delayRoutingKey, deliverPattern } from './amqp-topology.js';
 
 /** Options of {@link AmqpPublisher}. */
 export interface AmqpPublisherOptions {
@@ -107,7 +107,7 @@ export class AmqpPublisher {
           const delayS = Math.min(MAX_DELAY_S, Math.ceil(delayMs / 1000));
           // A per-message TTL would cut a ladder step short: the `expires` header is what counts.
           const { expiration: _dropped, ...rest } = options;
-          await publishConfirmed(this.conn, ch, delayLevelName(DELAY_LEVELS - 1), delayRoutingKey(delayS, queue), content, rest, deadline, what);
+          await publishConfirmed(this.conn, ch, delayLevelName(delayEntryLevel(delayS)), delayRoutingKey(delayS, queue), content, rest, deadline, what);
         } else {
           await publishConfirmed(this.conn, ch, '', queue, content, options, deadline, what);
         }

@@ -82,7 +82,10 @@ describe('fault matrix on RabbitMQ', { skip }, () => {
     recordRow({ fault: 'kill -9 node ×3 + restart', broker: 'amqp', mode: 'acks-late (≥1)', tasks: n, lost, duplicated, dropped: 0, recoverMs: progress.worst(kills), totalMs: Date.now() - t0 });
     await node.stop();
     assert.equal(lost, 0);
-    assert.ok(duplicated <= 3 * 2, `duplicates only from tasks running at a kill (${duplicated})`);
+    // Per pool slot (-c 2) a kill -9 can repeat two tasks: the one running, and the one that had just
+    // finished and whose ack frame had not reached the socket (acks leave one event-loop turn later, batched).
+    // CI once saw 7 for 3 kills, above a bound of one per slot.
+    assert.ok(duplicated <= 3 * 2 * 2, `duplicates only from tasks running or finishing at a kill (${duplicated})`);
   });
 
   it('SIGTERM to a node, then start it again, in a loop: every task completes exactly once', async () => {

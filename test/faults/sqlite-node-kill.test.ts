@@ -77,7 +77,9 @@ describe('fault: kill -9 of a whole node (SQLite)', () => {
       await client.close();
       await node.stop();
       assert.equal(lost, 0, 'no task lost beyond what the mode allows');
-      if (mode === 'acks-late') assert.ok(duplicated <= KILLS * CONCURRENCY, `duplicates only from tasks running at a kill (${duplicated})`);
+      // Per pool slot a kill -9 can repeat two tasks: the one running, and the one that had just finished
+      // and whose ack was still in the worker's memory (acks leave one event-loop turn later, batched).
+      if (mode === 'acks-late') assert.ok(duplicated <= KILLS * 2 * CONCURRENCY, `duplicates only from tasks running or finishing at a kill (${duplicated})`);
       else {
         assert.equal(duplicated, 0, 'acks early: at most once');
         assert.ok(missing.length <= bound, `dropped ≤ ${bound} (the tasks running at the kills): ${missing.length}`);

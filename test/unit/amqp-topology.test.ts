@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { AmqpConnection, reconnectDelay } from '../../src/amqp/connection.js';
 import { BrokerUnavailableError } from '../../src/errors.js';
 import { redact } from '../../src/util/redact.js';
-import { DELAY_LEVELS, MAX_DELAY_S, delayRoutingKey, deliverPattern, levelPattern, toPublishOptions } from '../../src/transports/amqp-topology.js';
+import { DELAY_LEVELS, MAX_DELAY_S, delayEntryLevel, delayRoutingKey, deliverPattern, levelPattern, toPublishOptions } from '../../src/transports/amqp-topology.js';
 
 /** What a topic exchange does with one pattern (enough of AMQP's rules for these patterns). */
 function topicMatch(pattern: string, key: string): boolean {
@@ -22,10 +22,10 @@ function topicMatch(pattern: string, key: string): boolean {
 }
 
 /** Follows a message through the ladder as RabbitMQ would; returns the total wait (s) and where it lands. */
-function simulate(key: string): { waitedS: number; bits: number } {
+function simulate(key: string, from = DELAY_LEVELS - 1): { waitedS: number; bits: number } {
   let waited = 0;
   let bits = 0;
-  for (let k = DELAY_LEVELS - 1; k >= 0; k--) {
+  for (let k = from; k >= 0; k--) {
     const intoQueue = topicMatch(levelPattern(k, '1'), key);
     const skip = topicMatch(levelPattern(k, '0'), key);
     assert.ok(intoQueue !== skip, `level ${k}: exactly one route`);
@@ -46,6 +46,17 @@ describe('delay ladder routing', () => {
       assert.ok(topicMatch(deliverPattern('celery'), key));
     });
   }
+
+  test('publishing at the entry level (the highest set bit) waits just as long as from the top', () => {
+    for (const delay of [1, 2, 3, 10, 59, 3600, 86_400, 2 ** 20, MAX_DELAY_S]) {
+      const key = delayRoutingKey(delay, 'celery');
+      const entry = delayEntryLevel(delay);
+      assert.ok(delay >= 2 ** entry && delay < 2 ** (entry + 1), `${delay} s enters at level ${entry}`);
+      assert.equal(simulate(key, entry).waitedS, delay, `${delay} s from level ${entry}`);
+    }
+    assert.equal(delayEntryLevel(3600), 11);
+    assert.equal(delayEntryLevel(MAX_DELAY_S), DELAY_LEVELS - 1);
+  });
 
   test('the deliver binding matches the whole queue name, never a suffix of another (dotted names)', () => {
     const key = delayRoutingKey(5, 'a.b');
