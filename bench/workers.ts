@@ -77,7 +77,10 @@ export async function startCelery(ctx: BenchContext, broker: string, concurrency
   const name = `celery${++nodeSeq}@localhost`;
   const log = ctx.path('celery.log');
   // Its own process group, so the stop reaches the prefork children; TERM, then KILL after 30 s.
-  const p = spawnProcess(PYTHON, ['-m', 'celery', '-A', 'celery_app', 'worker', '-P', pool, '-c', String(concurrency), '-Q', queue, '-n', name, '-l', 'warning', '--without-gossip', '--without-mingle', '--without-heartbeat', '-f', log], {
+  // The threads pool keeps Celery's broker heartbeat: without it, Celery 5.2's blocking consumer loop wakes only
+  // on its own timers, and at -c 2 a worker sat ~10 s between prefetch windows (20 tasks/s; the marker timed out).
+  const quiet = pool === 'threads' ? ['--without-gossip', '--without-mingle'] : ['--without-gossip', '--without-mingle', '--without-heartbeat'];
+  const p = spawnProcess(PYTHON, ['-m', 'celery', '-A', 'celery_app', 'worker', '-P', pool, '-c', String(concurrency), '-Q', queue, '-n', name, '-l', 'warning', ...quiet, '-f', log], {
     cwd: BENCH_DIR,
     env: celeryEnv(broker, backend),
     output: { file: `${log}.out` },
