@@ -149,6 +149,9 @@ export async function soak(ctx: BenchContext, opts: SoakOptions): Promise<BenchR
         runs.push(r);
         const g = growth(r.samples, opts.n, (s) => s.mainKb + s.childKb);
         const gm = growth(r.samples, opts.n, (s) => s.mainKb);
+        // The second half of the no-op phase alone: a step during the first half (V8 heap sizing, page caches
+        // filling) shows here as flat, a leak as the same slope.
+        const late = growth(r.samples.filter((s) => s.done >= 0.5 * opts.n), opts.n, (s) => s.mainKb + s.childKb);
         const noopEnd = r.samples.filter((s) => s.phase === 'noop').pop();
         const last = r.samples[r.samples.length - 1];
         const httpStep = noopEnd && last ? `; after the HTTP phase ${((last.mainKb + last.childKb) / 1024).toFixed(0)} MiB (end of no-op phase ${((noopEnd.mainKb + noopEnd.childKb) / 1024).toFixed(0)})` : '';
@@ -162,7 +165,7 @@ export async function soak(ctx: BenchContext, opts: SoakOptions): Promise<BenchR
           unit: '%',
           target: '< 10 %, 0 lost',
           met: g === null ? null : ok,
-          note: `no-op phase ${g ? `${(g.start / 1024).toFixed(0)} → ${(g.end / 1024).toFixed(0)} MiB` : 'too few samples'}${httpStep}; main alone ${gm ? `${(gm.growth * 100).toFixed(1)} %` : '?'}; lost ${lost}, extra ${dup}; ${r.samples.length} samples, ${r.seconds.toFixed(0)} s (${((opts.n + opts.http) / r.seconds).toFixed(0)} tasks/s)`,
+          note: `no-op phase ${g ? `${(g.start / 1024).toFixed(0)} → ${(g.end / 1024).toFixed(0)} MiB` : 'too few samples'}${httpStep}; main alone ${gm ? `${(gm.growth * 100).toFixed(1)} %` : '?'}; second half of the no-op phase ${late ? `${(late.growth * 100).toFixed(1)} %` : '?'}; lost ${lost}, extra ${dup}; ${r.samples.length} samples, ${r.seconds.toFixed(0)} s (${((opts.n + opts.http) / r.seconds).toFixed(0)} tasks/s)`,
         });
       } catch (err) {
         rows.push(failedRow('soak', metric, err));
