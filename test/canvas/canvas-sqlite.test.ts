@@ -4,29 +4,12 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { Asynx, ChordError, ChordsUnsupportedError, GroupResult, RemoteTaskError, chain, chord, group } from '../../src/index.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
+import { CANVAS_APP as APP, canvasTasks } from '../helpers/canvas.js';
 
-const APP = fileURLToPath(new URL('../fixtures/canvas-app.mjs', import.meta.url));
-
-/** The client side of the fixture's tasks (same names; handlers never run here). */
-export function canvasTasks(app: Asynx) {
-  return {
-    add: app.task('c.add', (a: number, b: number) => a + b),
-    mul: app.task('c.mul', (a: number, b: number) => a * b),
-    pair: app.task('c.pair', (a: unknown, b: unknown) => [a, b]),
-    tsum: app.task('c.tsum', (xs: number[]) => xs.reduce((s, x) => s + x, 0)),
-    fail: app.task('c.fail', (_x: unknown): number => {
-      throw new Error('never here');
-    }),
-    note: app.task('c.note', (id: string, _file: string, _tag?: string) => id),
-    slow: app.task('c.slow', (i: number, _file: string, _ms: number) => i),
-    collect: app.task('c.collect', (results: number[], _file: string) => results),
-  };
-}
 
 const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter(Boolean) : []);
 
