@@ -53,6 +53,7 @@ export class Chain<R = unknown> {
       const ebs = Array.isArray(linkError) ? linkError : [linkError];
       steps = steps.map((s) => ebs.reduce<TaskSignature>((acc, eb) => acc.linkError(eb), s));
     }
+    if ((await app.config()).eager) return runEagerly<R>(steps, opts);
     const first = steps[0]!;
     const rootId = rest.rootId ?? first.id!;
     const embedded: Signature[] = steps
@@ -74,4 +75,16 @@ export class Chain<R = unknown> {
  */
 export function chain<const S extends readonly [ChainStep, ...ChainStep[]]>(...steps: S): Chain<ResultOf<LastOf<S>>> {
   return new Chain<ResultOf<LastOf<S>>>(steps);
+}
+
+/** Eager mode (tests): each step runs in-process at once, with the previous result; a failure fails the rest. */
+async function runEagerly<R>(steps: TaskSignature[], opts: SignatureCallOptions): Promise<AsyncResult<R>> {
+  let partial = opts.args ?? [];
+  let last: AsyncResult<unknown> | null = null;
+  for (const [i, s] of steps.entries()) {
+    last = await s.applyAsync(i === 0 ? { args: partial, kwargs: opts.kwargs } : { args: partial });
+    if ((await last.state()) !== 'SUCCESS') break;
+    partial = [await last.get({ timeout: 0.001 })];
+  }
+  return last as AsyncResult<R>;
 }

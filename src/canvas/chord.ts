@@ -44,10 +44,16 @@ export class Chord<R = unknown> {
     const { taskId, linkError, ...rest } = opts;
     const app = this.body.app;
     const backend = await app.backend();
-    if (!backend.chords) throw new ChordsUnsupportedError(backend.kind);
+    const eager = (await app.config()).eager;
+    if (!backend.chords && !eager) throw new ChordsUnsupportedError(backend.kind);
     let body = this.body.freeze();
     if (taskId) body = body.set({ taskId });
     if (linkError) for (const eb of Array.isArray(linkError) ? linkError : [linkError]) body = body.linkError(eb);
+    if (eager || !backend.chords) {
+      // Eager mode (tests): the header runs in-process, then the body with its results (a failure propagates).
+      const header = await this.header.applyAsync(rest);
+      return body.applyAsync({ args: [await header.get({ timeout: 0.001 })] });
+    }
     if (this.header.tasks.length === 0) return body.applyAsync({ args: [[]] });
     const gid = rest.groupId ?? randomUUID();
     const size = this.header.tasks.length;

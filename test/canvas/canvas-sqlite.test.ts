@@ -198,4 +198,21 @@ describe('canvas: chords need a result backend that counts', () => {
       tmp.cleanup();
     }
   });
+
+  it('eager mode runs chains, groups and chords in-process (for users\' unit tests)', async () => {
+    const app = new Asynx({ eager: true, configFile: false });
+    try {
+      const add = app.task('e.add', (a: number, b: number) => a + b);
+      const tsum = app.task('e.tsum', (xs: number[]) => xs.reduce((x, y) => x + y, 0));
+      const boom = app.task('e.boom', (_x: number): number => {
+        throw new RangeError('no');
+      });
+      assert.equal(await (await chain(add.s(1, 2), add.s(10)).applyAsync()).get(), 13);
+      await assert.rejects((await chain(add.s(1, 2), boom.s(), add.s(1)).applyAsync()).get(), /no/);
+      assert.deepEqual(await (await group([add.s(1, 1), add.s(2, 2)]).applyAsync()).get(), [2, 4]);
+      assert.equal(await (await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync()).get(), 6);
+    } finally {
+      await app.close();
+    }
+  });
 });
