@@ -76,6 +76,7 @@ export function groupStatements(db: Db) {
  * transaction, so two members finishing at once on two nodes are serialised by SQLite, and only the one whose
  * insert completes the count is told to fire. No `chord_unlock` task polls anything.
  */
+/** Also removes expired chords and saved groups (`cleanup`, with the results). */
 export function sqliteChordStore(db: Db, run: <T>(what: string, fn: () => T) => Promise<T>, expiresMs: number): ChordStore & { cleanup(now: number): number } {
   const create = db.prepare('INSERT OR IGNORE INTO chords (group_id, size, body, expires_at) VALUES (?, ?, ?, ?)');
   const insertPart = db.prepare('INSERT OR IGNORE INTO chord_parts (group_id, group_index, task_id, status, result) VALUES (?, ?, ?, ?, ?)');
@@ -87,6 +88,7 @@ export function sqliteChordStore(db: Db, run: <T>(what: string, fn: () => T) => 
   const sent = db.prepare('UPDATE chords SET sent = 1 WHERE group_id = ?');
   const expiredChords = db.prepare('DELETE FROM chords WHERE expires_at < ?');
   const orphanParts = db.prepare('DELETE FROM chord_parts WHERE group_id NOT IN (SELECT group_id FROM chords)');
+  const expiredSets = db.prepare('DELETE FROM tasksets WHERE expires_at < ?');
   const partReturn = db.transaction((p: ChordPart): ChordFiring | null => {
     if (insertPart.run(p.groupId, p.groupIndex, p.taskId, p.status, JSON.stringify(p.result ?? null)).changes === 1) count.run(p.groupId);
     claim.run(p.taskId, p.groupId);
@@ -114,7 +116,7 @@ export function sqliteChordStore(db: Db, run: <T>(what: string, fn: () => T) => 
     cleanup(now) {
       const n = expiredChords.run(now).changes;
       if (n) orphanParts.run();
-      return n;
+      return n + expiredSets.run(now).changes;
     },
   };
 }

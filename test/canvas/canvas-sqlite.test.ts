@@ -158,6 +158,18 @@ describe('canvas on the SQLite broker with a worker', () => {
     assert.deepEqual(await s.get({ timeout: 20 }), [3, 7]);
   });
 
+  it('a signature is a link callback; GroupResult.revoke({ terminate }) revokes every member', async () => {
+    const cb = join(tmp.dir, 'linked');
+    const r = await t.add.applyAsync({ args: [20, 22], link: t.note.s(cb, 'linked') });
+    assert.equal(await r.get({ timeout: 20 }), 42);
+    await waitFor('the link callback', () => lines(cb).length === 1, 20_000);
+    assert.equal(lines(cb)[0], 'linked 42');
+    const g = await group([0, 1, 2, 3].map((i) => t.slow.s(i, join(tmp.dir, 'revoked-runs'), 20_000))).applyAsync();
+    await g.revoke({ terminate: true });
+    await waitFor('every member revoked', () => g.ready(), 30_000, 100);
+    assert.deepEqual(await Promise.all(g.results.map((x) => x.state())), ['REVOKED', 'REVOKED', 'REVOKED', 'REVOKED']);
+  });
+
   it('chord: the body runs once with the member results in group order', async () => {
     const body = join(tmp.dir, 'body-ok');
     const r = await chord([t.add.s(1, 1), t.mul.s(2, 5), t.add.s(100, 0)], t.collect.s(body)).applyAsync();
