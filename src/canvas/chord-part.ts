@@ -55,12 +55,22 @@ async function fireChord(firing: ChordFiring, req: TaskRequest, io: ReadyStateIo
   const body = normalizeSignature(firing.body);
   if (!body) return;
   const culprit = firing.parts.find((p) => PROPAGATE.has(p.status));
-  if (!culprit) {
-    await io.publish(body, mergeArgs(body, [firing.parts.map((p) => p.result)]));
-    return;
-  }
   const bodyId = typeof body.options.task_id === 'string' ? body.options.task_id : null;
-  const err = new ChordError(`Dependency ${culprit.taskId} raised ${excRepr(culprit.result)}`, { taskId: bodyId ?? undefined, member: culprit.taskId, groupIndex: culprit.groupIndex });
+  if (!culprit) {
+    try {
+      await io.publish(body, mergeArgs(body, [firing.parts.map((p) => p.result)]));
+      return;
+    } catch (err) {
+      // Celery's `ChordError('Callback error: …')`: the chord's result says why, instead of staying PENDING.
+      await failBody(body, bodyId, new ChordError(`Callback error: ${(err as Error).message}`, { taskId: bodyId ?? undefined }), req, io);
+      return;
+    }
+  }
+  await failBody(body, bodyId, new ChordError(`Dependency ${culprit.taskId} raised ${excRepr(culprit.result)}`, { taskId: bodyId ?? undefined, member: culprit.taskId, groupIndex: culprit.groupIndex }), req, io);
+}
+
+/** Stores the body's failure and sends its linkError callbacks (Celery's `chord_error_from_stack`). */
+async function failBody(body: Signature, bodyId: string | null, err: ChordError, req: TaskRequest, io: ReadyStateIo): Promise<void> {
   if (bodyId) {
     const replyTo = typeof body.options.reply_to === 'string' ? body.options.reply_to : req.replyTo;
     await io.backend.store({ taskId: bodyId, replyTo, taskName: body.task }, errorBody(bodyId, 'FAILURE', encodeError(err)));
