@@ -39,14 +39,9 @@ describe('canvas interop with Python Celery', { skip }, () => {
   test('a chain alternating asynx and Python steps, sent from Node, gives the last step\'s result in Node', { timeout: 120_000 }, async () => {
     const app = new Asynx({ configFile: false, brokerUrl: node.url, resultBackend: 'rpc://' });
     stops.push(() => app.close());
-    const step = app.task('cv.step', (acc: string[], tag: string) => [...acc, tag]);
-    const r = await chain(
-      step.s([], 'a').set({ queue: 'js' }),
-      step.s('b').set({ queue: 'py' }),
-      step.s('c').set({ queue: 'js' }),
-      step.s('d').set({ queue: 'py' }),
-      step.s('e').set({ queue: 'js' }),
-    ).applyAsync();
+    // By name, as for a task defined in another service: app.sig(name, args, kwargs, options).
+    const step = (args: unknown[], queue: string) => app.sig<string[]>('cv.step', args, {}, { queue });
+    const r = await chain(step([[], 'a'], 'js'), step(['b'], 'py'), step(['c'], 'js'), step(['d'], 'py'), step(['e'], 'js')).applyAsync();
     assert.deepEqual(await r.get({ timeout: 60 }), ['a@js', 'b@py', 'c@js', 'd@py', 'e@js']);
   });
 
