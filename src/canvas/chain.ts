@@ -32,7 +32,12 @@ export class Chain<R = unknown> {
     for (const s of steps) {
       if (s instanceof Chain) flat.push(...s.tasks);
       else if (s instanceof TaskSignature) flat.push(s);
-      else throw new UsageError('asynx.canvas.badStep', `chain(): every step must be a signature (task.s(), task.si()) or a chain, got ${typeof s === 'object' && s !== null ? (s as object).constructor?.name ?? 'object' : typeof s}`, { value: String(s) });
+      else {
+        const kind = typeof s === 'object' && s !== null ? ((s as object).constructor?.name ?? 'object') : typeof s;
+        // Celery upgrades `group | task` to a chord; asynx asks for the chord explicitly.
+        const hint = kind === 'Group' ? ': a group inside a chain is not supported; for a group followed by a task, use chord(group, task)' : '';
+        throw new UsageError('asynx.canvas.badStep', `chain(): every step must be a signature (task.s(), task.si()) or a chain, got ${kind}${hint}`, { value: String(s) });
+      }
     }
     if (flat.length === 0) throw new UsageError('asynx.canvas.emptyChain', 'chain() needs at least one signature: chain(a.s(1), b.s())');
     this.tasks = flat;
