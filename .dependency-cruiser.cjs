@@ -56,6 +56,7 @@ module.exports = {
     layer('control', `${dir('worker')}|${dir('multi')}|${dir('app')}`, 'Remote control sits under the worker.'),
     layer('events', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('process')}|${dir('results')}|${dir('dashboard')}`, 'Celery events (publish, receive, state) sit under worker and app, beside control, over transports, amqp and sqlite.'),
     layer('dashboard', `${dir('worker')}|${dir('multi')}`, 'The web dashboard is a client of the cluster (app, events, control, transports); it never runs a worker.'),
+    layer('canvas', `${dir('worker')}|${dir('multi')}|${dir('process')}|${dir('cli')}`, 'The canvas (signatures, chain, group, chord) is part of the app layer; the worker uses its chord counting. GroupResult.revoke() is a remote-control client, as the dashboard is.'),
     layer('tasks', `${dir('worker')}|${dir('multi')}|${dir('control')}|${dir('process')}`, 'Built-in tasks are part of the app layer.'),
     layer('process', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('protocol')}|${dir('transports')}|${dir('results')}`, 'Process facts (pidfiles, /proc) are a service for multi and the worker.'),
     layer('results', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('process')}`, 'Result backends sit under app.'),

@@ -155,6 +155,34 @@ export class TaskRevokedError extends AsynxError {
 }
 
 /**
+ * A chord's body did not run because a header member failed (Celery's `ChordError`): the message names the
+ * member, `Dependency <task id> raised <exception repr>`. `get()` on the chord's result rejects with it.
+ */
+export class ChordError extends AsynxError {
+  constructor(message: string, facts: ErrorFacts = {}) {
+    super('asynx.chord.failed', message, { facts });
+    this.name = 'ChordError';
+  }
+}
+
+/**
+ * A chord was sent with a result backend that cannot count its members (rpc:// or none). Refused at call
+ * time, as Celery's `ensure_chords_allowed()` does, instead of hanging in a worker later.
+ */
+export class ChordsUnsupportedError extends AsynxError {
+  constructor(backend: string, facts: ErrorFacts = {}) {
+    super(
+      'asynx.chord.unsupportedBackend',
+      backend === 'none'
+        ? 'Chords need a result backend, and none is configured: set resultBackend to sqlite://… (ASYNX_RESULT_BACKEND)'
+        : `The "${backend}" result backend does not support chords! Note that a group chained with a task is also upgraded to be a chord, as this pattern requires synchronization. Result backends that support chords: sqlite://… (set resultBackend / ASYNX_RESULT_BACKEND)`,
+      { exitCode: ExitCode.usage, facts: { ...facts, value: backend } },
+    );
+    this.name = 'ChordsUnsupportedError';
+  }
+}
+
+/**
  * An error re-created from a stored result: `name` is the remote exception type
  * (Python's `exc_type`), `remoteTraceback` the worker's traceback.
  */

@@ -23,6 +23,12 @@
 export { Asynx, type AppOptions } from './app/app.js';
 export { Task, type CallOptions } from './app/task.js';
 export { AsyncResult, type GetOptions } from './app/result.js';
+// Workflows (Celery's canvas): signatures, chains, groups and chords, on the wire as Celery sends them.
+export { TaskSignature, isTaskSignature, type ArgsSuffix, type SignatureOptions, type SignatureCallOptions, type CanvasApp } from './canvas/signature.js';
+export { Chain, chain, type ChainStep, type ResultOf } from './canvas/chain.js';
+export { Group, group, type GroupCallOptions } from './canvas/group.js';
+export { GroupResult, type RevokeOptions } from './canvas/group-result.js';
+export { Chord, chord, type ChordCallOptions } from './canvas/chord.js';
 export { currentTask, type TaskContext, type RetryOptions } from './app/context.js';
 export type { TaskOptions, ErrorMatcher } from './app/task-options.js';
 export type { AsynxOptions, ResolvedConfig } from './config.js';
@@ -42,6 +48,8 @@ export {
   WorkerLostError,
   TimeoutError,
   TaskRevokedError,
+  ChordError,
+  ChordsUnsupportedError,
   RemoteTaskError,
   ExitCode,
   isAsynxError,

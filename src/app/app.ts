@@ -20,6 +20,7 @@ import type { TaskContext } from './context.js';
 import { executeTask, type TaskDefinition } from './execute.js';
 import { AsyncResult } from './result.js';
 import { Task } from './task.js';
+import { TaskSignature, type SignatureOptions } from '../canvas/signature.js';
 import { resolveTaskOptions, type TaskOptions } from './task-options.js';
 
 /** Constructor options: app options plus where to look for a config file. */
@@ -124,6 +125,14 @@ export class Asynx {
   /** A signature by task name, for link / linkError / chain. */
   signature(task: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: Record<string, unknown> = {}, immutable = false): Signature {
     return { task, args, kwargs, options, subtask_type: null, immutable };
+  }
+
+  /**
+   * A composable signature by task name (defined here, in another service, or in Python): for `chain`,
+   * `group`, `chord`. Options are asynx call options (`queue`, `countdown`, …); see {@link TaskSignature}.
+   */
+  sig<R = unknown>(task: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: SignatureOptions = {}, immutable = false): TaskSignature<R> {
+    return new TaskSignature<R>(this, task, args, kwargs, options, immutable);
   }
 
   /** Connects to the broker and the result backend (bounded by connectTimeout). */

@@ -40,6 +40,8 @@ export interface SendOptions {
   linkError?: Signature | Signature[];
   /** Remaining chain steps, in Celery order (the next step is the last element). */
   chain?: Signature[];
+  /** @internal The chord body a header member carries (`embed.chord`); set by `chord()`, not by callers. */
+  chord?: Record<string, unknown>;
 }
 
 const ISO_LIKE = /^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?(Z|[+-]\d\d:?\d\d)?$/i;
@@ -119,6 +121,7 @@ export function checkCallOptions(task: string, o: SendOptions): MessageOptions {
     link: signatures(task, 'link', o.link),
     linkError: signatures(task, 'linkError', o.linkError),
     chain: signatures(task, 'chain', o.chain),
+    chord: o.chord,
     timeLimit: positiveSeconds(task, 'timeLimit', o.timeLimit),
     softTimeLimit: positiveSeconds(task, 'softTimeLimit', o.softTimeLimit),
   };

@@ -1,6 +1,6 @@
 // AsyncResult: follow a task by id (state, get with timeout, ready, forget).
 
-import { TaskRevokedError, UsageError } from '../errors.js';
+import { ChordError, TaskRevokedError, UsageError } from '../errors.js';
 import { decodeException } from '../protocol/codec.js';
 import { READY_STATES, type ResultBody, type TaskState } from '../protocol/message.js';
 import type { ResultBackend } from '../results/backend.js';
@@ -82,5 +82,8 @@ export class AsyncResult<R = unknown> {
 export function settle<R>(body: ResultBody, propagate: boolean): R {
   if (body.status === 'SUCCESS' || !propagate) return body.result as R;
   if (body.status === 'REVOKED') throw new TaskRevokedError(`Task ${body.task_id} was revoked${body.result && typeof body.result === 'object' && 'exc_message' in body.result ? `: ${String((body.result as { exc_message: unknown[] }).exc_message?.[0] ?? '')}` : ''}`, { taskId: body.task_id });
-  throw decodeException(body.result, body.traceback);
+  const err = decodeException(body.result, body.traceback);
+  // A chord body that never ran: the typed error a caller branches on, as Celery re-raises ChordError.
+  if (err.name === 'ChordError') throw new ChordError(err.message, { taskId: body.task_id });
+  throw err;
 }

@@ -4,6 +4,8 @@ import type { SendOptions } from './call-options.js';
 import type { Signature } from '../protocol/message.js';
 import type { TaskDefinition } from './execute.js';
 import type { AsyncResult } from './result.js';
+import { TaskSignature, type ArgsSuffix, type CanvasApp, type SignatureOptions } from '../canvas/signature.js';
+import { Group } from '../canvas/group.js';
 
 /** Options of one call, plus its arguments; durations as {@link SendOptions} says (bare numbers are seconds). */
 export interface CallOptions<A extends unknown[] = unknown[]> extends SendOptions {
@@ -13,10 +15,8 @@ export interface CallOptions<A extends unknown[] = unknown[]> extends SendOption
   kwargs?: Record<string, unknown>;
 }
 
-/** What a Task needs from its app (kept narrow so tasks do not depend on the whole app). */
-export interface TaskSender {
-  send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: SendOptions): Promise<AsyncResult<R>>;
-}
+/** What a Task needs from its app (kept narrow so tasks do not depend on the whole app): sending, and results for the canvas. */
+export type TaskSender = CanvasApp;
 
 /** A task registered with `app.task()`. Argument and result types come from the handler. */
 export class Task<A extends unknown[] = unknown[], R = unknown> {
@@ -40,6 +40,34 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   applyAsync(opts: CallOptions<A> = {}): Promise<AsyncResult<R>> {
     const { args, kwargs, ...rest } = opts;
     return this.sender.send<R>(this.name, args ?? [], kwargs ?? {}, rest);
+  }
+
+  /**
+   * A signature of this call, to send later or to compose (`chain`, `group`, `chord`, `link`): Celery's
+   * `task.s(*args)`. In a chain, callback or chord the previous result is put before these args, so give the
+   * trailing ones: `mul.s(10)` after `add.s(1, 2)` computes `mul(3, 10)`.
+   */
+  s(...args: ArgsSuffix<A>): TaskSignature<R> {
+    return new TaskSignature<R>(this.sender, this.name, args);
+  }
+
+  /** An immutable signature (Celery's `task.si(*args)`): a chain or callback does not add the previous result. */
+  si(...args: A): TaskSignature<R> {
+    return new TaskSignature<R>(this.sender, this.name, args, {}, {}, true);
+  }
+
+  /** A signature with kwargs and call options (Celery's `task.signature(args, kwargs, **options)`). */
+  sig(args: ArgsSuffix<A> = [] as unknown as ArgsSuffix<A>, kwargs: Record<string, unknown> = {}, options: SignatureOptions = {}, immutable = false): TaskSignature<R> {
+    return new TaskSignature<R>(this.sender, this.name, args, kwargs, options, immutable);
+  }
+
+  /**
+   * A group with one call of this task per argument list: `add.starmap([[1, 2], [3, 4]])`. Unlike Celery's
+   * `starmap` (one message that runs every call in one worker), each call is its own message, so the calls
+   * spread over workers and each has its own result; {@link Group.applyAsync} returns their GroupResult.
+   */
+  starmap(argLists: ReadonlyArray<A>): Group<R> {
+    return new Group<R>(argLists.map((args) => new TaskSignature<R>(this.sender, this.name, args)));
   }
 
   /**

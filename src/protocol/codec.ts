@@ -47,6 +47,8 @@ export interface MessageOptions {
   linkError?: Signature[];
   /** Remaining chain steps, in Celery order (the next step is the last element). */
   chain?: Signature[];
+  /** The chord body this task is a header member of (`embed.chord`). */
+  chord?: Record<string, unknown> | null;
 }
 
 /** A validated task request, decoded from a wire message. */
@@ -180,7 +182,7 @@ export function buildTaskMessage(
     callbacks: opts.link && opts.link.length ? opts.link : null,
     errbacks: opts.linkError && opts.linkError.length ? opts.linkError : null,
     chain: opts.chain && opts.chain.length ? opts.chain : null,
-    chord: null,
+    chord: opts.chord ?? null,
   };
   const message: WireMessage = {
     properties: {
@@ -308,6 +310,7 @@ const PY_MODULES: Record<string, string> = {
   NotRegistered: 'celery.exceptions',
   MaxRetriesExceededError: 'celery.exceptions',
   TaskRevokedError: 'celery.exceptions',
+  ChordError: 'celery.exceptions',
   Retry: 'celery.exceptions',
 };
 

@@ -92,6 +92,8 @@ export interface ResultBody {
   children: unknown[];
   date_done?: string | null;
   name?: string | null;
+  /** The group the task belongs to (Celery's result meta `group_id`), when it is a group member. */
+  group_id?: string | null;
 }
 
 export const JSON_CONTENT_TYPE = 'application/json';

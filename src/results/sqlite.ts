@@ -6,7 +6,8 @@ import { BrokerUnavailableError, TimeoutError } from '../errors.js';
 import { READY_STATES, type ResultBody } from '../protocol/message.js';
 import { closeDatabase, openDatabase, retryWhileBusy, type Db } from '../sqlite/database.js';
 import { Releasers } from '../util/close-once.js';
-import type { ResultBackend, ResultTarget } from './backend.js';
+import type { ChordStore, ResultBackend, ResultTarget } from './backend.js';
+import { CANVAS_SCHEMA, groupStatements, migrateResults, sqliteChordStore } from './sqlite-canvas.js';
 
 /** The results table (Celery's task meta), next to the embedded broker's tables or in a file of its own. */
 const SCHEMA = `
@@ -34,6 +35,7 @@ interface ResultRow {
   name: string | null;
   children: string | null;
   date_done: number;
+  group_id: string | null;
 }
 
 /** Stores results in `results` next to the embedded broker's tables. */
@@ -47,6 +49,8 @@ export class SqliteResultBackend implements ResultBackend {
     del: import('better-sqlite3').Statement;
     expire: import('better-sqlite3').Statement;
   } | null = null;
+  private groups: ReturnType<typeof groupStatements> | null = null;
+  private chordStore: (ChordStore & { cleanup(now: number): number }) | null = null;
   private readonly releasers = new Releasers();
 
   constructor(
@@ -57,21 +61,27 @@ export class SqliteResultBackend implements ResultBackend {
   async connect(): Promise<void> {
     if (this.releasers.closed) throw new BrokerUnavailableError(`The SQLite result backend on ${this.path} is closed: create a new one`, { facts: { path: this.path } });
     if (this.db) return;
-    const db = openDatabase(this.path, { busyTimeoutMs: STATEMENT_BUSY_MS, schema: SCHEMA, what: 'open the result store' });
+    const db = openDatabase(this.path, { busyTimeoutMs: STATEMENT_BUSY_MS, schema: SCHEMA + CANVAS_SCHEMA, what: 'open the result store' });
     this.db = db;
     this.releasers.add('close the database file', () => {
       this.db = null;
       this.stmts = null;
+      this.groups = null;
+      this.chordStore = null;
       closeDatabase(db, this.path);
     });
+    migrateResults(db);
+    this.groups = groupStatements(db);
+    this.chordStore = sqliteChordStore(db, (what, fn) => this.retry(what, fn), this.opts.expiresMs);
     this.stmts = {
       // A ready state is final: a late STARTED/RETRY never overwrites SUCCESS/FAILURE/REVOKED.
-      upsert: this.db.prepare(`INSERT INTO results (task_id, status, result, traceback, name, children, date_done, expires_at)
-        VALUES (@task_id, @status, @result, @traceback, @name, @children, @date_done, @expires_at)
+      upsert: this.db.prepare(`INSERT INTO results (task_id, status, result, traceback, name, children, date_done, expires_at, group_id)
+        VALUES (@task_id, @status, @result, @traceback, @name, @children, @date_done, @expires_at, @group_id)
         ON CONFLICT(task_id) DO UPDATE SET status = excluded.status, result = excluded.result, traceback = excluded.traceback,
+          group_id = COALESCE(excluded.group_id, results.group_id),
           name = COALESCE(excluded.name, results.name), children = excluded.children, date_done = excluded.date_done, expires_at = excluded.expires_at
         WHERE results.status NOT IN ('SUCCESS', 'FAILURE', 'REVOKED') OR excluded.status IN ('SUCCESS', 'FAILURE', 'REVOKED')`),
-      get: this.db.prepare('SELECT task_id, status, result, traceback, name, children, date_done FROM results WHERE task_id = ?'),
+      get: this.db.prepare('SELECT task_id, status, result, traceback, name, children, date_done, group_id FROM results WHERE task_id = ?'),
       del: this.db.prepare('DELETE FROM results WHERE task_id = ?'),
       expire: this.db.prepare('DELETE FROM results WHERE expires_at < ?'),
     };
@@ -103,6 +113,7 @@ export class SqliteResultBackend implements ResultBackend {
         children: JSON.stringify(body.children ?? []),
         date_done: now,
         expires_at: now + this.opts.expiresMs,
+        group_id: body.group_id ?? null,
       }),
     );
   }
@@ -119,6 +130,7 @@ export class SqliteResultBackend implements ResultBackend {
       children: row.children ? (JSON.parse(row.children) as unknown[]) : [],
       date_done: new Date(row.date_done).toISOString(),
       name: row.name,
+      ...(row.group_id ? { group_id: row.group_id } : {}),
     };
   }
 
@@ -147,7 +159,28 @@ export class SqliteResultBackend implements ResultBackend {
 
   async cleanup(): Promise<number> {
     await this.connect();
-    return this.retry('clean up', () => this.s.expire.run(Date.now()).changes);
+    const now = Date.now();
+    return this.retry('clean up', () => this.s.expire.run(now).changes + (this.chordStore?.cleanup(now) ?? 0));
+  }
+
+  /** The chord counters, in this file (available once connected; the app connects before it sends). */
+  get chords(): ChordStore | undefined {
+    return this.chordStore ?? undefined;
+  }
+
+  async saveGroup(groupId: string, taskIds: string[]): Promise<void> {
+    await this.connect();
+    await this.retry('save a group in', () => this.groups!.save(groupId, taskIds, this.opts.expiresMs));
+  }
+
+  async restoreGroup(groupId: string): Promise<string[] | null> {
+    await this.connect();
+    return this.retry('restore a group from', () => this.groups!.restore(groupId));
+  }
+
+  async deleteGroup(groupId: string): Promise<void> {
+    await this.connect();
+    await this.retry('delete a group from', () => this.groups!.delete(groupId));
   }
 
   /** Closes for good; the same promise on every call. */

@@ -2,6 +2,7 @@
 
 import { buildTaskMessage, type TaskRequest } from '../protocol/codec.js';
 import type { Signature, WireMessage } from '../protocol/message.js';
+import { messageOptionsOf } from '../canvas/wire.js';
 
 /** Celery's retry message: same id, retries + 1, eta = now + countdown, parent_id = the task's own id. */
 export function retryMessage(req: TaskRequest, countdownMs: number): WireMessage {
@@ -23,6 +24,7 @@ export function retryMessage(req: TaskRequest, countdownMs: number): WireMessage
     link: req.embed.callbacks ?? undefined,
     linkError: req.embed.errbacks ?? undefined,
     chain: req.embed.chain ?? undefined,
+    chord: req.embed.chord,
   }).message;
 }
 
@@ -31,13 +33,10 @@ export function retryMessage(req: TaskRequest, countdownMs: number): WireMessage
  * its own task id and reply queue when the signature carries them, parent_id = parent, same root.
  */
 export function signatureMessage(sig: Signature, args: unknown[], chain: Signature[] | null, parent: TaskRequest, defaultQueue: string): { queue: string; message: WireMessage } {
-  const o = sig.options;
-  const str = (k: string) => (typeof o[k] === 'string' ? (o[k] as string) : undefined);
+  const o = messageOptionsOf(sig.options);
   return buildTaskMessage(sig.task, args, sig.kwargs, {
-    taskId: str('task_id'),
-    replyTo: str('reply_to') ?? parent.replyTo ?? undefined,
-    queue: str('queue') ?? str('routing_key'),
-    priority: typeof o.priority === 'number' ? o.priority : undefined,
+    ...o,
+    replyTo: o.replyTo ?? parent.replyTo ?? undefined,
     parentId: parent.id,
     rootId: parent.rootId,
     chain: chain ?? undefined,

@@ -3,7 +3,8 @@
 import { encodeError, type EncodedError } from '../app/execute.js';
 import { AsynxError, NotRegistered, TaskRevokedError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
 import type { Signature } from '../protocol/message.js';
-import type { ResultBody } from '../protocol/message.js';
+import { READY_STATES, type ResultBody } from '../protocol/message.js';
+import { onReadyState } from '../canvas/chord-part.js';
 import { errorBody, successBody } from '../results/body.js';
 import type { Delivery } from '../transports/transport.js';
 import type { TaskException } from './events.js';
@@ -39,12 +40,21 @@ export class Outcomes {
   }
 
   /** Writes a state unless the task ignores results; a failed write is reported, never thrown. */
-  async store(p: Pending, body: ResultBody): Promise<void> {
-    if (p.req.ignoreResult || p.def.options.ignoreResult) return;
+  async store(p: Pending, state: ResultBody): Promise<void> {
+    const body = p.req.group ? { ...state, group_id: p.req.group } : state;
+    if (!(p.req.ignoreResult || p.def.options.ignoreResult)) {
+      try {
+        await this.io.backend.store({ taskId: p.req.id, replyTo: p.req.replyTo, taskName: p.req.task }, body);
+      } catch (err) {
+        this.error(`Storing state ${body.status} of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
+      }
+    }
+    if (!READY_STATES.has(body.status) || (!p.req.embed.chord && !p.req.embed.chain)) return;
+    // The canvas part of a ready state: count a chord member (maybe send the body), fail the rest of a chain.
     try {
-      await this.io.backend.store({ taskId: p.req.id, replyTo: p.req.replyTo, taskName: p.req.task }, body);
+      await onReadyState(p.req, body, { backend: this.io.backend, publish: (sig, args) => this.publishSignature(p, sig, args, null) });
     } catch (err) {
-      this.error(`Storing state ${body.status} of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
+      this.error(`Chord/chain bookkeeping of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
     }
   }
 

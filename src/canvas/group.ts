@@ -1,0 +1,61 @@
+// group([...]): signatures sent at once, each with the headers group=<gid> and group_index=i; a GroupResult follows them.
+
+import { randomUUID } from 'node:crypto';
+import { UsageError } from '../errors.js';
+import type { SendOptions } from '../app/call-options.js';
+import { GroupResult } from './group-result.js';
+import { TaskSignature, type CanvasApp, type SignatureCallOptions } from './signature.js';
+import { mergeArgs } from './wire.js';
+
+/** Options of {@link Group.applyAsync}: partial args for every member, and call options for every member. */
+export interface GroupCallOptions extends Omit<SignatureCallOptions, 'taskId' | 'group' | 'groupIndex'> {
+  /** The group id. @defaultValue a random UUID */
+  groupId?: string;
+}
+
+/**
+ * Signatures sent in parallel. On the wire each member carries Celery's `group` and `group_index` headers, and
+ * its stored result records the `group_id`. {@link Group.applyAsync} returns a {@link GroupResult} whose
+ * `get()` gives the results in member order.
+ *
+ * @typeParam R - the members' result type
+ * @see celery/canvas.py `group._freeze_group_tasks`
+ */
+export class Group<R = unknown> {
+  readonly tasks: ReadonlyArray<TaskSignature<R>>;
+
+  constructor(tasks: ReadonlyArray<TaskSignature<R>>) {
+    if (!Array.isArray(tasks)) throw new UsageError('asynx.canvas.badGroup', 'group() takes a list of signatures: group([add.s(1, 2), add.s(3, 4)])');
+    for (const t of tasks) {
+      if (!(t instanceof TaskSignature)) throw new UsageError('asynx.canvas.badMember', `group(): every member must be a signature (task.s(), task.si()), got ${typeof t}`, { value: String(t) });
+    }
+    this.tasks = tasks;
+  }
+
+  /** @internal Sends every member with group headers (and, for a chord header, `embed.chord`). */
+  async publish(app: CanvasApp, opts: GroupCallOptions, extra: (i: number) => SendOptions = () => ({})): Promise<GroupResult<R>> {
+    const { args, kwargs, groupId, ...rest } = opts;
+    const gid = groupId ?? randomUUID();
+    const frozen = this.tasks.map((t) => t.freeze());
+    for (const [i, t] of frozen.entries()) {
+      await app.send(t.task, mergeArgs(t, args ?? []), { ...t.kwargs, ...kwargs }, { ...t.callOptions, ...rest, group: gid, groupIndex: i, ...extra(i) });
+    }
+    return new GroupResult<R>(app, gid, frozen.map((t) => app.AsyncResult<R>(t.id!)));
+  }
+
+  /** Sends every member; `args` go before each member's own (unless immutable), options apply to each. */
+  applyAsync(opts: GroupCallOptions = {}): Promise<GroupResult<R>> {
+    if (this.tasks.length === 0) throw new UsageError('asynx.canvas.emptyGroup', 'group([]) has no members: give at least one signature');
+    return this.publish(this.tasks[0]!.app, opts);
+  }
+
+  /** Sends every member with partial args. */
+  delay(...args: unknown[]): Promise<GroupResult<R>> {
+    return this.applyAsync({ args });
+  }
+}
+
+/** Builds a group: `group([add.s(1, 2), add.s(3, 4)])`; `(await g.applyAsync()).get()` gives `[3, 7]`. */
+export function group<R>(tasks: ReadonlyArray<TaskSignature<R>>): Group<R> {
+  return new Group<R>(tasks);
+}

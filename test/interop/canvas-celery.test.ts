@@ -1,0 +1,61 @@
+// Canvas across languages on RabbitMQ (rpc:// results): chains alternating Python Celery and asynx steps, sent
+// from Node and from Python; a group sent from Python, run by asynx workers, its GroupResult read in Python.
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Asynx, chain } from '../../src/index.js';
+import { celerySkip, runPython, startCeleryWorker } from '../helpers/celery.js';
+import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
+import { startWorker } from '../helpers/worker.js';
+import { CANVAS_APP } from '../helpers/canvas.js';
+
+const skip = rabbitSkip() || celerySkip();
+
+/** Runs test/fixtures/py/canvas_client.py with a spec; its one JSON line. */
+async function pyCanvas(brokerUrl: string, spec: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const r = await runPython(['canvas_client.py', JSON.stringify(spec)], { brokerUrl, timeoutMs: 90_000 });
+  const line = r.stdout.trim().split('\n').pop() ?? '';
+  if (r.code !== 0 || !line.startsWith('{')) throw new Error(`Python canvas client failed (exit ${r.code}):\n${r.stderr.slice(-3000)}`);
+  return JSON.parse(line) as Record<string, unknown>;
+}
+
+describe('canvas interop with Python Celery', { skip }, () => {
+  let node: RabbitNode;
+  const stops: Array<() => Promise<unknown>> = [];
+
+  before(async () => {
+    node = await startRabbit();
+    // One worker per language, each on its own queue: a step's queue option says which side runs it.
+    const js = await startWorker({ brokerUrl: node.url, app: CANVAS_APP, args: ['-n', 'js@localhost', '-c', '2', '-Q', 'js'], env: { ASYNX_RESULT_BACKEND: 'rpc://' } });
+    stops.push(() => js.stop('SIGTERM', 20_000));
+    const py = await startCeleryWorker({ brokerUrl: node.url, app: 'canvas_capp', nodeName: 'py@localhost', queues: ['py'], concurrency: 1 });
+    stops.push(() => py.stop());
+  });
+  after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await node?.dispose();
+  });
+
+  test('a chain alternating asynx and Python steps, sent from Node, gives the last step\'s result in Node', { timeout: 120_000 }, async () => {
+    const app = new Asynx({ configFile: false, brokerUrl: node.url, resultBackend: 'rpc://' });
+    stops.push(() => app.close());
+    // By name, as for a task defined in another service: app.sig(name, args, kwargs, options).
+    const step = (args: unknown[], queue: string) => app.sig<string[]>('cv.step', args, {}, { queue });
+    const r = await chain(step([[], 'a'], 'js'), step(['b'], 'py'), step(['c'], 'js'), step(['d'], 'py'), step(['e'], 'js')).applyAsync();
+    assert.deepEqual(await r.get({ timeout: 60 }), ['a@js', 'b@py', 'c@js', 'd@py', 'e@js']);
+  });
+
+  test('a chain alternating Python and asynx steps, sent from Python, gives the result in Python', { timeout: 120_000 }, async () => {
+    const out = await pyCanvas(node.url, { kind: 'chain', steps: [['a', 'py'], ['b', 'js'], ['c', 'py'], ['d', 'js']] });
+    assert.deepEqual(out.value, ['a@py', 'b@js', 'c@py', 'd@js']);
+  });
+
+  test('a group sent from Python runs on asynx workers; Python reads its GroupResult', { timeout: 120_000 }, async () => {
+    const tags = ['0', '1', '2', '3', '4', '5'];
+    const out = await pyCanvas(node.url, { kind: 'group', queue: 'js', tags });
+    assert.deepEqual(out.value, tags.map((t) => [`${t}@js`]), 'results in member order');
+    assert.equal(out.ready, true);
+    assert.equal(out.successful, true);
+    assert.equal(out.completed, tags.length);
+  });
+});
