@@ -111,6 +111,7 @@ export class Dispatch {
         this.running.delete(p.seq);
         this.poolOf.delete(p.seq);
         this.processed++;
+        void this.admission.releaseDedupe(p);
         if (this.running.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
         this.pump();
       });
