@@ -19,15 +19,17 @@ const ETA_HOLD_MS = 1000;
  * Rate-limited tasks (Celery #8119: in Celery they wait on their bucket holding prefetch slots, so a
  * backlog of one limited task starves every other task of the worker). Here a limited task waits in the
  * buffer but never in a pool slot: {@link Admission.take} skips a task whose bucket has no token and
- * starts the next one of another name. It still holds a broker prefetch slot while it waits (unacked),
- * so at most RATE_HOLD_MAX of one bucket wait here, and only when their start is due within
- * RATE_HOLD_MS; any further one goes back to the broker's delayed store (republished with an eta at its
- * projected start, then acked: one write per task, no redelivery loop), as eta tasks do. Prefetch thus
- * stays free for other tasks, memory stays bounded with a backlog of any size, and another node may take
- * the handed-back task. Without a delaying broker they wait here, as in Celery.
+ * starts the next one of another name. It still holds a broker prefetch slot while it waits (unacked), so
+ * few wait here: those due within RATE_HOLD_MS, and never more than half the prefetch window for all
+ * limited tasks together. Any further one goes back to the broker's delayed store, republished with an
+ * eta just before its projected start and then acked (one write per task, no redelivery loop), as eta
+ * tasks do. So at least half the prefetch stays for other tasks, memory stays bounded with a backlog of
+ * any size, and another node may take the handed-back task. The eta is RATE_EARLY_MS early because the
+ * AMQP delay ladder rounds to whole seconds: the task then waits here the last second, not a second
+ * round trip. Without a delaying broker they wait here, as in Celery.
  */
-const RATE_HOLD_MAX = 2;
-const RATE_HOLD_MS = 1000;
+const RATE_HOLD_MS = 2000;
+const RATE_EARLY_MS = 1000;
 
 /** Turns deliveries into due tasks in a priority buffer; holds eta tasks; discards revoked and expired ones. */
 export class Admission {
@@ -48,6 +50,8 @@ export class Admission {
     private readonly accepting: () => boolean,
     /** Called when a task became due. */
     private readonly onDue: () => void,
+    /** The consumer's prefetch window (rate-limited tasks may hold half of it). */
+    private readonly prefetch: () => number = () => 8,
   ) {
     const shared = io.transport.takeRateToken?.bind(io.transport) ?? null;
     this.gates = new RateGates(io.limits, shared, onDue, (message) => io.events.emit('worker:error', { message }));
@@ -200,8 +204,15 @@ export class Admission {
   private enqueue(p: Pending): void {
     const limit = this.gates.limitOf(p);
     if (limit && this.io.transport.capabilities.delayedDelivery) {
-      const ahead = this.buffer.reduce((n, q) => (q.req.task === p.req.task && this.gates.limitOf(q)?.key === limit.key ? n + 1 : n), 0);
-      if (ahead >= RATE_HOLD_MAX || this.gates.projectedStart(limit, ahead) - Date.now() > RATE_HOLD_MS) {
+      let ahead = 0;
+      let limited = 0;
+      for (const q of this.buffer) {
+        const l = this.gates.limitOf(q);
+        if (l) limited++;
+        if (l?.key === limit.key) ahead++;
+      }
+      const share = Math.max(1, Math.floor(this.prefetch() / 2));
+      if (limited >= share || this.gates.projectedStart(limit, ahead) - Date.now() > RATE_HOLD_MS) {
         this.handBack(p, limit, ahead).catch((err) => {
           this.io.events.emit('worker:error', { message: `Handing rate-limited task ${p.req.id} back failed, it waits here: ${(err as Error).message}`, taskId: p.req.id });
           this.insert(p);
@@ -214,9 +225,12 @@ export class Admission {
 
   /** Back to the broker's delayed store with an eta at its projected start; the eta wait then comes first, the bucket after. */
   private async handBack(p: Pending, limit: AppliedLimit, ahead: number): Promise<void> {
-    const eta = new Date(this.gates.handBackEta(limit, ahead)).toISOString();
+    const eta = new Date(Math.max(Date.now(), this.gates.handBackEta(limit, ahead) - RATE_EARLY_MS)).toISOString();
     const m = p.delivery.message;
-    const message = { ...m, headers: { ...(m.headers as Record<string, unknown>), eta } } as unknown as WireMessage;
+    // Without the broker's dead-letter history: RabbitMQ takes a message that dead-letters again from a
+    // queue named in its x-death for a cycle (a handed-back task came through the delay ladder before).
+    const headers = Object.fromEntries(Object.entries(m.headers as Record<string, unknown>).filter(([k]) => !/^x-(death|first-death-|last-death-)/.test(k)));
+    const message = { ...m, headers: { ...headers, eta } } as unknown as WireMessage;
     await this.io.transport.publish(p.delivery.queue, message, { timeoutMs: internalPublishMs(this.io.config) });
     await this.outcomes.ack(p);
   }

@@ -20,8 +20,12 @@ interface Gate {
   /** Global: a take is in flight. */
   taking: boolean;
   timer: NodeJS.Timeout | null;
-  /** Furthest eta given to a message handed back to the broker (the next one goes after it). */
-  horizon: number;
+  /**
+   * Etas given to messages handed back to the broker, still ahead: they count as waiting before the next
+   * one. Only future ones count, so an estimate that ran ahead of reality (a message came back late, or
+   * another node took it) stops pushing later etas out once its time has passed.
+   */
+  etas: number[];
 }
 
 /** Takes a token from a bucket shared by every node (resolves to 0 when taken, else ms to wait). */
@@ -77,7 +81,7 @@ export class RateGates {
   private gate(key: string): Gate {
     let g = this.gates.get(key);
     if (!g) {
-      g = { nextAt: 0, permit: false, taking: false, timer: null, horizon: 0 };
+      g = { nextAt: 0, permit: false, taking: false, timer: null, etas: [] };
       this.gates.set(key, g);
     }
     return g;
@@ -143,11 +147,13 @@ export class RateGates {
     return Math.max(Date.now(), g.nextAt) + ahead * limit.intervalMs;
   }
 
-  /** The eta for a task handed back to the broker: after every task of its bucket waiting here or handed back before. */
+  /** The eta for a task handed back to the broker: after every task of its bucket waiting here or handed back and not due yet. */
   handBackEta(limit: AppliedLimit, ahead: number): number {
     const g = this.gate(limit.key);
-    const eta = Math.max(this.projectedStart(limit, ahead), g.horizon + limit.intervalMs);
-    g.horizon = eta;
+    const now = Date.now();
+    if (g.etas.length && g.etas[0]! <= now) g.etas = g.etas.filter((t) => t > now);
+    const eta = this.projectedStart(limit, ahead + g.etas.length);
+    g.etas.push(eta);
     return eta;
   }
 
@@ -161,7 +167,7 @@ export class RateGates {
       if (g.timer) clearTimeout(g.timer);
       g.timer = null;
       g.nextAt = 0;
-      g.horizon = 0;
+      g.etas = [];
     }
     this.wake();
   }

@@ -215,7 +215,7 @@ export class Worker {
       const admission = new Admission(io, outcomes, () => this.lifecycle.accepting, () => {
         this.parts?.dispatch.pump();
         this.autoscaler?.poke();
-      });
+      }, () => this.prefetch ?? 1);
       const status = this.status;
       const dispatch = new Dispatch(io, admission, outcomes, () => (this.lifecycle.state === 'running' ? this.pool : null), status ? () => status.record() : undefined);
       this.parts = { io, admission, outcomes, dispatch };

@@ -42,10 +42,15 @@ describe('rate limits on one SQLite worker', () => {
   let worker: RunningWorker;
   let client: Asynx;
   let control: ControlClient;
+  let limited: Set<string>;
+  let free: Set<string>;
 
   before(async () => {
-    worker = await startWorker({ brokerUrl, app: RATE_APP, args: ['-n', 'rate@sqlite', '-c', '4'], env: { ASYNX_TEST_RECORD: record } });
     client = new Asynx({ brokerUrl, configFile: false });
+    // Queued before the worker starts: the queue holds 100 limited tasks, then 100 unlimited ones.
+    limited = await sendMany(client, 'r.limited', 100);
+    free = await sendMany(client, 'r.free', 100);
+    worker = await startWorker({ brokerUrl, app: RATE_APP, args: ['-n', 'rate@sqlite', '-c', '4'], env: { ASYNX_TEST_RECORD: record } });
     control = await openControlClient(brokerUrl);
   });
   after(async () => {
@@ -56,8 +61,6 @@ describe('rate limits on one SQLite worker', () => {
   });
 
   test('10/s over 100 tasks takes ≥ 9 s, and 100 unlimited tasks sent after them are not held up (Celery #8119)', async () => {
-    const limited = await sendMany(client, 'r.limited', 100);
-    const free = await sendMany(client, 'r.free', 100);
     await waitFor('100 limited tasks ended', () => linesOf(readRecord(record), 'r.limited', 'end', limited).length === 100, 40_000, 100);
     assertNoStarvation(readRecord(record), limited, free);
   });
@@ -97,6 +100,7 @@ describe('rate limits on one SQLite worker', () => {
     // Waiting (its countdown): nothing is sent, the existing task's result comes back.
     const again = await client.sendTask('r.plain', [800], {}, { taskId: id, dedupe: true });
     assert.equal(again.id, id);
+    assert.equal(await (await client.transport()).count('celery'), 1, 'one message waits, the duplicate was not sent');
     await waitFor('the deduped task started', () => linesOf(readRecord(record), 'r.plain', 'start').some((l) => l.id === id), 10_000, 20);
     // Running (acked early: the message is gone from the queue, the key is held by the worker).
     assert.equal((await client.sendTask('r.plain', [800], {}, { taskId: id, dedupe: true })).id, id);
