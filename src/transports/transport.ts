@@ -36,6 +36,8 @@ export interface TransportCapabilities {
   delayedDelivery: boolean;
   /** Honours the `priority` property. */
   priorities: boolean;
+  /** How late a delayed message may arrive (delays rounded up to this), ms. @defaultValue 0 (on time) */
+  delayGranularityMs?: number;
 }
 
 /**

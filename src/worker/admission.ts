@@ -20,16 +20,18 @@ const ETA_HOLD_MS = 1000;
  * backlog of one limited task starves every other task of the worker). Here a limited task waits in the
  * buffer but never in a pool slot: {@link Admission.take} skips a task whose bucket has no token and
  * starts the next one of another name. It still holds a broker prefetch slot while it waits (unacked), so
- * few wait here: those due within RATE_HOLD_MS, and never more than half the prefetch window for all
- * limited tasks together. Any further one goes back to the broker's delayed store, republished with an
- * eta just before its projected start and then acked (one write per task, no redelivery loop), as eta
- * tasks do. So at least half the prefetch stays for other tasks, memory stays bounded with a backlog of
- * any size, and another node may take the handed-back task. The eta is RATE_EARLY_MS early because the
- * AMQP delay ladder rounds to whole seconds: the task then waits here the last second, not a second
- * round trip. Without a delaying broker they wait here, as in Celery.
+ * few wait here: one whose token is due now, else those due within RATE_HOLD_MS, and never more than half
+ * the prefetch window for all limited tasks together (none with a window of 1). Any further one goes back
+ * to the broker's delayed store, republished with an eta at its projected start and then acked (one write
+ * per task, no redelivery loop), as eta tasks do. So at least half the prefetch stays for other tasks,
+ * memory stays bounded with a backlog of any size, and another node may take the handed-back task. Where
+ * the broker's delays are coarse (the AMQP ladder counts whole seconds) the eta is that much early, capped
+ * by what the hold may keep here, so the task waits here its last moment rather than going round again.
+ * Without a delaying broker they wait here, as in Celery.
  */
 const RATE_HOLD_MS = 2000;
-const RATE_EARLY_MS = 1000;
+/** A token due within this long counts as due now. */
+const RATE_NOW_MS = 5;
 
 /** Turns deliveries into due tasks in a priority buffer; holds eta tasks; discards revoked and expired ones. */
 export class Admission {
@@ -211,9 +213,10 @@ export class Admission {
         if (l) limited++;
         if (l?.key === limit.key) ahead++;
       }
-      const share = Math.max(1, Math.floor(this.prefetch() / 2));
-      if (limited >= share || this.gates.projectedStart(limit, ahead) - Date.now() > RATE_HOLD_MS) {
-        this.handBack(p, limit, ahead).catch((err) => {
+      const share = Math.floor(this.prefetch() / 2);
+      const wait = this.gates.projectedStart(limit, ahead) - Date.now();
+      if (wait > RATE_NOW_MS && (limited >= share || wait > RATE_HOLD_MS)) {
+        this.handBack(p, limit, ahead, share).catch((err) => {
           this.io.events.emit('worker:error', { message: `Handing rate-limited task ${p.req.id} back failed, it waits here: ${(err as Error).message}`, taskId: p.req.id });
           this.insert(p);
         });
@@ -224,8 +227,9 @@ export class Admission {
   }
 
   /** Back to the broker's delayed store with an eta at its projected start; the eta wait then comes first, the bucket after. */
-  private async handBack(p: Pending, limit: AppliedLimit, ahead: number): Promise<void> {
-    const eta = new Date(Math.max(Date.now(), this.gates.handBackEta(limit, ahead) - RATE_EARLY_MS)).toISOString();
+  private async handBack(p: Pending, limit: AppliedLimit, ahead: number, share: number): Promise<void> {
+    const early = Math.min(this.io.transport.capabilities.delayGranularityMs ?? 0, (share / 2) * limit.intervalMs, RATE_HOLD_MS / 2);
+    const eta = new Date(Math.max(Date.now(), this.gates.handBackEta(limit, ahead) - early)).toISOString();
     const m = p.delivery.message;
     // Without the broker's dead-letter history: RabbitMQ takes a message that dead-letters again from a
     // queue named in its x-death for a cycle (a handed-back task came through the delay ladder before).
