@@ -34,6 +34,23 @@ describe('bad rate limits and dedupe options are refused with typed errors', () 
   });
 });
 
+test('dedupe: four clients (four connections to one file) racing on one key send one message', async () => {
+  const tmp = tempDir('asynx-dedupe-race-');
+  const brokerUrl = `sqlite://${join(tmp.dir, 'broker.db')}`;
+  const apps = [0, 1, 2, 3].map(() => new Asynx({ brokerUrl, configFile: false }));
+  try {
+    await Promise.all(apps.map((a) => a.connect()));
+    for (let round = 0; round < 5; round++) {
+      const ids = await Promise.all(apps.map((a) => a.sendTask('r.plain', [], {}, { dedupeKey: `race-${round}`, queue: 'race' }).then((r) => r.id)));
+      assert.equal(new Set(ids).size, 1, `every caller got the one task's id: ${ids.join(', ')}`);
+    }
+    assert.equal(await (await apps[0]!.transport()).count('race'), 5, 'one message per key');
+  } finally {
+    await Promise.all(apps.map((a) => a.close()));
+    tmp.cleanup();
+  }
+});
+
 describe('rate limits on one SQLite worker', () => {
   const tmp = tempDir('asynx-rate-');
   const brokerUrl = `sqlite://${join(tmp.dir, 'broker.db')}`;
