@@ -33,6 +33,7 @@ export { currentTask, type TaskContext, type RetryOptions } from './app/context.
 export type { TaskOptions, ErrorMatcher } from './app/task-options.js';
 export type { AsynxOptions, ResolvedConfig } from './config.js';
 export type { SendOptions } from './app/call-options.js';
+export type { RateLimit } from './app/rate-limit.js';
 export type { Duration } from './util/duration.js';
 export type { TaskState, Signature, ResultBody } from './protocol/message.js';
 export {

@@ -16,6 +16,8 @@ import { registerHttpTask, type HttpDispatcher } from '../tasks/http.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
 import { badCallOption, checkCallOptions, type SendOptions } from './call-options.js';
+import { DEDUPE_HEADER, dedupeNeedsKey, dedupeUnsupported } from './dedupe.js';
+import { globalRateUnsupported, RATE_LIMIT_HEADER, resolveRateLimit } from './rate-limit.js';
 import type { TaskContext } from './context.js';
 import { executeTask, type TaskDefinition } from './execute.js';
 import { AsyncResult } from './result.js';
@@ -184,6 +186,10 @@ export class Asynx {
       ignoreResult: def?.options.ignoreResult || undefined,
       ...stripUndefined(opts),
     });
+    const rate = resolveRateLimit(`Task '${name}': call option`, opts.rateLimit);
+    const dedupeKey = opts.dedupeKey ?? (opts.dedupe ? opts.taskId : undefined);
+    if (opts.dedupeKey !== undefined && (typeof opts.dedupeKey !== 'string' || opts.dedupeKey === '')) throw badCallOption(name, 'dedupeKey', opts.dedupeKey, 'must be a non-empty string');
+    if (opts.dedupe && dedupeKey === undefined) throw dedupeNeedsKey(name);
     const config = await this.config();
     const { connectTimeoutMs, publishTimeoutMs } = config;
     const conns = await this.connections();
@@ -195,9 +201,27 @@ export class Asynx {
       origin: this.origin,
     });
     const transport = conns.transport!;
+    if (rate) {
+      if (rate.global && !transport.takeRateToken) throw globalRateUnsupported(name, transport.kind);
+      message.headers[RATE_LIMIT_HEADER] = { rate: rate.text, global: rate.global };
+    }
+    if (dedupeKey !== undefined) {
+      if (!transport.publishUnique) throw dedupeUnsupported(name, transport.kind);
+      message.headers[DEDUPE_HEADER] = dedupeKey;
+    }
     if (!this.declared.has(queue)) {
       await withDeadline(transport.declareQueue(queue), connectTimeoutMs, () => new BrokerUnavailableError(`Declaring queue '${queue}' timed out after ${connectTimeoutMs} ms`));
       this.declared.add(queue);
+    }
+    if (dedupeKey !== undefined) {
+      // Atomic in the broker: nothing is sent (nor announced) while the key's task waits or runs.
+      const holder = await transport.publishUnique!(queue, message, dedupeKey, { timeoutMs: publishTimeoutMs });
+      if (holder !== null) return new AsyncResult<R>(holder, () => this.backend());
+      if (config.taskSendSentEvent) {
+        this.sentEvents ??= new SentEvents(this.origin, config.brokerUrl, connectTimeoutMs);
+        this.sentEvents.announce(transport, queue, message, args, kwargs);
+      }
+      return new AsyncResult<R>(message.headers.id, () => this.backend());
     }
     const published = transport.publish(queue, message, { timeoutMs: publishTimeoutMs });
     if (config.taskSendSentEvent) {

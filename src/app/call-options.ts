@@ -4,6 +4,7 @@ import { UsageError } from '../errors.js';
 import { parseCeleryTime, type MessageOptions } from '../protocol/codec.js';
 import type { Signature } from '../protocol/message.js';
 import { durationMs, type Duration } from '../util/duration.js';
+import type { RateLimit } from './rate-limit.js';
 
 /**
  * Options of one call (`applyAsync`, `sendTask`). Durations follow the asynx rule: a bare number is
@@ -42,6 +43,18 @@ export interface SendOptions {
   chain?: Signature[];
   /** @internal The chord body a header member carries (`embed.chord`); set by `chord()`, not by callers. */
   chord?: Record<string, unknown>;
+  /**
+   * A rate limit for this call, instead of the task's (carried in the `asynx_rate_limit` header; messages
+   * of one task with the same per-call rate share one bucket). @see {@link RateLimit}
+   */
+  rateLimit?: RateLimit;
+  /**
+   * SQLite broker only: send nothing when a task with this `taskId` is already waiting or running, and
+   * return that task's result instead. Refused on RabbitMQ (at-least-once: make the task idempotent on its id).
+   */
+  dedupe?: boolean;
+  /** Like `dedupe`, on a key of your own instead of the task id (the new task still gets its own id). */
+  dedupeKey?: string;
 }
 
 const ISO_LIKE = /^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d(\.\d+)?)?)?(Z|[+-]\d\d:?\d\d)?$/i;

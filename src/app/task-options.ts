@@ -3,6 +3,7 @@
 import { UsageError } from '../errors.js';
 import { backoffDelay } from '../util/backoff.js';
 import { durationMs, type Duration } from '../util/duration.js';
+import { resolveRateLimit, type RateLimit, type ResolvedRateLimit } from './rate-limit.js';
 
 /** An error class, or an error name (`'TypeError'`), that triggers an automatic retry. */
 export type ErrorMatcher = (abstract new (...args: never[]) => Error) | string;
@@ -35,6 +36,14 @@ export interface TaskOptions {
   queue?: string;
   /** Default priority 0..255 (higher first). @defaultValue 0 */
   priority?: number;
+  /**
+   * Most starts per second, minute or hour (`'10/s'`, `'100/m'`, `'2/h'`, a bare number = per second), per
+   * worker node as in Celery, or shared by every node on the SQLite broker with `{ rate, global: true }`.
+   * A task waiting on its limit holds no pool slot. Changed at run time by the `rate_limit` control command.
+   * @defaultValue none
+   * @see {@link RateLimit}
+   */
+  rateLimit?: RateLimit;
 }
 
 /** Options with defaults applied. Durations are numbers of seconds here, as on Celery's wire. */
@@ -52,6 +61,7 @@ export interface ResolvedTaskOptions {
   trackStarted: boolean;
   queue: string | null;
   priority: number;
+  rateLimit: ResolvedRateLimit | null;
 }
 
 /** The error for a bad task option (at definition, or given to `ctx.retry()`): names the task, option and value. */
@@ -94,6 +104,7 @@ export function resolveTaskOptions(task: string, o: TaskOptions = {}): ResolvedT
     trackStarted: o.trackStarted ?? false,
     queue: o.queue ?? null,
     priority,
+    rateLimit: resolveRateLimit(`Task '${task}'`, o.rateLimit),
   };
 }
 

@@ -33,7 +33,8 @@ export function declareError(err: unknown, queue: string, url: string): unknown 
 export class AmqpPublisher {
   private readonly slot: ConfirmChannelSlot;
   private readonly declared = new Set<string>();
-  private ladderReady = false;
+  /** The ladder's declaration, shared by concurrent first delayed publishes (one declaration, not one each). */
+  private ladderReady: Promise<void> | null = null;
   private readonly deliverBound = new Set<string>();
   closed = false;
 
@@ -50,7 +51,7 @@ export class AmqpPublisher {
     this.slot.reset();
     this.declared.clear();
     this.deliverBound.clear();
-    this.ladderReady = false;
+    this.ladderReady = null;
   }
 
   /** The confirm channel, opened on demand. */
@@ -72,9 +73,13 @@ export class AmqpPublisher {
 
   private async ensureLadder(ch: Channel, queue: string): Promise<void> {
     if (!this.ladderReady) {
-      await declareDelayLadder(ch);
-      this.ladderReady = true;
+      const declaring = declareDelayLadder(ch);
+      this.ladderReady = declaring;
+      declaring.catch(() => {
+        if (this.ladderReady === declaring) this.ladderReady = null;
+      });
     }
+    await this.ladderReady;
     if (!this.deliverBound.has(queue)) {
       await ch.bindQueue(queue, DELAY_DELIVER_EXCHANGE, deliverPattern(queue));
       this.deliverBound.add(queue);

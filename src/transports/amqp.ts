@@ -86,7 +86,8 @@ export class AmqpTransport implements Transport {
     readonly url: string,
     private readonly opts: AmqpTransportOptions,
   ) {
-    this.capabilities = { delayedDelivery: true, priorities: opts.maxPriority !== undefined };
+    // The delay ladder counts whole seconds, rounded up (see amqp-topology.ts).
+    this.capabilities = { delayedDelivery: true, priorities: opts.maxPriority !== undefined, delayGranularityMs: 1000 };
     this.deadQueue = opts.deadLetterQueue ?? 'asynx.dead';
     this.conn = new AmqpConnection(url, { connectTimeoutMs: opts.connectTimeoutMs, connectionName: 'asynx transport' });
     this.publisher = new AmqpPublisher(this.conn, url, opts);

@@ -71,6 +71,20 @@ CREATE TABLE IF NOT EXISTS events (
   seq INTEGER NOT NULL,
   body BLOB NOT NULL
 );
+-- Global rate limits: one token bucket of capacity 1 per key; next_at = when the next start may happen (epoch ms).
+CREATE TABLE IF NOT EXISTS rate_buckets (
+  key TEXT PRIMARY KEY,
+  next_at INTEGER NOT NULL
+);
+-- Deduplicated sends: the task holding a key. It is live while a message with that task id waits in
+-- messages, or while a worker holds it running (owner, lease renewed like message leases).
+CREATE TABLE IF NOT EXISTS dedupe (
+  key TEXT PRIMARY KEY,
+  task_id TEXT NOT NULL,
+  owner TEXT,
+  lease_until INTEGER NOT NULL DEFAULT 0,
+  created_at INTEGER NOT NULL
+);
 `;
 
 /** Opens (creating if needed) the broker database file; failures are SqliteStorageErrors. */

@@ -10,6 +10,7 @@ import { closeDatabase, retryWhileBusy } from '../sqlite/database.js';
 import { isBusy, sqliteError } from '../sqlite/errors.js';
 import { Releasers } from '../util/close-once.js';
 import { MSG_DELAYED, MSG_LEASED, MSG_READY, openDb, type Db } from './sqlite-db.js';
+import { SqliteShared } from './sqlite-shared.js';
 import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
 
 /** Options of the SQLite transport. */
@@ -98,6 +99,8 @@ export class SqliteTransport implements Transport {
   private readonly eventsPerRow: number;
   private lastAgePrune = 0;
   private stmts: ReturnType<SqliteTransport['prepare']> | null = null;
+  /** Global rate-limit buckets and dedupe keys. */
+  private shared: SqliteShared | null = null;
   /** Cleanup registered as resources are opened; close() runs it once, newest first. */
   private readonly releasers = new Releasers();
 
@@ -141,6 +144,7 @@ export class SqliteTransport implements Transport {
     const db = openDb(this.path, STATEMENT_BUSY_MS);
     try {
       this.stmts = this.prepare(db);
+      this.shared = new SqliteShared(db, this.owner);
     } catch (err) {
       db.close();
       throw sqliteError(err, { path: this.path, what: 'prepare the broker statements', busyTimeoutMs: STATEMENT_BUSY_MS });
@@ -151,6 +155,7 @@ export class SqliteTransport implements Transport {
     this.releasers.add('close the database file', () => {
       this.db = null;
       this.stmts = null;
+      this.shared = null;
       closeDatabase(db, this.path);
     });
     this.releasers.add('write pending events', () => this.flushEvents());
@@ -203,6 +208,49 @@ export class SqliteTransport implements Transport {
   async publish(queue: string, message: WireMessage, opts: PublishOptions = {}): Promise<void> {
     // Queued in the caller's tick when already open, so a close() called right after still commits it.
     if (!this.db || this.releasers.closed) await this.connect();
+    const row = this.rowFor(queue, message);
+    // Publishes made in the same tick share one write transaction: each commit is a WAL append plus a turn of
+    // the file lock that the workers' claims and acks wait for (bench case 3). Each still resolves on commit.
+    return new Promise<void>((resolve, reject) => {
+      this.pendingPublishes.push({ row, timeoutMs: opts.timeoutMs ?? this.publishTimeoutMs, resolve, reject });
+      if (this.pendingPublishes.length === 1) setImmediate(() => void this.flushPublishes());
+    });
+  }
+
+  /**
+   * Publishes unless the dedupe `key` is held by a task still waiting or running (one transaction, so two
+   * senders racing on one key send one message). Null when sent, else the holding task's id.
+   */
+  async publishUnique(queue: string, message: WireMessage, key: string, opts: PublishOptions = {}): Promise<string | null> {
+    await this.connect();
+    const row = this.rowFor(queue, message);
+    const held = await this.withRetry('publish', opts.timeoutMs ?? this.publishTimeoutMs, () =>
+      this.handle.transaction(() => {
+        const holder = this.shared!.claimKey(key, message.headers.id);
+        if (holder === null) this.s.insert.run(...row);
+        return holder;
+      }).immediate(),
+    );
+    if (held === null) this.wakeIdle('publish');
+    return held;
+  }
+
+  async holdDedupe(key: string, taskId: string): Promise<void> {
+    await this.withRetry('hold a dedupe key', 60_000, () => this.shared!.hold(key, taskId, this.visibilityMs));
+  }
+
+  async releaseDedupe(key: string, taskId: string): Promise<void> {
+    await this.withRetry('release a dedupe key', 60_000, () => this.shared!.release(key, taskId));
+  }
+
+  /** A global rate limit's bucket, shared by every process on this file (see {@link SqliteShared.takeToken}). */
+  async takeRateToken(key: string, intervalMs: number): Promise<number> {
+    await this.connect();
+    return this.withRetry('take a rate-limit token', 60_000, () => this.shared!.takeToken(key, intervalMs));
+  }
+
+  /** The `messages` row for a publish: eta → delayed, visible at its time. */
+  private rowFor(queue: string, message: WireMessage): unknown[] {
     const now = Date.now();
     let visibleAt = now;
     if (message.headers.eta) {
@@ -214,13 +262,7 @@ export class SqliteTransport implements Transport {
     }
     const state = visibleAt > now ? MSG_DELAYED : MSG_READY;
     const p = message.properties.priority ?? 0;
-    const row: unknown[] = [queue, p, state, visibleAt, JSON.stringify(message.properties), JSON.stringify(message.headers), message.body, now];
-    // Publishes made in the same tick share one write transaction: each commit is a WAL append plus a turn of
-    // the file lock that the workers' claims and acks wait for (bench case 3). Each still resolves on commit.
-    return new Promise<void>((resolve, reject) => {
-      this.pendingPublishes.push({ row, timeoutMs: opts.timeoutMs ?? this.publishTimeoutMs, resolve, reject });
-      if (this.pendingPublishes.length === 1) setImmediate(() => void this.flushPublishes());
-    });
+    return [queue, p, state, visibleAt, JSON.stringify(message.properties), JSON.stringify(message.headers), message.body, now];
   }
 
   private async flushPublishes(): Promise<void> {
@@ -356,6 +398,7 @@ export class SqliteTransport implements Transport {
   private renew(): void {
     try {
       this.s.renew.run(Date.now() + this.visibilityMs, this.owner);
+      this.shared?.renew(this.visibilityMs);
     } catch {
       // locked: the next tick retries well before the lease ends
     }

@@ -1,5 +1,6 @@
-// Admission of a delivery: decode, revoked, expired, max deliveries, eta hold, then the priority buffer.
+// Admission of a delivery: decode, revoked, expired, max deliveries, eta hold, rate-limit hand-back, then the priority buffer.
 
+import { DEDUPE_HEADER } from '../app/dedupe.js';
 import { encodeError } from '../app/execute.js';
 import { AsynxError, NotRegistered, ProtocolError, TaskRevokedError, WorkerLostError } from '../errors.js';
 import { decodeTaskMessage, type TaskRequest } from '../protocol/codec.js';
@@ -8,10 +9,29 @@ import { errorBody } from '../results/body.js';
 import type { Delivery } from '../transports/transport.js';
 import type { Outcomes } from './outcome.js';
 import { internalPublishMs, isoOrNull, taskBase, type Pending, type TaskIo } from './pending.js';
+import { RateGates, type AppliedLimit } from './rate-gates.js';
 import { RevokedSet } from './revoked.js';
 
 /** Tasks due within this long are held here; later ones go back to a broker that can delay them. */
 const ETA_HOLD_MS = 1000;
+
+/**
+ * Rate-limited tasks (Celery #8119: in Celery they wait on their bucket holding prefetch slots, so a
+ * backlog of one limited task starves every other task of the worker). Here a limited task waits in the
+ * buffer but never in a pool slot: {@link Admission.take} skips a task whose bucket has no token and
+ * starts the next one of another name. It still holds a broker prefetch slot while it waits (unacked), so
+ * few wait here: one whose token is due now, else those due within RATE_HOLD_MS, and never more than half
+ * the prefetch window for all limited tasks together (none with a window of 1). Any further one goes back
+ * to the broker's delayed store, republished with an eta at its projected start and then acked (one write
+ * per task, no redelivery loop), as eta tasks do. So at least half the prefetch stays for other tasks,
+ * memory stays bounded with a backlog of any size, and another node may take the handed-back task. Where
+ * the broker's delays are coarse (the AMQP ladder counts whole seconds) the eta is that much early, capped
+ * by what the hold may keep here, so the task waits here its last moment rather than going round again.
+ * Without a delaying broker they wait here, as in Celery.
+ */
+const RATE_HOLD_MS = 2000;
+/** A token due within this long counts as due now. */
+const RATE_NOW_MS = 5;
 
 /** Turns deliveries into due tasks in a priority buffer; holds eta tasks; discards revoked and expired ones. */
 export class Admission {
@@ -21,6 +41,8 @@ export class Admission {
   private readonly held = new Set<Pending>();
   /** Task ids revoked by remote control: not run when they arrive or come due (Celery keeps the same in memory). */
   readonly revoked = new RevokedSet();
+  /** Token buckets of the rate limits. */
+  readonly gates: RateGates;
   private seq = 0;
 
   constructor(
@@ -30,7 +52,12 @@ export class Admission {
     private readonly accepting: () => boolean,
     /** Called when a task became due. */
     private readonly onDue: () => void,
-  ) {}
+    /** The consumer's prefetch window (rate-limited tasks may hold half of it). */
+    private readonly prefetch: () => number = () => 8,
+  ) {
+    const shared = io.transport.takeRateToken?.bind(io.transport) ?? null;
+    this.gates = new RateGates(io.limits, shared, onDue, (message) => io.events.emit('worker:error', { message }));
+  }
 
   /** Handles one delivery; never rejects (a failure is reported as `worker:error`). */
   onDelivery(d: Delivery): void {
@@ -42,13 +69,43 @@ export class Admission {
     this.revoked.add(id);
   }
 
-  /** The next due task, or undefined. A task revoked while it waited is discarded here (Celery checks before it runs). */
+  /**
+   * The next due task that may start now, or undefined. A task revoked while it waited is discarded here
+   * (Celery checks before it runs). A rate-limited task without a token is skipped, with every later one of
+   * its bucket: tasks of other names behind it start (its gate wakes the dispatcher when a token is due).
+   */
   take(): Pending | undefined {
-    for (;;) {
-      const p = this.buffer.shift();
-      if (!p || !this.revoked.has(p.req.id)) return p;
-      this.discard(p, false).catch((err) => this.io.events.emit('worker:error', { message: `Discarding revoked task ${p.req.id} failed: ${(err as Error).message}`, taskId: p.req.id }));
+    const blocked = new Set<string>();
+    for (let i = 0; i < this.buffer.length; ) {
+      const p = this.buffer[i]!;
+      if (this.revoked.has(p.req.id)) {
+        this.buffer.splice(i, 1);
+        this.discard(p, false).catch((err) => this.io.events.emit('worker:error', { message: `Discarding revoked task ${p.req.id} failed: ${(err as Error).message}`, taskId: p.req.id }));
+        continue;
+      }
+      const limit = this.gates.limitOf(p);
+      if (limit && (blocked.has(limit.key) || !this.gates.tryStart(limit))) {
+        blocked.add(limit.key);
+        i++;
+        continue;
+      }
+      this.buffer.splice(i, 1);
+      return p;
     }
+    return undefined;
+  }
+
+  /** The dedupe key a message carries (sent with `dedupe` / `dedupeKey`), or null. */
+  static dedupeKey(p: Pending): string | null {
+    const k = p.req.headers[DEDUPE_HEADER];
+    return typeof k === 'string' && k !== '' ? k : null;
+  }
+
+  /** The task ended here (or was discarded): its dedupe key is free again. Never rejects. */
+  async releaseDedupe(p: Pending): Promise<void> {
+    const key = Admission.dedupeKey(p);
+    if (key === null || !this.io.transport.releaseDedupe) return;
+    await this.io.transport.releaseDedupe(key, p.req.id).catch((err) => this.io.events.emit('worker:error', { message: `Releasing the dedupe key of ${p.req.id} failed: ${(err as Error).message}`, taskId: p.req.id }));
   }
 
   /** Not run: `task:revoked`, REVOKED in the result backend, then the ack. */
@@ -57,6 +114,7 @@ export class Admission {
     this.io.events.emit('task:revoked', { ...taskBase(p, this.io.hostname), terminated: false, signum: null, expired, expires: isoOrNull(req.expires) });
     await this.outcomes.store(p, errorBody(req.id, 'REVOKED', encodeError(new TaskRevokedError(expired ? 'expired' : 'revoked', { taskId: req.id }))));
     await this.outcomes.ack(p);
+    await this.releaseDedupe(p);
   }
 
   /** Due tasks waiting for a pool child. */
@@ -94,6 +152,11 @@ export class Admission {
       return;
     }
     const p: Pending = { delivery: d, req, def, acked: false, abandoned: false, timer: null, startedAt: 0, seq: ++this.seq };
+    const dedupe = Admission.dedupeKey(p);
+    // Held from now (the message row is still leased) until it ends: an early ack deletes the row at start.
+    if (dedupe !== null && transport.holdDedupe) {
+      await transport.holdDedupe(dedupe, req.id).catch((err) => events.emit('worker:error', { message: `Holding the dedupe key of ${req.id} failed: ${(err as Error).message}`, taskId: req.id }));
+    }
     if (this.revoked.has(req.id) || (req.expires !== null && req.expires <= Date.now())) {
       await this.discard(p, !this.revoked.has(req.id));
       return;
@@ -139,8 +202,44 @@ export class Admission {
     this.enqueue(p);
   }
 
-  /** Puts a due task in the buffer, highest priority first (FIFO within a priority). */
+  /** Puts a due task in the buffer, highest priority first (FIFO within a priority), or hands a rate-limited one back. */
   private enqueue(p: Pending): void {
+    const limit = this.gates.limitOf(p);
+    if (limit && this.io.transport.capabilities.delayedDelivery) {
+      let ahead = 0;
+      let limited = 0;
+      for (const q of this.buffer) {
+        const l = this.gates.limitOf(q);
+        if (l) limited++;
+        if (l?.key === limit.key) ahead++;
+      }
+      const share = Math.floor(this.prefetch() / 2);
+      const wait = this.gates.projectedStart(limit, ahead) - Date.now();
+      if (wait > RATE_NOW_MS && (limited >= share || wait > RATE_HOLD_MS)) {
+        this.handBack(p, limit, ahead, share).catch((err) => {
+          this.io.events.emit('worker:error', { message: `Handing rate-limited task ${p.req.id} back failed, it waits here: ${(err as Error).message}`, taskId: p.req.id });
+          this.insert(p);
+        });
+        return;
+      }
+    }
+    this.insert(p);
+  }
+
+  /** Back to the broker's delayed store with an eta at its projected start; the eta wait then comes first, the bucket after. */
+  private async handBack(p: Pending, limit: AppliedLimit, ahead: number, share: number): Promise<void> {
+    const early = Math.min(this.io.transport.capabilities.delayGranularityMs ?? 0, (share / 2) * limit.intervalMs, RATE_HOLD_MS / 2);
+    const eta = new Date(Math.max(Date.now(), this.gates.handBackEta(limit, ahead) - early)).toISOString();
+    const m = p.delivery.message;
+    // Without the broker's dead-letter history: RabbitMQ takes a message that dead-letters again from a
+    // queue named in its x-death for a cycle (a handed-back task came through the delay ladder before).
+    const headers = Object.fromEntries(Object.entries(m.headers as Record<string, unknown>).filter(([k]) => !/^x-(death|first-death-|last-death-)/.test(k)));
+    const message = { ...m, headers: { ...headers, eta } } as unknown as WireMessage;
+    await this.io.transport.publish(p.delivery.queue, message, { timeoutMs: internalPublishMs(this.io.config) });
+    await this.outcomes.ack(p);
+  }
+
+  private insert(p: Pending): void {
     let i = this.buffer.length;
     while (i > 0 && this.buffer[i - 1]!.req.priority < p.req.priority) i--;
     this.buffer.splice(i, 0, p);

@@ -96,7 +96,8 @@ export function workerControlTarget(s: ControlSources): ControlTarget {
         const time = io.limits.time(name);
         const hard = time ? time.hard : o?.timeLimit;
         const soft = time ? time.soft : o?.softTimeLimit;
-        return { name, attributes: { rate_limit: io.limits.rate(name), queue: o?.queue ?? undefined, time_limit: hard ?? undefined, soft_time_limit: soft ?? undefined, acks_late: o?.acksLate ?? undefined } };
+        const rate = io.limits.rateOverride(name);
+        return { name, attributes: { rate_limit: rate === undefined ? o?.rateLimit?.text : (rate ?? undefined), queue: o?.queue ?? undefined, time_limit: hard ?? undefined, soft_time_limit: soft ?? undefined, acks_late: o?.acksLate ?? undefined } };
       }),
     revoke: (ids) => {
       for (const id of ids) admission.revoke(id);
@@ -108,6 +109,7 @@ export function workerControlTarget(s: ControlSources): ControlTarget {
     setRateLimit: (task, rate) => {
       if (!known(task)) return false;
       io.limits.setRate(task, rate);
+      admission.gates.rateChanged(task);
       return true;
     },
     setTimeLimit: (task, soft, hard) => {

@@ -3,7 +3,7 @@
 import type { WireMessage } from '../protocol/message.js';
 import { reprOf } from '../protocol/codec.js';
 import { stateBody } from '../results/body.js';
-import type { Admission } from './admission.js';
+import { Admission } from './admission.js';
 import type { Job } from './pool/ipc.js';
 import type { Outcomes } from './outcome.js';
 import { ignoresResult, internalPublishMs, taskBase, type Pending, type TaskIo } from './pending.js';
@@ -99,7 +99,12 @@ export class Dispatch {
     const hard = req.timeLimit ?? (changed ? changed.hard : def.options.timeLimit);
     pool
       .run(job, hard, (state, meta) => void this.outcomes.store(p, stateBody(req.id, state, meta)), acked)
-      .then((r) => this.outcomes.finish(p, r))
+      .then(async (r) => {
+        // A deduped task frees its key before its result is stored, so a caller that saw the result can send
+        // again at once. A retry frees it after the retry is sent (the retry message then keeps the key).
+        if (!(r.kind === 'done' && r.outcome.kind === 'retry') && Admission.dedupeKey(p) !== null) await this.admission.releaseDedupe(p);
+        await this.outcomes.finish(p, r);
+      })
       .catch(async (err) => {
         events.emit('worker:error', { message: `Task ${req.task}[${req.id}] bookkeeping failed: ${(err as Error).message}`, taskId: req.id });
         // Not acked yet (acks late): hand it back so it runs again rather than staying leased.
@@ -111,6 +116,7 @@ export class Dispatch {
         this.running.delete(p.seq);
         this.poolOf.delete(p.seq);
         this.processed++;
+        if (Admission.dedupeKey(p) !== null) void this.admission.releaseDedupe(p);
         if (this.running.size === 0) for (const wake of this.idleWaiters.splice(0)) wake();
         this.pump();
       });

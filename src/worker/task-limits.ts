@@ -20,23 +20,36 @@ export function parseRate(text: string): { perSecond: number } | { error: string
 }
 
 /**
- * What remote control changed per task name. Only stored and reported (`registered`, `conf`):
- * enforcing rate limits is a later issue. Time limits apply to task runs that start afterwards.
+ * What remote control changed per task name, as Celery changes the task's attributes. The worker's rate
+ * gates read {@link TaskLimits.rateOverride} at every start, so a new rate applies to waiting tasks at once;
+ * time limits apply to task runs that start afterwards.
  */
 export class TaskLimits {
   private readonly rates = new Map<string, string>();
+  /** Tasks whose limit was turned off by `rate_limit` with `''` or `0` (it then overrides the task's own). */
+  private readonly disabled = new Set<string>();
   private readonly times = new Map<string, TimeLimits>();
 
-  /** Stores a rate limit (`''` or a zero rate removes it). */
+  /** Stores a rate limit (`''` or a zero rate turns the task's limit off). */
   setRate(task: string, rate: string): void {
     const r = parseRate(rate);
-    if (rate === '' || ('perSecond' in r && r.perSecond === 0)) this.rates.delete(task);
-    else this.rates.set(task, rate);
+    if (rate === '' || ('perSecond' in r && r.perSecond === 0)) {
+      this.rates.delete(task);
+      this.disabled.add(task);
+    } else {
+      this.rates.set(task, rate);
+      this.disabled.delete(task);
+    }
   }
 
   /** The rate limit set for a task, or undefined. */
   rate(task: string): string | undefined {
     return this.rates.get(task);
+  }
+
+  /** What remote control says about a task's rate: a rate string, null (turned off), undefined (never set). */
+  rateOverride(task: string): string | null | undefined {
+    return this.disabled.has(task) ? null : this.rates.get(task);
   }
 
   setTime(task: string, limits: TimeLimits): void {

@@ -1,6 +1,7 @@
 // Worker: the lifecycle over its parts (admission → dispatch → outcomes), with cleanup registered as it starts.
 
 import type { Asynx } from '../app/app.js';
+import { globalRateUnsupported } from '../app/rate-limit.js';
 import { claimNodeName } from '../control/node-registry.js';
 import type { Mailbox } from '../control/mailbox.js';
 import { acquirePidfile } from '../process/pidfile.js';
@@ -194,6 +195,8 @@ export class Worker {
       const connected = await this.connect(app, config.brokerUrl, app.cwd);
       if (connected === null || this.stopRequested) return;
       const { transport, backend } = connected;
+      // A global limit this broker cannot share would silently be per worker: refused before consuming.
+      for (const name of app.taskNames()) if (app.getTask(name)?.options.rateLimit?.global && !transport.takeRateToken) throw globalRateUnsupported(name, transport.kind);
       await claimNodeName(transport, config, opts.nodeName, releasers); // a live node of this name on this broker: refuse
       this.lost.useTarget(config.brokerUrl, config.resultBackend, app.cwd);
       if (this.lost.unsettled) {
@@ -212,7 +215,7 @@ export class Worker {
       const admission = new Admission(io, outcomes, () => this.lifecycle.accepting, () => {
         this.parts?.dispatch.pump();
         this.autoscaler?.poke();
-      });
+      }, () => this.prefetch ?? 1);
       const status = this.status;
       const dispatch = new Dispatch(io, admission, outcomes, () => (this.lifecycle.state === 'running' ? this.pool : null), status ? () => status.record() : undefined);
       this.parts = { io, admission, outcomes, dispatch };
