@@ -5,7 +5,9 @@
 // sent, and a claim only moves an entry forward, so a crash loses at most that one run and two leaders
 // never send one due time twice. When this scheduler becomes the leader (start-up, or a takeover), the
 // due times missed until then follow the entry's `catchUp`; from then on it sends each due time as it
-// comes. An entry that never ran starts from now: its first run is its next due time.
+// comes. A tick that comes more than {@link RESUME_AFTER_MS} after the previous one (the host slept, the
+// clock jumped, the event loop was blocked) is treated the same way. An entry that never ran starts from
+// now: its first run is its next due time.
 
 import { EventEmitter } from 'node:events';
 import type { Asynx } from '../app/app.js';
@@ -20,6 +22,9 @@ import { FileScheduleStore, SqliteScheduleStore, type ScheduleStore } from './st
 export const SCHEDULED_AT_HEADER = 'x-asynx-scheduled-at';
 /** Header carrying the name of the periodic entry that sent the task. */
 export const PERIODIC_ENTRY_HEADER = 'x-asynx-periodic';
+
+/** A gap between two ticks past which the due times in it count as missed (catch-up policy), ms. */
+export const RESUME_AFTER_MS = 30_000;
 
 /** Events of a {@link Beat}. */
 export interface BeatEventMap {
@@ -60,6 +65,7 @@ export class Beat extends EventEmitter<BeatEventMap> {
   private ticking: Promise<void> | null = null;
   private again = false;
   private leading = false;
+  private lastTickAt: number | null = null;
   /** Entries whose missed due times still wait for the catch-up decision of this lead. */
   private pendingCatchUp = new Set<string>();
   private closing: Promise<void> | null = null;
@@ -97,6 +103,13 @@ export class Beat extends EventEmitter<BeatEventMap> {
   /** Whether this scheduler leads now. */
   isLeader(): boolean {
     return this.leadership?.isLeader() ?? false;
+  }
+
+  /** Runs one tick now and resolves when it is done (the timer goes on as well): for tests and injected clocks. */
+  async check(): Promise<void> {
+    while (this.ticking) await this.ticking;
+    this.kick();
+    await this.ticking;
   }
 
   private kick(): void {
@@ -141,7 +154,12 @@ export class Beat extends EventEmitter<BeatEventMap> {
       if (leads) this.pendingCatchUp = new Set(this.entries.map((e) => e.name));
       this.emit(leads ? 'beat:leader' : 'beat:follower', { holder: leadership.holder, at: now });
     }
-    if (!leads) return;
+    if (!leads) {
+      this.lastTickAt = null;
+      return;
+    }
+    if (this.lastTickAt !== null && now - this.lastTickAt > RESUME_AFTER_MS) this.pendingCatchUp = new Set(this.entries.map((e) => e.name));
+    this.lastTickAt = now;
     for (const entry of this.entries) {
       if (this.closing || !leadership.isLeader()) return;
       try {
@@ -160,7 +178,7 @@ export class Beat extends EventEmitter<BeatEventMap> {
       await store.claim(entry.name, now); // never ran: start from now
       return;
     }
-    const { dues, dropped } = duesBetween(entry.schedule, last, now, catchingUp && entry.catchUp === 'all' ? MAX_CATCH_UP : Number.MAX_SAFE_INTEGER);
+    const { dues, dropped } = duesBetween(entry.schedule, last, now, MAX_CATCH_UP);
     if (!dues.length) return;
     let send = dues;
     if (catchingUp && entry.catchUp !== 'all') {
