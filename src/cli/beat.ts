@@ -77,6 +77,12 @@ export function logBeatEvents(beat: Beat, logger: Logger): void {
   beat.on('beat:error', (e) => logger.error(`beat: ${e.entry ? `${e.entry}: ` : ''}${e.message}`));
 }
 
+/** `beat: 2 entries (tick, nightly)`: the start line of a scheduler. */
+export function beatStartLine(beat: Beat): string {
+  const n = beat.schedule.length;
+  return `beat: ${n} entr${n === 1 ? 'y' : 'ies'}${n ? ` (${beat.schedule.map((e) => e.name).join(', ')})` : ''}`;
+}
+
 /** Runs `asynx beat`; resolves to the exit code. */
 export async function runBeat(flags: BeatFlags, io: BeatCliIo): Promise<number> {
   if (!flags.app) throw new UsageError('asynx.cli.noApp', 'asynx beat needs -A/--app <module>');
@@ -103,7 +109,7 @@ export async function runBeat(flags: BeatFlags, io: BeatCliIo): Promise<number> 
     if (pidfilePath) pidfile = acquirePidfile(pidfilePath, 'beat', (m) => logger.warn(m));
     const config = await app.config();
     beat = await startBeat(app, { entries, scheduleFile: scheduleFilePath(io.cwd, flags.scheduleFile, pidfilePath) }, (b) => logBeatEvents(b, logger));
-    logger.info(`beat: ${entries.length} entr${entries.length === 1 ? 'y' : 'ies'} on ${redact(config.brokerUrl)}; ready.`);
+    logger.info(`${beatStartLine(beat)} on ${redact(config.brokerUrl)}; ready.`);
     await stopped;
     return ExitCode.ok;
   } finally {

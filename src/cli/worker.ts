@@ -23,7 +23,7 @@ import { addConnectionOptions, applyConnection, connectionFromFlags } from './co
 import { durationMs } from '../util/duration.js';
 import type { Asynx } from '../app/app.js';
 import { startBeat, type Beat } from '../beat/service.js';
-import { logBeatEvents, scheduleFilePath } from './beat.js';
+import { beatStartLine, logBeatEvents, scheduleFilePath } from './beat.js';
 
 /** Raw flags of `asynx worker`. */
 export interface WorkerFlags {
@@ -216,6 +216,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
       if (flags.beat && app) {
         // Embedded scheduler (Celery's -B): stops before the worker's connections close.
         beat = await startBeat(app, { scheduleFile: scheduleFilePath(cwd, flags.scheduleFile, pidfile) }, (b) => logBeatEvents(b, logger));
+        logger.info(`${beatStartLine(beat)} (embedded scheduler)`);
         const b = beat;
         worker.on('worker:shutdown', () => void b.close());
       }
