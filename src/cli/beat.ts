@@ -4,7 +4,7 @@ import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { formatInZone } from '../beat/schedule.js';
 import { startBeat, type Beat } from '../beat/service.js';
-import { ExitCode, UsageError } from '../errors.js';
+import { ExitCode } from '../errors.js';
 import { acquirePidfile, type HeldPidfile } from '../process/pidfile.js';
 import { LogFile } from '../process/logfile.js';
 import { loadApp, resolveAppModule } from '../worker/load-app.js';
@@ -20,9 +20,9 @@ export interface BeatCliIo {
   cwd: string;
 }
 
-/** Raw flags of `asynx beat`. */
+/** Raw flags of `asynx beat` (commander requires -A). */
 export interface BeatFlags extends ConnectionFlags {
-  app?: string;
+  app: string;
   list?: boolean;
   scheduleFile?: string;
   pidfile?: string;
@@ -34,8 +34,8 @@ export interface BeatFlags extends ConnectionFlags {
 const HELP = `
 Sends each periodic entry of the app (app.periodic(), and the config file's \`periodic\` section) when it
 is due. Run as many schedulers as you like (asynx beat, or asynx worker -B): they elect one leader, and
-each due time is sent once; when the leader dies another takes over within about 3 s (SQLite: a lease
-in the broker file; RabbitMQ: a single-active-consumer queue). Last-run state is written before each
+each due time is sent once; when the leader dies another takes over (SQLite: a lease in the broker
+file, free 3 s after the leader's last renewal; RabbitMQ: a single-active-consumer queue, at once). Last-run state is written before each
 send: SQLite keeps it in the broker file; RabbitMQ in --schedule-file (default: beat-schedule.json
 beside --pidfile, else ./.asynx/beat-schedule.json). Stops on INT or TERM.
 
@@ -85,7 +85,6 @@ export function beatStartLine(beat: Beat): string {
 
 /** Runs `asynx beat`; resolves to the exit code. */
 export async function runBeat(flags: BeatFlags, io: BeatCliIo): Promise<number> {
-  if (!flags.app) throw new UsageError('asynx.cli.noApp', 'asynx beat needs -A/--app <module>');
   const level = parseLogLevel(flags.loglevel ?? 'info');
   const conn = connectionFromFlags(flags, io.cwd);
   const appUrl = resolveAppModule(flags.app, io.cwd);
