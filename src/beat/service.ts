@@ -16,7 +16,7 @@ import { parseBrokerUrl } from '../urls.js';
 import { MAX_CATCH_UP, type PeriodicEntry } from './entry.js';
 import { AmqpLeadership, SqliteLease, type Leadership } from './leader.js';
 import { duesBetween } from './schedule.js';
-import { FileScheduleStore, SqliteScheduleStore, type ScheduleStore } from './store.js';
+import { SqliteScheduleStore, type ScheduleStore } from './store.js';
 
 /** Header carrying a periodic run's due time (ISO-8601, UTC) in the task message. */
 export const SCHEDULED_AT_HEADER = 'x-asynx-scheduled-at';
@@ -65,6 +65,8 @@ export class Beat extends EventEmitter<BeatEventMap> {
   private ticking: Promise<void> | null = null;
   private again = false;
   private leading = false;
+  /** Whether the store's {@link ScheduleStore.sync} ran in this lead. */
+  private synced = false;
   private lastTickAt: number | null = null;
   /** Entries whose missed due times still wait for the catch-up decision of this lead. */
   private pendingCatchUp = new Set<string>();
@@ -92,7 +94,8 @@ export class Beat extends EventEmitter<BeatEventMap> {
       this.store = this.opts.store ?? new SqliteScheduleStore(broker.path);
       this.leadership = this.opts.leadership ?? new SqliteLease(broker.path);
     } else {
-      this.store = this.opts.store ?? new FileScheduleStore(this.opts.scheduleFile ?? `${this.app.cwd}/.asynx/beat-schedule.json`);
+      const { AmqpScheduleStore } = await import('./amqp-store.js');
+      this.store = this.opts.store ?? new AmqpScheduleStore(broker.url, this.opts.scheduleFile ?? `${this.app.cwd}/.asynx/beat-schedule.json`, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
       this.leadership = this.opts.leadership ?? new AmqpLeadership(broker.url, { connectTimeoutMs: config.connectTimeoutMs });
     }
     await this.app.connect();
@@ -152,11 +155,17 @@ export class Beat extends EventEmitter<BeatEventMap> {
     if (leads !== this.leading) {
       this.leading = leads;
       if (leads) this.pendingCatchUp = new Set(this.entries.map((e) => e.name));
+      this.synced = false;
       this.emit(leads ? 'beat:leader' : 'beat:follower', { holder: leadership.holder, at: now });
     }
     if (!leads) {
       this.lastTickAt = null;
       return;
+    }
+    if (!this.synced) {
+      // Before the first send of a lead: what the previous leader recorded elsewhere (a failure retries next tick).
+      await this.store!.sync?.();
+      this.synced = true;
     }
     if (this.lastTickAt !== null && now - this.lastTickAt > RESUME_AFTER_MS) this.pendingCatchUp = new Set(this.entries.map((e) => e.name));
     this.lastTickAt = now;

@@ -18,6 +18,8 @@ export interface ScheduleStore {
   lastDue(entry: string): Promise<number | null>;
   /** Records `dueMs` for `entry` if it is later than the stored one; true when this call moved it. */
   claim(entry: string, dueMs: number): Promise<boolean>;
+  /** Brings in state kept elsewhere (another host's runs) before this scheduler leads; optional. */
+  sync?(): Promise<void>;
   /** Releases the file or database handle. Idempotent. */
   close(): Promise<void>;
 }
@@ -86,6 +88,11 @@ export class FileScheduleStore implements ScheduleStore {
     } catch (err) {
       throw scheduleFileError(path, 'create the directory of', err);
     }
+  }
+
+  /** The last due time of every entry in the file. */
+  snapshot(): Record<string, number> {
+    return Object.fromEntries(Object.entries(this.read().entries).map(([name, e]) => [name, e.lastDue]));
   }
 
   private read(): StateFile {

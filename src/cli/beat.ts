@@ -37,7 +37,8 @@ is due. Run as many schedulers as you like (asynx beat, or asynx worker -B): the
 each due time is sent once; when the leader dies another takes over (SQLite: a lease in the broker
 file, free 3 s after the leader's last renewal; RabbitMQ: a single-active-consumer queue, at once). Last-run state is written before each
 send: SQLite keeps it in the broker file; RabbitMQ in --schedule-file (default: beat-schedule.json
-beside --pidfile, else ./.asynx/beat-schedule.json). Stops on INT or TERM.
+beside --pidfile, else ./.asynx/beat-schedule.json), mirrored to the queue asynx.beat.state for the
+schedulers of other hosts. Stops on INT or TERM.
 
 Examples:
   $ asynx beat -A ./tasks.mjs
