@@ -196,7 +196,9 @@ export class Beat extends EventEmitter<BeatEventMap> {
       const skipped = dues.length - send.length + dropped;
       if (skipped) {
         if (!send.length && !(await store.claim(entry.name, latest))) return;
-        this.emit('beat:skipped', { entry: entry.name, count: skipped, through: send.length ? dues[dues.length - 2]! : latest });
+        // The newest skipped one: the one before `latest` when it is sent (older than the oldest listed when the list was cut).
+        const through = !send.length ? latest : dues.length >= 2 ? dues[dues.length - 2]! : dues[0]! - 1;
+        this.emit('beat:skipped', { entry: entry.name, count: skipped, through });
       }
     } else if (dropped) {
       this.emit('beat:skipped', { entry: entry.name, count: dropped, through: dues[0]! - 1 });
