@@ -52,6 +52,7 @@ module.exports = {
     layer('dead', `${dir('worker')}|${dir('multi')}|${dir('control')}|${dir('process')}`, 'Dead-letter stores sit beside app, over transports and protocol.'),
     layer('amqp', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('process')}|${dir('results')}|${dir('transports')}|${dir('dead')}|${dir('sqlite')}`, 'The AMQP connection layer sits under transports, results and control.'),
     layer('sqlite', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('process')}|${dir('results')}|${dir('transports')}|${dir('dead')}|${dir('amqp')}`, 'The SQLite database layer sits under the SQLite transport and result store.'),
+    layer('beat', `${dir('worker')}|${dir('multi')}|${dir('control')}|${dir('process')}|${dir('dashboard')}`, 'The periodic-task scheduler is a client of the app (it sends through it); worker -B and the CLI start it.'),
     layer('app', `${dir('worker')}|${dir('multi')}|${dir('control')}|${dir('process')}`, 'app sits under worker and multi.'),
     layer('control', `${dir('worker')}|${dir('multi')}|${dir('app')}`, 'Remote control sits under the worker.'),
     layer('events', `${dir('worker')}|${dir('multi')}|${dir('app')}|${dir('control')}|${dir('tasks')}|${dir('process')}|${dir('results')}|${dir('dashboard')}`, 'Celery events (publish, receive, state) sit under worker and app, beside control, over transports, amqp and sqlite.'),

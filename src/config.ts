@@ -51,6 +51,22 @@ export interface AsynxOptions {
   eventsMaxCount?: number;
   /** SQLite broker: events older than this are deleted from the `events` table (a {@link Duration}). @defaultValue 3600 (one hour) */
   eventsMaxAge?: Duration;
+  /**
+   * Periodic entries, by name: `{ cleanup: { task: 'cleanup', schedule: { cron: '30 2 * * *', tz: 'Europe/Berlin' }, args: [7] } }`,
+   * as `app.periodic()` takes them (checked when a scheduler starts). An entry here wins over the app's of the same name.
+   * @defaultValue `{}`
+   */
+  periodic?: Record<string, PeriodicConfigInput>;
+}
+
+/** One entry of the config file's `periodic` section (see `app.periodic()`). */
+export interface PeriodicConfigInput {
+  task: string;
+  schedule: { every: Duration } | { cron: string; tz?: string };
+  args?: unknown[];
+  kwargs?: Record<string, unknown>;
+  options?: Record<string, unknown>;
+  catchUp?: 'none' | 'latest' | 'all';
 }
 
 /** Every option filled in, durations in ms. */
@@ -73,6 +89,8 @@ export interface ResolvedConfig {
   taskSendSentEvent: boolean;
   eventsMaxCount: number;
   eventsMaxAgeMs: number;
+  /** The `periodic` section as given (checked by the scheduler). */
+  periodic: Record<string, PeriodicConfigInput>;
 }
 
 export const DEFAULT_SQLITE_URL = 'sqlite://./.asynx/asynx.db';
@@ -101,7 +119,8 @@ export const OPTION_KINDS = {
   taskSendSentEvent: 'boolean',
   eventsMaxCount: 'number',
   eventsMaxAge: 'duration',
-} as const satisfies Record<keyof AsynxOptions, 'string' | 'number' | 'boolean' | 'duration' | 'list'>;
+  periodic: 'json',
+} as const satisfies Record<keyof AsynxOptions, 'string' | 'number' | 'boolean' | 'duration' | 'list' | 'json'>;
 
 /** An option name from `camelCase` or `snake_case` text, or null when asynx has no such option. */
 export function optionKey(name: string): keyof AsynxOptions | null {
@@ -119,6 +138,13 @@ export function optionFromText(key: keyof AsynxOptions, raw: string, source: str
     throw new UsageError('asynx.config.badBoolean', `${source}='${raw}' must be true or false`, { option: source, value: raw });
   }
   if (kind === 'list') return raw.split(',').map((s) => s.trim()).filter(Boolean);
+  if (kind === 'json') {
+    try {
+      return JSON.parse(raw) as unknown;
+    } catch {
+      throw new UsageError('asynx.config.badJson', `${source} must be JSON, e.g. ${source}='{"tick":{"task":"tick","schedule":{"every":"30s"}}}', got '${raw}'`, { option: source, value: raw });
+    }
+  }
   if (kind === 'number') {
     const n = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(n)) throw badNumber(source, raw, `${source}='${raw}' must be a number`);
@@ -240,5 +266,6 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
     taskSendSentEvent: o.taskSendSentEvent ?? false,
     eventsMaxCount: num(o.eventsMaxCount, 'eventsMaxCount', 10_000, 1),
     eventsMaxAgeMs: durationMs(o.eventsMaxAge ?? 3_600, 'eventsMaxAge'),
+    periodic: o.periodic ?? {},
   };
 }

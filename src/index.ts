@@ -115,3 +115,10 @@ export { LamportClock } from './events/clock.js';
 
 /** The web dashboard (`asynx dashboard`), or mounted in a host app. */
 export { dashboard, type Dashboard, type DashboardOptions } from './dashboard/lazy.js';
+
+// Periodic tasks (`app.periodic()`, `asynx beat`, `asynx worker -B`): one leading scheduler per cluster.
+export { Beat, startBeat, SCHEDULED_AT_HEADER, PERIODIC_ENTRY_HEADER, RESUME_AFTER_MS, type BeatOptions, type BeatEventMap } from './beat/service.js';
+export { MAX_CATCH_UP, type CatchUp, type PeriodicOptions, type PeriodicEntry, type PeriodicConfigEntry } from './beat/entry.js';
+export type { PeriodicSchedule, ResolvedSchedule } from './beat/schedule.js';
+export { SqliteScheduleStore, FileScheduleStore, type ScheduleStore } from './beat/store.js';
+export { SqliteLease, AmqpLeadership, LEADER_QUEUE, type Leadership, type SqliteLeaseOptions, type AmqpLeadershipOptions } from './beat/leader.js';

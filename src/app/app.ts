@@ -23,6 +23,8 @@ import { executeTask, type TaskDefinition } from './execute.js';
 import { AsyncResult } from './result.js';
 import { Task } from './task.js';
 import { TaskSignature, type SignatureOptions } from '../canvas/signature.js';
+import { assertNewEntry, mergeEntries, periodicFromConfig, resolvePeriodicEntry, type PeriodicEntry, type PeriodicOptions } from '../beat/entry.js';
+import type { PeriodicSchedule } from '../beat/schedule.js';
 import { resolveTaskOptions, type TaskOptions } from './task-options.js';
 
 /** Constructor options: app options plus where to look for a config file. */
@@ -44,6 +46,7 @@ interface Connections {
  */
 export class Asynx {
   private readonly tasks = new Map<string, TaskDefinition>();
+  private readonly periodics = new Map<string, PeriodicEntry>();
   private readonly base: AppOptions;
   private overrides: AsynxOptions = {};
   private configPromise: Promise<ResolvedConfig> | null = null;
@@ -102,6 +105,28 @@ export class Asynx {
     const def: TaskDefinition = { name, handler: handler as unknown as TaskDefinition['handler'], options: resolveTaskOptions(name, options) };
     this.tasks.set(name, def);
     return new Task<A, Awaited<R>>(this, def);
+  }
+
+  /**
+   * Adds a periodic entry: `task` is sent on `schedule` by the cluster's one leading scheduler
+   * (`asynx beat`, or `asynx worker -B`), once per due time. The due time travels in the message
+   * header `x-asynx-scheduled-at`. Bad values throw UsageError `asynx.periodic.badOption`.
+   * @example app.periodic('cleanup', { cron: '30 2 * * *', tz: 'Europe/Berlin' }, cleanup, { args: [7] })
+   * @see README "Periodic tasks"
+   */
+  periodic(name: string, schedule: PeriodicSchedule, task: { readonly name: string } | string, options: PeriodicOptions = {}): PeriodicEntry {
+    const entry = resolvePeriodicEntry(name, schedule, typeof task === 'string' ? task : (task as { name?: unknown } | null)?.name, options);
+    checkCallOptions(entry.task, entry.options as SendOptions);
+    assertNewEntry(this.periodics, entry.name);
+    this.periodics.set(entry.name, entry);
+    return entry;
+  }
+
+  /** Every periodic entry: those of {@link periodic} and of the config file's `periodic` section (which wins on a name clash). */
+  async periodicEntries(): Promise<PeriodicEntry[]> {
+    const fromConfig = periodicFromConfig((await this.config()).periodic);
+    for (const e of fromConfig) checkCallOptions(e.task, e.options as SendOptions);
+    return mergeEntries(this.periodics.values(), fromConfig);
   }
 
   /** A registered task definition, or undefined. */
@@ -173,8 +198,8 @@ export class Asynx {
     return (await this.connections()).backend;
   }
 
-  /** @internal Publishes (or, in eager mode, runs) one task call. */
-  async send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: SendOptions): Promise<AsyncResult<R>> {
+  /** @internal Publishes (or, in eager mode, runs) one task call; `extraHeaders` are added to the message's headers. */
+  async send<R>(name: string, args: unknown[], kwargs: Record<string, unknown>, opts: SendOptions, extraHeaders?: Record<string, string>): Promise<AsyncResult<R>> {
     if (!Array.isArray(args)) throw new UsageError('asynx.call.badArgs', `Task '${name}': args must be an array, got ${typeof args}`, { task: name });
     if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs)) throw new UsageError('asynx.call.badKwargs', `Task '${name}': kwargs must be an object`, { task: name });
     if (typeof opts !== 'object' || opts === null) throw badCallOption(name, 'options', opts, 'must be an object');
@@ -200,6 +225,7 @@ export class Asynx {
       defaultQueue: config.defaultQueue,
       origin: this.origin,
     });
+    if (extraHeaders) Object.assign(message.headers, extraHeaders);
     const transport = conns.transport!;
     if (rate) {
       if (rate.global && !transport.takeRateToken) throw globalRateUnsupported(name, transport.kind);

@@ -30,6 +30,8 @@ export interface TaskContext {
   readonly parentId: string | null;
   /** Node name of the worker running the task (`eager` in eager mode). */
   readonly hostname: string;
+  /** A periodic run's due time (ISO-8601, from the `x-asynx-scheduled-at` header), else null. */
+  readonly scheduledAt: string | null;
   /**
    * Schedules another attempt and ends this one: `throw ctx.retry({ countdown: 5, error })`.
    * Once retries run out it throws `error` (or MaxRetriesExceededError) instead, so the task fails.

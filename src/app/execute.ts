@@ -26,6 +26,8 @@ export interface ExecInput {
   hostname: string;
   /** Seconds; overrides the task's own soft limit (from the message's timelimit header). */
   softTimeLimit: number | null;
+  /** A periodic run's due time (the `x-asynx-scheduled-at` header). @defaultValue null */
+  scheduledAt?: string | null;
 }
 
 export type { EncodedError };
@@ -71,6 +73,7 @@ export async function executeTask(def: TaskDefinition, input: ExecInput, hooks: 
     rootId: input.rootId,
     parentId: input.parentId,
     hostname: input.hostname,
+    scheduledAt: input.scheduledAt ?? null,
     retry(ro: RetryOptions = {}): never {
       if (ro.maxRetries !== undefined && ro.maxRetries !== null && (!Number.isInteger(ro.maxRetries) || ro.maxRetries < 0)) {
         throw badTaskOption(input.name, 'maxRetries', ro.maxRetries, 'given to retry() must be an integer ≥ 0');

@@ -131,6 +131,7 @@ export async function main(argv: string[], ioIn: Partial<CliIo> = {}): Promise<n
   (await import('./inspect.js')).registerInspectCommands(program, run, io);
   (await import('./events.js')).registerEventsCommand(program, run, io);
   (await import('./dashboard.js')).registerDashboardCommand(program, run, io);
+  (await import('./beat.js')).registerBeatCommand(program, run, io);
   // Which command's grammar failed, so the message can point at that command's --help.
   let failedIn: Command | null = null;
   for (const c of program.commands) {

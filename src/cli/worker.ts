@@ -21,6 +21,9 @@ import { wantColor } from './output.js';
 import { badNumberFlag } from './cli-errors.js';
 import { addConnectionOptions, applyConnection, connectionFromFlags } from './connection-options.js';
 import { durationMs } from '../util/duration.js';
+import type { Asynx } from '../app/app.js';
+import { startBeat, type Beat } from '../beat/service.js';
+import { beatStartLine, logBeatEvents, scheduleFilePath } from './beat.js';
 
 /** Raw flags of `asynx worker`. */
 export interface WorkerFlags {
@@ -47,6 +50,8 @@ export interface WorkerFlags {
   heartbeatInterval?: string;
   loopLagWarn?: string;
   color?: boolean;
+  beat?: boolean;
+  scheduleFile?: string;
 }
 
 /** The `key=value` config overrides given after `--`; operands without `--` are a usage error. */
@@ -113,6 +118,8 @@ export function registerWorkerCommand(program: Command, run: (fn: () => Promise<
     .option('--heartbeat-interval <duration>', 'seconds between worker-heartbeat events and status-file refreshes (Celery\'s default)', '2')
     .option('--loop-lag-warn <duration>', 'warn when the event loop was blocked this long (a CPU-bound task in -P async or solo); 0 = off', '1')
     .option('--no-color', 'no colour in log lines')
+    .option('-B, --beat', 'also run the periodic-task scheduler in this process (any number of nodes may: one leads; see asynx beat --help)')
+    .option('--schedule-file <path>', '-B on RabbitMQ: the last-run state file (default: beat-schedule.json beside --pidfile)')
     .usage('[options] [-- key=value ...]')
     .argument('[overrides...]', 'after --: asynx config overrides as key=value (camelCase or snake_case keys)')
     .addHelpText(
@@ -129,6 +136,7 @@ Examples:
   $ asynx worker -A ./tasks.mjs -n w1@%h -Q emails,default -l debug
   $ asynx worker -A ./tasks.mjs -P async -c 200
   $ asynx worker -A ./tasks.mjs -P threads --autoscale=8,2
+  $ asynx worker -A ./tasks.mjs -B
   $ asynx worker -A ./tasks.mjs --detach --pidfile ./.asynx/run/%n.pid --logfile ./.asynx/log/%n%I.log
   $ asynx worker -A ./tasks.mjs -b amqp://guest:guest@127.0.0.1:5672//
   $ asynx worker -A ./tasks.mjs -- prefetchMultiplier=1 acks_late=true visibility_timeout=60s
@@ -190,13 +198,14 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
   // Before the app module is imported: an app built at import time reads its config file from here.
   if (conn.configFile) process.env.ASYNX_CONFIG = conn.configFile;
   let worker: Worker | null = null;
+  let app: Asynx | null = null;
+  let beat: Beat | null = null;
   try {
     // The app is loaded by the worker's start, after the signal handlers are in: a TERM during a slow
     // import is a clean stop, not a kill.
     worker = new Worker(
       async () => {
-        const app = await loadApp(appUrl);
-        applyConnection(app, { ...conn, overrides });
+        app = applyConnection(await loadApp(appUrl), { ...conn, overrides });
         return app;
       },
       { ...resolved, logger },
@@ -204,9 +213,17 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
     const uninstall = installSignals(worker, logger, { hupRestarts: process.env.ASYNX_DETACHED === '1' || !process.stdout.isTTY });
     try {
       await worker.start();
+      if (flags.beat && app) {
+        // Embedded scheduler (Celery's -B): stops before the worker's connections close.
+        beat = await startBeat(app, { scheduleFile: scheduleFilePath(cwd, flags.scheduleFile, pidfile) }, (b) => logBeatEvents(b, logger));
+        logger.info(`${beatStartLine(beat)} (embedded scheduler)`);
+        const b = beat;
+        worker.on('worker:shutdown', () => void b.close());
+      }
       await worker.done;
     } finally {
       uninstall();
+      await beat?.close();
     }
     logger.close();
     const report = worker.stopReport;

@@ -94,6 +94,7 @@ export class Dispatch {
       parentId: req.parentId,
       hostname,
       softTimeLimit: req.softTimeLimit ?? (changed ? (changed.soft ?? 0) : null),
+      scheduledAt: scheduledAtOf(req.headers),
     };
     // The message's limits win, then those set by remote control (`time_limit`), then the task's own.
     const hard = req.timeLimit ?? (changed ? changed.hard : def.options.timeLimit);
@@ -143,4 +144,10 @@ export class Dispatch {
     const lines = [...this.running.values()].map((p) => `${p.req.task}[${p.req.id}] running for ${((now - p.startedAt) / 1000).toFixed(1)}s args=${reprOf(p.req.args, 120)}`);
     return [`${lines.length} running, ${reserved} reserved, ${this.processed} processed`, ...lines];
   }
+}
+
+/** The due time a periodic run carries (`x-asynx-scheduled-at`, set by the scheduler), or null. */
+function scheduledAtOf(headers: unknown): string | null {
+  const v = (headers as Record<string, unknown> | null)?.['x-asynx-scheduled-at'];
+  return typeof v === 'string' ? v : null;
 }

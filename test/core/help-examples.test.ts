@@ -9,7 +9,7 @@ import { runCli } from '../helpers/worker.js';
 import { exampleProject, ok } from '../helpers/example-project.js';
 
 /** The helps whose examples are checked. */
-const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge'], ['inspect'], ['control'], ['status'], ['revoke'], ['events'], ['dashboard']];
+const HELPS = [[], ['worker'], ['call'], ['result'], ['purge'], ['dead'], ['dead', 'list'], ['dead', 'show'], ['dead', 'requeue'], ['dead', 'purge'], ['inspect'], ['control'], ['status'], ['revoke'], ['events'], ['dashboard'], ['beat']];
 
 const EXAMPLE_ID = '1e054e15-ea11-4e56-a3d6-b138371690bc';
 
@@ -63,6 +63,9 @@ const RUN: Record<string, string> = {
   'asynx dashboard --port 8080 --read-only': 'the same on 127.0.0.1:8080, the page says read-only; TERM → exit 0',
   'asynx events --replay --count 3': 'after the worker -c 4 test: three dump lines of its events, exit 0',
   'asynx events --json --replay --count 1': 'after the worker -c 4 test: its worker-online as one JSON line, exit 0',
+  'asynx worker -A ./tasks.mjs -B': 'foreground until `ready.` and `beat: 2 entries`; TERM → exit 0',
+  'asynx beat -A ./tasks.mjs': 'in the background with the -B worker until ready; TERM → exit 0',
+  'asynx beat -A ./tasks.mjs --list': 'exit 0, the README entries add-every-10s and nightly-report',
 };
 
 const examples = new Set<string>();
@@ -242,6 +245,21 @@ describe('--help examples run as written', () => {
       assert.match(await page.text(), new RegExp(`name="read-only" content="${readOnly}"`));
       assert.equal(await d.stop('SIGTERM', 20_000), 0, d.output());
     }
+  });
+
+  it('asynx worker -B and asynx beat run the periodic entries; asynx beat --list lists them', async () => {
+    const list = await p.sh('asynx beat -A ./tasks.mjs --list');
+    ok(list, 'beat --list');
+    assert.match(list.stdout, /^add-every-10s\s/m);
+    assert.match(list.stdout, /^nightly-report\s/m);
+    const worker = p.background('asynx worker -A ./tasks.mjs -B');
+    await waitFor('worker -B ready', () => worker.isDone() || (/ ready\.$/m.test(worker.output()) && /beat: 2 entries/.test(worker.output())), 30_000);
+    assert.ok(!worker.isDone(), worker.output());
+    const beat = p.background('asynx beat -A ./tasks.mjs');
+    await waitFor('beat ready', () => beat.isDone() || / ready\.$/m.test(beat.output()), 30_000);
+    assert.ok(!beat.isDone(), beat.output());
+    assert.equal(await beat.stop('SIGTERM', 30_000), 0, beat.output());
+    assert.equal(await worker.stop('SIGTERM', 30_000), 0, worker.output());
   });
 
   it('every RUN example ran', () => {

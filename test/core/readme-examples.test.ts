@@ -120,6 +120,9 @@ const RUN: Record<string, string> = {
   'asynx events --json --replay --count 10': '10 JSON lines from the events table, worker-online among them; exit 0',
   'asynx dashboard': 'prints its URL; GET / is the page, /api/snapshot lists the node; TERM → exit 0',
   'asynx multi stopwait w1 w2': 'on local SQLite nodes w1 w2 started by the test (`multi start w1 w2 -A ./tasks.mjs -c 1`): exit 0, both gone',
+  'asynx beat -A ./tasks.mjs --list': 'exit 0: add-every-10s and nightly-report with their next run (nightly in Europe/Berlin time)',
+  'asynx beat -A ./tasks.mjs': 'in the background with the -B worker: ready; one of the two sends add-every-10s, which the worker runs; TERM → exit 0',
+  'asynx worker -A ./tasks.mjs -B': 'foreground until `ready.` and its `beat: 2 entries` line; runs the add-every-10s sends; TERM → exit 0',
 };
 
 const readme = shLines(readFileSync(join(ROOT, 'README.md'), 'utf8'));
@@ -435,6 +438,32 @@ describe('README sh examples: monitoring (embedded SQLite)', () => {
     assert.equal(await worker.stop('SIGTERM', 30_000), 0, worker.output());
     const none = await p.setup('asynx status');
     assert.equal(none.code, 1, `no node online → exit 1:\n${none.stdout}${none.stderr}`);
+  });
+});
+
+describe('README sh examples: periodic tasks (embedded SQLite)', () => {
+  const p = exampleProject(lineText);
+  after(() => p.cleanup());
+
+  it('asynx beat --list; asynx worker -B with asynx beat: one sends each due time, the worker runs it', async () => {
+    const list = await p.sh('asynx beat -A ./tasks.mjs --list');
+    ok(list, 'beat --list');
+    assert.match(list.stdout, /^add-every-10s\s+tasks\.add\s+every 10s\s+\d{4}-\d\d-\d\d \d\d:\d\d:[0-5]0 GMT\+00:00\s+latest$/m);
+    assert.match(list.stdout, /^nightly-report\s+emails\.send\s+cron 30 2 \* \* \* \(Europe\/Berlin\)\s+\d{4}-\d\d-\d\d (02:30|03:00):00 GMT\+0[12]:00\s+none$/m);
+
+    const worker = p.background('asynx worker -A ./tasks.mjs -B');
+    await waitFor('worker ready', () => worker.isDone() || (/ ready\.$/m.test(worker.output()) && /beat: 2 entries/.test(worker.output())), 30_000);
+    assert.ok(!worker.isDone(), worker.output());
+    const beat = p.background('asynx beat -A ./tasks.mjs');
+    await waitFor('beat ready', () => beat.isDone() || / ready\.$/m.test(beat.output()), 30_000);
+    assert.ok(!beat.isDone(), beat.output());
+    const sentBy = () => [worker, beat].filter((x) => /beat: sent add-every-10s/.test(x.output()));
+    await waitFor('a send of add-every-10s', () => sentBy().length > 0, 30_000);
+    const id = /beat: sent add-every-10s \(tasks\.add\[([0-9a-f-]+)\]\)/.exec(sentBy()[0]!.output())![1]!;
+    await waitFor('the worker ran it', () => new RegExp(`Task tasks\\.add\\[${id}\\] succeeded`).test(worker.output()), 30_000);
+    assert.equal(sentBy().length, 1, 'only the leader sends');
+    assert.equal(await beat.stop('SIGTERM', 30_000), 0, beat.output());
+    assert.equal(await worker.stop('SIGTERM', 30_000), 0, worker.output());
   });
 });
 
