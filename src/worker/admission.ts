@@ -166,6 +166,7 @@ export class Admission {
       events.emit('task:rejected', { ...taskBase(p, hostname), requeue: false, cause: 'maxDeliveries', reason });
       await transport.reject(d, { requeue: false, reason });
       await this.outcomes.store(p, errorBody(req.id, 'FAILURE', encodeError(new WorkerLostError(reason, { taskId: req.id }))));
+      await this.releaseDedupe(p); // it ended here: held since its receipt, the key would otherwise stay held while this node lives
       return;
     }
     if (events.has('task:received')) {
