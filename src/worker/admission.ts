@@ -150,7 +150,7 @@ export class Admission {
     if (!def) {
       const err = new NotRegistered(req.task, { taskId: req.id });
       events.emit('task:rejected', { taskId: req.id, name: req.task, hostname, timestamp: Date.now(), requeue: false, cause: 'notRegistered', reason: err.message });
-      await this.outcomes.invalid(d, err, req.id, req.replyTo);
+      await this.outcomes.invalid(d, err, req.id, req.replyTo, req);
       return;
     }
     const p: Pending = { delivery: d, req, def, acked: false, abandoned: false, timer: null, startedAt: 0, seq: ++this.seq };

@@ -1,11 +1,12 @@
-// Canvas edge cases without a worker: empty groups.
+// Canvas edge cases: empty groups (no worker); a chain step or chord member of a task no worker knows (SQLite worker).
 
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, it } from 'node:test';
-import { Asynx, chord, group, isAsynxError } from '../../src/index.js';
+import { after, describe, it } from 'node:test';
+import { Asynx, ChordError, RemoteTaskError, chain, chord, group, isAsynxError } from '../../src/index.js';
+import { startWorker } from '../helpers/worker.js';
 import { tempDir } from '../helpers/tmp.js';
-import { canvasTasks } from '../helpers/canvas.js';
+import { CANVAS_APP, canvasTasks } from '../helpers/canvas.js';
 
 const tmp = tempDir('asynx-canvas-edges-');
 const client = new Asynx({ brokerUrl: `sqlite://${join(tmp.dir, 'e.db')}`, configFile: false });
@@ -36,4 +37,27 @@ it('eager mode: a chord with an empty header runs its body with [] (as on a work
   } finally {
     await app.close();
   }
+});
+
+describe('a task no worker has registered, inside a chain or a chord (SQLite worker)', () => {
+  it('the chain result rejects with NotRegistered and the chord body fails with a ChordError naming the member (neither stays PENDING)', async () => {
+    const brokerUrl = `sqlite://${join(tmp.dir, 'w.db')}`;
+    const worker = await startWorker({ brokerUrl, app: CANVAS_APP, args: ['-c', '1'] });
+    const app = new Asynx({ brokerUrl, configFile: false });
+    try {
+      const t = canvasTasks(app);
+      const r = await chain(t.add.s(1, 1), app.sig('c.missing'), t.add.s(1)).applyAsync();
+      const err = await r.get({ timeout: 15 }).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof RemoteTaskError, String(err));
+      assert.equal(err.name, 'NotRegistered');
+      const missing = app.sig('c.missing').freeze();
+      const c = await chord([t.add.s(1, 1), missing], t.tsum.s()).applyAsync();
+      const cerr = await c.get({ timeout: 15 }).then(() => null, (e: unknown) => e);
+      assert.ok(cerr instanceof ChordError, String(cerr));
+      assert.match(cerr.message, new RegExp(`^Dependency ${missing.id} raised NotRegistered`));
+    } finally {
+      await app.close();
+      assert.equal(await worker.stop('SIGTERM'), 0);
+    }
+  });
 });
