@@ -1,4 +1,5 @@
-// Dedupe keys on SQLite when a task never reaches the pool: a message rejected after too many deliveries frees its key.
+// Dedupe keys on SQLite at the edges: a message rejected after too many deliveries frees its key; a retried task
+// holds it through its next attempt too; a failed one frees it.
 
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
@@ -6,6 +7,7 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { Asynx } from '../../src/index.js';
 import { CANVAS_APP as APP } from '../helpers/canvas.js';
+import { RATE_APP } from '../helpers/rate-record.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
 
@@ -35,6 +37,30 @@ it('a deduped task rejected after maxDeliveries (its worker died each time) free
     const next = await client.sendTask('c.slow', ['next', ledger, 10], {}, { dedupeKey: 'k' });
     assert.notEqual(next.id, first.id, 'the dead task no longer holds the key');
     assert.equal(await next.get({ timeout: 20 }), 'next');
+  } finally {
+    await client.close();
+  }
+});
+
+it('a retried deduped task holds its key while it waits for and runs its next attempt; a failed one frees it', async () => {
+  const brokerUrl = `sqlite://${join(tmp.dir, 'r.db')}`;
+  const record = join(tmp.dir, 'record');
+  const w = await startWorker({ brokerUrl, app: RATE_APP, args: ['-c', '2'], env: { ASYNX_TEST_RECORD: record } });
+  workers.push(w);
+  const client = new Asynx({ brokerUrl, configFile: false });
+  try {
+    const first = await client.sendTask('r.retry_once', [3000], {}, { dedupeKey: 'retry' });
+    await waitFor('the retried attempt started', () => lines(record).some((l) => l.startsWith('attempt1 ')), 20_000, 20);
+    const during = await client.sendTask('r.retry_once', [0], {}, { dedupeKey: 'retry' });
+    assert.equal(during.id, first.id, 'the retried attempt still holds the key');
+    assert.equal(await first.get({ timeout: 20 }), 3000);
+    const after = await client.sendTask('r.retry_once', [0], {}, { dedupeKey: 'retry' });
+    assert.notEqual(after.id, first.id, 'freed once it ended');
+    await after.get({ timeout: 20 });
+
+    const failed = await client.sendTask('r.fail', [], {}, { dedupeKey: 'failed' });
+    await assert.rejects(failed.get({ timeout: 20 }), /no/);
+    assert.notEqual((await client.sendTask('r.plain', [0], {}, { dedupeKey: 'failed' })).id, failed.id, 'a FAILURE frees the key');
   } finally {
     await client.close();
   }
