@@ -31,7 +31,11 @@ export class Group<R = unknown> {
   ) {
     if (!Array.isArray(tasks)) throw new UsageError('asynx.canvas.badGroup', 'group() takes a list of signatures: group([add.s(1, 2), add.s(3, 4)])');
     for (const t of tasks) {
-      if (!(t instanceof TaskSignature)) throw new UsageError('asynx.canvas.badMember', `group(): every member must be a signature (task.s(), task.si()), got ${typeof t}`, { value: String(t) });
+      if (!(t instanceof TaskSignature)) {
+        const kind = typeof t === 'object' && t !== null ? ((t as object).constructor?.name ?? 'object') : typeof t;
+        const hint = kind === 'Chain' || kind === 'Group' ? `: a ${kind.toLowerCase()} inside a group is not supported; send it on its own (its result is a separate AsyncResult)` : '';
+        throw new UsageError('asynx.canvas.badMember', `group(): every member must be a signature (task.s(), task.si()), got ${kind}${hint}`, { value: String(t) });
+      }
     }
     this.tasks = tasks;
   }
