@@ -67,7 +67,7 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
    * spread over workers and each has its own result; {@link Group.applyAsync} returns their GroupResult.
    */
   starmap(argLists: ReadonlyArray<A>): Group<R> {
-    return new Group<R>(argLists.map((args) => new TaskSignature<R>(this.sender, this.name, args)));
+    return new Group<R>(argLists.map((args) => new TaskSignature<R>(this.sender, this.name, args)), this.sender);
   }
 
   /**

@@ -49,12 +49,12 @@ export class Chord<R = unknown> {
     let body = this.body.freeze();
     if (taskId) body = body.set({ taskId });
     if (linkError) for (const eb of Array.isArray(linkError) ? linkError : [linkError]) body = body.linkError(eb);
+    if (this.header.tasks.length === 0) return body.applyAsync({ args: [[]] });
     if (eager || !backend.chords) {
       // Eager mode (tests): the header runs in-process, then the body with its results (a failure propagates).
       const header = await this.header.applyAsync(rest);
       return body.applyAsync({ args: [await header.get({ timeout: 0.001 })] });
     }
-    if (this.header.tasks.length === 0) return body.applyAsync({ args: [[]] });
     const gid = rest.groupId ?? randomUUID();
     const size = this.header.tasks.length;
     // Celery's body dict, with its own reply queue and `chord_size`, as a Python worker expects it.

@@ -24,10 +24,18 @@ export interface GroupCallOptions extends Omit<SignatureCallOptions, 'taskId' | 
 export class Group<R = unknown> {
   readonly tasks: ReadonlyArray<TaskSignature<R>>;
 
-  constructor(tasks: ReadonlyArray<TaskSignature<R>>) {
+  constructor(
+    tasks: ReadonlyArray<TaskSignature<R>>,
+    /** @internal The app to send with when there is no member to take it from (`task.starmap([])`). */
+    private readonly app?: CanvasApp,
+  ) {
     if (!Array.isArray(tasks)) throw new UsageError('asynx.canvas.badGroup', 'group() takes a list of signatures: group([add.s(1, 2), add.s(3, 4)])');
     for (const t of tasks) {
-      if (!(t instanceof TaskSignature)) throw new UsageError('asynx.canvas.badMember', `group(): every member must be a signature (task.s(), task.si()), got ${typeof t}`, { value: String(t) });
+      if (!(t instanceof TaskSignature)) {
+        const kind = typeof t === 'object' && t !== null ? ((t as object).constructor?.name ?? 'object') : typeof t;
+        const hint = kind === 'Chain' || kind === 'Group' ? `: a ${kind.toLowerCase()} inside a group is not supported; send it on its own (its result is a separate AsyncResult)` : '';
+        throw new UsageError('asynx.canvas.badMember', `group(): every member must be a signature (task.s(), task.si()), got ${kind}${hint}`, { value: String(t) });
+      }
     }
     this.tasks = tasks;
   }
@@ -43,10 +51,15 @@ export class Group<R = unknown> {
     return new GroupResult<R>(app, gid, frozen.map((t) => app.AsyncResult<R>(t.id!)));
   }
 
-  /** Sends every member; `args` go before each member's own (unless immutable), options apply to each. */
-  applyAsync(opts: GroupCallOptions = {}): Promise<GroupResult<R>> {
-    if (this.tasks.length === 0) throw new UsageError('asynx.canvas.emptyGroup', 'group([]) has no members: give at least one signature');
-    return this.publish(this.tasks[0]!.app, opts);
+  /**
+   * Sends every member; `args` go before each member's own (unless immutable), options apply to each. An
+   * empty `task.starmap([])` resolves to an empty GroupResult (`get()` gives `[]`, as in Celery); `group([])`
+   * has no app to send with and rejects with UsageError `asynx.canvas.emptyGroup`.
+   */
+  async applyAsync(opts: GroupCallOptions = {}): Promise<GroupResult<R>> {
+    const app = this.tasks[0]?.app ?? this.app;
+    if (!app) throw new UsageError('asynx.canvas.emptyGroup', 'group([]) has no members, so no app to send with: give at least one signature, or use task.starmap(argLists), which may be empty');
+    return this.publish(app, opts);
   }
 
   /** Sends every member with partial args. */

@@ -70,17 +70,19 @@ export class Admission {
   }
 
   /**
-   * The next due task that may start now, or undefined. A task revoked while it waited is discarded here
-   * (Celery checks before it runs). A rate-limited task without a token is skipped, with every later one of
-   * its bucket: tasks of other names behind it start (its gate wakes the dispatcher when a token is due).
+   * The next due task that may start now, or undefined. A task revoked, or expired, while it waited (for a
+   * pool slot or its rate-limit token) is discarded here (Celery checks both before it runs). A rate-limited
+   * task without a token is skipped, with every later one of its bucket: tasks of other names behind it
+   * start (its gate wakes the dispatcher when a token is due).
    */
   take(): Pending | undefined {
     const blocked = new Set<string>();
     for (let i = 0; i < this.buffer.length; ) {
       const p = this.buffer[i]!;
-      if (this.revoked.has(p.req.id)) {
+      const expired = p.req.expires !== null && p.req.expires <= Date.now();
+      if (this.revoked.has(p.req.id) || expired) {
         this.buffer.splice(i, 1);
-        this.discard(p, false).catch((err) => this.io.events.emit('worker:error', { message: `Discarding revoked task ${p.req.id} failed: ${(err as Error).message}`, taskId: p.req.id }));
+        this.discard(p, !this.revoked.has(p.req.id)).catch((err) => this.io.events.emit('worker:error', { message: `Discarding revoked task ${p.req.id} failed: ${(err as Error).message}`, taskId: p.req.id }));
         continue;
       }
       const limit = this.gates.limitOf(p);
@@ -148,7 +150,7 @@ export class Admission {
     if (!def) {
       const err = new NotRegistered(req.task, { taskId: req.id });
       events.emit('task:rejected', { taskId: req.id, name: req.task, hostname, timestamp: Date.now(), requeue: false, cause: 'notRegistered', reason: err.message });
-      await this.outcomes.invalid(d, err, req.id, req.replyTo);
+      await this.outcomes.invalid(d, err, req.id, req.replyTo, req);
       return;
     }
     const p: Pending = { delivery: d, req, def, acked: false, abandoned: false, timer: null, startedAt: 0, seq: ++this.seq };
@@ -166,6 +168,7 @@ export class Admission {
       events.emit('task:rejected', { ...taskBase(p, hostname), requeue: false, cause: 'maxDeliveries', reason });
       await transport.reject(d, { requeue: false, reason });
       await this.outcomes.store(p, errorBody(req.id, 'FAILURE', encodeError(new WorkerLostError(reason, { taskId: req.id }))));
+      await this.releaseDedupe(p); // it ended here: held since its receipt, the key would otherwise stay held while this node lives
       return;
     }
     if (events.has('task:received')) {

@@ -1,12 +1,14 @@
 // Messages a worker sends after a task: Celery-style retries, link callbacks / errbacks, the next chain step.
 
+import { DEDUPE_HEADER } from '../app/dedupe.js';
+import { RATE_LIMIT_HEADER } from '../app/rate-limit.js';
 import { buildTaskMessage, type TaskRequest } from '../protocol/codec.js';
 import type { Signature, WireMessage } from '../protocol/message.js';
 import { messageOptionsOf } from '../canvas/wire.js';
 
 /** Celery's retry message: same id, retries + 1, eta = now + countdown, parent_id = the task's own id. */
 export function retryMessage(req: TaskRequest, countdownMs: number): WireMessage {
-  return buildTaskMessage(req.task, req.args, req.kwargs, {
+  const { message } = buildTaskMessage(req.task, req.args, req.kwargs, {
     taskId: req.id,
     retries: req.retries + 1,
     countdown: countdownMs / 1000,
@@ -25,7 +27,10 @@ export function retryMessage(req: TaskRequest, countdownMs: number): WireMessage
     linkError: req.embed.errbacks ?? undefined,
     chain: req.embed.chain ?? undefined,
     chord: req.embed.chord,
-  }).message;
+  });
+  // The retry keeps the call's rate limit and dedupe key: its next attempt holds the key until it ends.
+  for (const h of [RATE_LIMIT_HEADER, DEDUPE_HEADER]) if (req.headers[h] !== undefined) message.headers[h] = req.headers[h];
+  return message;
 }
 
 /**

@@ -2,6 +2,7 @@
 
 import { encodeError, type EncodedError } from '../app/execute.js';
 import { AsynxError, NotRegistered, TaskRevokedError, TimeLimitExceeded, WorkerLostError } from '../errors.js';
+import type { TaskRequest } from '../protocol/codec.js';
 import type { Signature } from '../protocol/message.js';
 import { READY_STATES, type ResultBody } from '../protocol/message.js';
 import { onReadyState } from '../canvas/chord-part.js';
@@ -58,11 +59,21 @@ export class Outcomes {
     }
   }
 
-  /** A message that cannot run: dead-letter it, and store a FAILURE where it has an id. */
-  async invalid(d: Delivery, err: AsynxError, id: string | null, replyTo: string | null): Promise<void> {
+  /**
+   * A message that cannot run: dead-letter it, and store a FAILURE where it has an id. A decoded one (`req`:
+   * a task not registered here) is a ready state for its chain and chord too, as Celery's `on_unknown_task`
+   * marks it failed: the rest of its chain fails with it, its chord counts it (its body gets a ChordError).
+   */
+  async invalid(d: Delivery, err: AsynxError, id: string | null, replyTo: string | null, req?: TaskRequest): Promise<void> {
     if (!(err instanceof NotRegistered)) this.io.events.emit('message:invalid', { tag: String(d.tag), queue: d.queue, taskId: id, code: err.code, message: err.message, timestamp: Date.now() });
     await this.io.transport.reject(d, { requeue: false, reason: `${err.code}: ${err.message}` });
-    if (id) await this.io.backend.store({ taskId: id, replyTo }, errorBody(id, 'FAILURE', encodeError(err))).catch((e) => this.error(`Storing the failure of ${id} failed: ${(e as Error).message}`, id));
+    if (!id) return;
+    const body = errorBody(id, 'FAILURE', encodeError(err));
+    await this.io.backend.store({ taskId: id, replyTo }, req?.group ? { ...body, group_id: req.group } : body).catch((e) => this.error(`Storing the failure of ${id} failed: ${(e as Error).message}`, id));
+    if (!req || (!req.embed.chord && !req.embed.chain)) return;
+    await onReadyState(req, body, { backend: this.io.backend, publish: (sig, args) => this.publishFrom(req, sig, args, null) }).catch((e) =>
+      this.error(`Chord/chain bookkeeping of ${req.task}[${req.id}] failed: ${(e as Error).message}`, req.id),
+    );
   }
 
   /** Records how an attempt ended, then acks (unless it went back to the broker). */
@@ -116,8 +127,12 @@ export class Outcomes {
     await this.ack(p);
   }
 
-  private async publishSignature(p: Pending, sig: Signature, args: unknown[], chain: Signature[] | null): Promise<void> {
-    const { queue, message } = signatureMessage(sig, args, chain, p.req, this.io.config.defaultQueue);
+  private publishSignature(p: Pending, sig: Signature, args: unknown[], chain: Signature[] | null): Promise<void> {
+    return this.publishFrom(p.req, sig, args, chain);
+  }
+
+  private async publishFrom(parent: TaskRequest, sig: Signature, args: unknown[], chain: Signature[] | null): Promise<void> {
+    const { queue, message } = signatureMessage(sig, args, chain, parent, this.io.config.defaultQueue);
     await this.io.transport.declareQueue(queue);
     await this.io.transport.publish(queue, message, { timeoutMs: internalPublishMs(this.io.config) });
   }
