@@ -161,7 +161,9 @@ describe('AMQP transport faults', { skip }, () => {
     // A few delayed tasks ride through the restart in the delay ladder. An 8 s countdown is one ladder step
     // (no hop between steps) that falls due after the broker is back. Observed once with countdown 3 (two
     // steps, the first hop at 2 s, right when the broker was being stopped): all 20 never arrived within
-    // 150 s; suspected RabbitMQ 3.10's at-least-once dead-lettering across a shutdown (see the issue note).
+    // 150 s; seen again with countdown 8 in a clean-clone run (2026-12-01). Suspected: RabbitMQ 3.10's
+    // at-least-once dead-lettering retries an unconfirmed step only after dead_letter_worker_publisher_confirm_timeout
+    // (180 s by default); test/helpers/rabbitmq.ts sets it to 5 s for every test broker.
     const delayed = Array.from({ length: 20 }, (_, k) => total + k);
     for (const n of delayed) await producer.publish(queue, buildTaskMessage('t.n', [n], {}, { queue, countdown: 8 }).message);
 

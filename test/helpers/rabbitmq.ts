@@ -93,7 +93,7 @@ export interface RabbitNode {
 }
 
 /** Starts a private node (bounded wait, ~5-10 s). */
-export async function startRabbit(opts: { startTimeoutMs?: number; config?: string } = {}): Promise<RabbitNode> {
+export async function startRabbit(opts: { startTimeoutMs?: number; config?: string; advanced?: string } = {}): Promise<RabbitNode> {
   const missing = rabbitmqMissing();
   if (missing) throw new Error(missing);
   const dir = mkdtempSync(join(tmpdir(), 'asynx-rmq-'));
@@ -102,6 +102,10 @@ export async function startRabbit(opts: { startTimeoutMs?: number; config?: stri
   writeFileSync(join(dir, 'enabled_plugins'), '[].\n');
   writeFileSync(join(dir, 'rabbitmq-env.conf'), '');
   writeFileSync(join(dir, 'rabbitmq.conf'), `${opts.config ?? ''}\n`);
+  // RabbitMQ 3.10 retries an unconfirmed at-least-once dead-letter (a delay-ladder step) only after
+  // dead_letter_worker_publisher_confirm_timeout, 180 s by default: a step that expired while the broker was
+  // stopping sat out a whole test (20 countdowns missing after 150 s in the broker-restart fault test).
+  writeFileSync(join(dir, 'advanced.config'), `${opts.advanced ?? '[{rabbit, [{dead_letter_worker_publisher_confirm_timeout, 5000}]}].'}\n`);
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     HOME: dir,
@@ -115,6 +119,7 @@ export async function startRabbit(opts: { startTimeoutMs?: number; config?: stri
     RABBITMQ_ENABLED_PLUGINS_FILE: join(dir, 'enabled_plugins'),
     RABBITMQ_CONF_ENV_FILE: join(dir, 'rabbitmq-env.conf'),
     RABBITMQ_CONFIG_FILE: join(dir, 'rabbitmq'),
+    RABBITMQ_ADVANCED_CONFIG_FILE: join(dir, 'advanced.config'),
     ERL_EPMD_PORT: String(epmdPort),
     ERL_EPMD_ADDRESS: '127.0.0.1',
     RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
