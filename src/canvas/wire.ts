@@ -1,6 +1,6 @@
 // Signature options on the wire (Celery's snake_case `options` dict) ↔ asynx call options. Pure, no I/O.
 
-import type { MessageOptions } from '../protocol/codec.js';
+import { signatureWithDefaults, type MessageOptions } from '../protocol/codec.js';
 import type { Signature } from '../protocol/message.js';
 
 /** Celery's option names for the asynx call options a signature may carry. */
@@ -48,14 +48,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
 /** A signature dict as found in a message (Python or Node built): missing fields filled, never throws. */
 export function normalizeSignature(s: unknown): Signature | null {
   if (!isObject(s) || typeof s.task !== 'string' || s.task === '') return null;
-  return {
-    task: s.task,
-    args: Array.isArray(s.args) ? s.args : [],
-    kwargs: isObject(s.kwargs) ? s.kwargs : {},
-    options: isObject(s.options) ? s.options : {},
-    subtask_type: typeof s.subtask_type === 'string' ? s.subtask_type : null,
-    immutable: s.immutable === true,
-  };
+  return signatureWithDefaults(s, s.task);
 }
 
 function signatureList(v: unknown): Signature[] | undefined {

@@ -220,15 +220,20 @@ function decodeSignatures(v: unknown, where: string): Signature[] | null {
   if (!Array.isArray(v)) throw badBody(`embed.${where} must be a list of signatures`);
   return v.map((s, i) => {
     if (!isObject(s) || typeof s.task !== 'string') throw badBody(`embed.${where}[${i}] is not a signature with a task name`);
-    return {
-      task: s.task,
-      args: Array.isArray(s.args) ? s.args : [],
-      kwargs: isObject(s.kwargs) ? s.kwargs : {},
-      options: isObject(s.options) ? s.options : {},
-      subtask_type: typeof s.subtask_type === 'string' ? s.subtask_type : null,
-      immutable: s.immutable === true,
-    };
+    return signatureWithDefaults(s, s.task);
   });
+}
+
+/** A signature dict with task name `task`, its missing or ill-typed fields given Celery's defaults. */
+export function signatureWithDefaults(s: Record<string, unknown>, task: string): Signature {
+  return {
+    task,
+    args: Array.isArray(s.args) ? s.args : [],
+    kwargs: isObject(s.kwargs) ? s.kwargs : {},
+    options: isObject(s.options) ? s.options : {},
+    subtask_type: typeof s.subtask_type === 'string' ? s.subtask_type : null,
+    immutable: s.immutable === true,
+  };
 }
 
 /**
