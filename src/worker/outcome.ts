@@ -42,7 +42,7 @@ export class Outcomes {
 
   /** Writes a state unless the task ignores results; a failed write is reported, never thrown. */
   async store(p: Pending, state: ResultBody): Promise<void> {
-    const body = p.req.group ? { ...state, group_id: p.req.group } : state;
+    const body = withGroup(p.req, state);
     if (!(p.req.ignoreResult || p.def.options.ignoreResult)) {
       try {
         await this.io.backend.store({ taskId: p.req.id, replyTo: p.req.replyTo, taskName: p.req.task }, body);
@@ -50,12 +50,16 @@ export class Outcomes {
         this.error(`Storing state ${body.status} of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
       }
     }
-    if (!READY_STATES.has(body.status) || (!p.req.embed.chord && !p.req.embed.chain)) return;
-    // The canvas part of a ready state: count a chord member (maybe send the body), fail the rest of a chain.
+    if (READY_STATES.has(body.status)) await this.canvasReady(p.req, body);
+  }
+
+  /** The canvas part of a ready state: count a chord member (maybe send the body), fail the rest of a chain. */
+  private async canvasReady(req: TaskRequest, body: ResultBody): Promise<void> {
+    if (!req.embed.chord && !req.embed.chain) return;
     try {
-      await onReadyState(p.req, body, { backend: this.io.backend, publish: (sig, args) => this.publishSignature(p, sig, args, null) });
+      await onReadyState(req, body, { backend: this.io.backend, publish: (sig, args) => this.publishFrom(req, sig, args, null) });
     } catch (err) {
-      this.error(`Chord/chain bookkeeping of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
+      this.error(`Chord/chain bookkeeping of ${req.task}[${req.id}] failed: ${(err as Error).message}`, req.id);
     }
   }
 
@@ -69,11 +73,8 @@ export class Outcomes {
     await this.io.transport.reject(d, { requeue: false, reason: `${err.code}: ${err.message}` });
     if (!id) return;
     const body = errorBody(id, 'FAILURE', encodeError(err));
-    await this.io.backend.store({ taskId: id, replyTo }, req?.group ? { ...body, group_id: req.group } : body).catch((e) => this.error(`Storing the failure of ${id} failed: ${(e as Error).message}`, id));
-    if (!req || (!req.embed.chord && !req.embed.chain)) return;
-    await onReadyState(req, body, { backend: this.io.backend, publish: (sig, args) => this.publishFrom(req, sig, args, null) }).catch((e) =>
-      this.error(`Chord/chain bookkeeping of ${req.task}[${req.id}] failed: ${(e as Error).message}`, req.id),
-    );
+    await this.io.backend.store({ taskId: id, replyTo }, req ? withGroup(req, body) : body).catch((e) => this.error(`Storing the failure of ${id} failed: ${(e as Error).message}`, id));
+    if (req) await this.canvasReady(req, body);
   }
 
   /** Records how an attempt ended, then acks (unless it went back to the broker). */
@@ -158,4 +159,9 @@ export class Outcomes {
       this.error(`Sending errbacks of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
     }
   }
+}
+
+/** A member of a group records its group in the result meta (Celery's `group_id`). */
+function withGroup(req: TaskRequest, body: ResultBody): ResultBody {
+  return req.group ? { ...body, group_id: req.group } : body;
 }
