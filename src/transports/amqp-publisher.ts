@@ -7,6 +7,9 @@ import { AsynxError } from '../errors.js';
 import { redact } from '../util/redact.js';
 import { DELAY_DELIVER_EXCHANGE, MAX_DELAY_S, declareDelayLadder, declareTaskQueue, delayEntryLevel, delayLevelName, delayRoutingKey, deliverPattern } from './amqp-topology.js';
 
+/** Channels the ladder's declarations are spread over (4 take a fresh broker's ~1 s to ~0.3 s). */
+const LADDER_CHANNELS = 4;
+
 /** Options of {@link AmqpPublisher}. */
 export interface AmqpPublisherOptions {
   connectTimeoutMs: number;
@@ -71,18 +74,39 @@ export class AmqpPublisher {
     return ready;
   }
 
-  private async ensureLadder(ch: Channel, queue: string): Promise<void> {
+  /**
+   * Makes the delay ladder ready for `queue`: the ladder declared once per connection (shared by concurrent
+   * callers), then `queue` bound to the deliver exchange on `ch`. Consumers call it before they consume, so a
+   * worker's first retry countdown or rate-limit hand-back does not wait for a fresh broker's declarations.
+   */
+  async ensureLadder(ch: Channel, queue: string, deadline: number, what: string): Promise<void> {
     if (!this.ladderReady) {
-      const declaring = declareDelayLadder(ch);
+      const declaring = this.declareLadder(deadline, what);
       this.ladderReady = declaring;
       declaring.catch(() => {
         if (this.ladderReady === declaring) this.ladderReady = null;
       });
     }
-    await this.ladderReady;
+    await this.conn.bounded(this.ladderReady, deadline, what);
     if (!this.deliverBound.has(queue)) {
-      await ch.bindQueue(queue, DELAY_DELIVER_EXCHANGE, deliverPattern(queue));
+      await this.conn.bounded(ch.bindQueue(queue, DELAY_DELIVER_EXCHANGE, deliverPattern(queue)), deadline, what);
       this.deliverBound.add(queue);
+    }
+  }
+
+  /** Declares the ladder over channels of its own, closed after (a channel answers one declaration at a time). */
+  private async declareLadder(deadline: number, what: string): Promise<void> {
+    const conn = await this.conn.get(deadline, what);
+    const chs: Channel[] = [];
+    try {
+      for (let i = 0; i < LADDER_CHANNELS; i++) {
+        const ch = await conn.createChannel();
+        ch.on('error', () => undefined);
+        chs.push(ch);
+      }
+      await declareDelayLadder(chs);
+    } finally {
+      await Promise.all(chs.map((ch) => ch.close().catch(() => undefined)));
     }
   }
 
@@ -107,7 +131,7 @@ export class AmqpPublisher {
         await this.conn.bounded(this.ensureQueue(ch, queue), deadline, what);
         const delayMs = eta === null ? 0 : eta - Date.now();
         if (delayMs > 0) {
-          await this.conn.bounded(this.ensureLadder(ch, queue), deadline, what);
+          await this.ensureLadder(ch, queue, deadline, what);
           // Whole seconds, rounded up: never early, at most ~1 s late.
           const delayS = Math.min(MAX_DELAY_S, Math.ceil(delayMs / 1000));
           // A per-message TTL would cut a ladder step short: the `expires` header is what counts.

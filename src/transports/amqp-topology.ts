@@ -51,26 +51,41 @@ export function deliverPattern(queue: string): string {
   return [...Array<string>(DELAY_LEVELS).fill('*'), queue].join('.');
 }
 
-/** Declares the ladder (idempotent; once per connection is enough). */
-export async function declareDelayLadder(ch: Channel): Promise<void> {
-  await ch.assertExchange(DELAY_DELIVER_EXCHANGE, 'topic', { durable: true });
-  for (let k = 0; k < DELAY_LEVELS; k++) await ch.assertExchange(delayLevelName(k), 'topic', { durable: true });
-  for (let k = DELAY_LEVELS - 1; k >= 0; k--) {
-    const next = k > 0 ? delayLevelName(k - 1) : DELAY_DELIVER_EXCHANGE;
-    const name = delayLevelName(k);
-    await ch.assertQueue(name, {
-      durable: true,
-      arguments: {
-        'x-queue-type': 'quorum',
-        'x-message-ttl': 2 ** k * 1000,
-        'x-dead-letter-exchange': next,
-        'x-dead-letter-strategy': 'at-least-once',
-        'x-overflow': 'reject-publish',
-      },
-    });
-    await ch.bindQueue(name, name, levelPattern(k, '1'));
-    await ch.bindExchange(next, name, levelPattern(k, '0'));
-  }
+/** Arguments of ladder level `k`'s queue. */
+function levelQueueOptions(k: number): Options.AssertQueue {
+  return {
+    durable: true,
+    arguments: {
+      'x-queue-type': 'quorum',
+      'x-message-ttl': 2 ** k * 1000,
+      'x-dead-letter-exchange': k > 0 ? delayLevelName(k - 1) : DELAY_DELIVER_EXCHANGE,
+      'x-dead-letter-strategy': 'at-least-once',
+      'x-overflow': 'reject-publish',
+    },
+  };
+}
+
+/** Runs `steps` spread over `chs` (a channel answers one declaration at a time): each channel takes every n-th. */
+async function spread(chs: Channel[], steps: ((ch: Channel) => Promise<unknown>)[]): Promise<void> {
+  await Promise.all(chs.map(async (ch, i) => {
+    for (let j = i; j < steps.length; j += chs.length) await steps[j]!(ch);
+  }));
+}
+
+/**
+ * Declares the ladder (idempotent; once per connection is enough): exchanges, then queues, then bindings,
+ * each phase spread over the given channels. On a fresh broker the 28 quorum queues are most of the cost
+ * (about 1 s declared one after another on the bench machine), and a first delayed publish waits for it.
+ */
+export async function declareDelayLadder(channels: Channel | Channel[]): Promise<void> {
+  const chs = Array.isArray(channels) ? channels : [channels];
+  const levels = Array.from({ length: DELAY_LEVELS }, (_, k) => k);
+  await spread(chs, [(ch) => ch.assertExchange(DELAY_DELIVER_EXCHANGE, 'topic', { durable: true }), ...levels.map((k) => (ch: Channel) => ch.assertExchange(delayLevelName(k), 'topic', { durable: true }))]);
+  await spread(chs, levels.map((k) => (ch: Channel) => ch.assertQueue(delayLevelName(k), levelQueueOptions(k))));
+  await spread(chs, levels.flatMap((k) => [
+    (ch: Channel) => ch.bindQueue(delayLevelName(k), delayLevelName(k), levelPattern(k, '1')),
+    (ch: Channel) => ch.bindExchange(k > 0 ? delayLevelName(k - 1) : DELAY_DELIVER_EXCHANGE, delayLevelName(k), levelPattern(k, '0')),
+  ]));
 }
 
 /** Queue declaration options for a task queue, as Celery declares it (spec §1). */

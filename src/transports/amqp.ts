@@ -182,6 +182,9 @@ export class AmqpTransport implements Transport {
             throw declareError(err, q, this.url);
           }
         }
+        // The delay ladder before the first delivery: retries with a countdown and rate-limit hand-backs
+        // publish into it, and on a fresh broker its declarations would hold those deliveries' prefetch slots.
+        for (const q of c.queues) await this.publisher.ensureLadder(ch, q, deadline, what);
         const tags: string[] = [];
         // Current before the first delivery: an early ack settles a delivery before ch.consume() resolves,
         // and closeIdleChannel() must not take this channel for an idle one and close it.

@@ -57,6 +57,17 @@ describe('delay ladder on RabbitMQ', { skip }, () => {
     return n;
   };
 
+  test('a consumer declares the ladder and binds its queue before the first delivery (a fresh broker: no wait on the first countdown)', async () => {
+    const ladderQueues = async () => (await node.ctl(['list_queues', 'name', '--no-table-headers', '-q'])).split('\n').map((l) => l.trim()).filter((n) => n.startsWith('asynx.delay.'));
+    assert.deepEqual(await ladderQueues(), [], 'a fresh broker has no ladder yet');
+    const t = make();
+    const c = await new Collector().start(t, ['fresh-q'], 2);
+    assert.equal((await ladderQueues()).length, 28, 'all 28 levels exist once consume() resolved');
+    const bindings = await node.ctl(['list_bindings', 'source_name', 'destination_name', 'routing_key', '--no-table-headers', '-q']);
+    assert.ok(bindings.split('\n').some((l) => /^asynx\.delay\.deliver\s+fresh-q\s/.test(l.trim())), `fresh-q is bound to the deliver exchange:\n${bindings}`);
+    await c.consumer?.cancel();
+  });
+
   test('a task delayed for an hour holds no consumer slot, waits in the broker, and survives a broker restart; a due one arrives after it', { timeout: 120_000 }, async () => {
     const t = make();
     const queue = 'ladder-q';
