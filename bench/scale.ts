@@ -176,7 +176,8 @@ export async function scale(ctx: BenchContext, opts: ScaleOptions): Promise<Benc
         if (b === 'sqlite') ms = sqliteFill(dbPath, opts.parked, true);
         else {
           // Through asynx's own client: a countdown is routed into the delay ladder, which only the client knows.
-          const app = client(ctx, url);
+          // RabbitMQ is still busy deleting the purged million for a while: a publish may wait longer than 5 s.
+          const app = client(ctx, url, 'none', { publishTimeout: 60 });
           const t0 = performance.now();
           await publishAll(opts.parked, () => app.sendTask('bench.noop', [], {}, { queue: FRESH, ignoreResult: true, countdown: 3600 }), (d) => ctx.progress.tick(d, opts.parked), PARK_WINDOW);
           ms = performance.now() - t0;

@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Asynx, multi, type MultiOptions } from 'asynx';
+import { Asynx, multi, type AsynxOptions, type MultiOptions } from 'asynx';
 import { BENCH_APP, BENCH_DIR, PYTHON, type BenchContext } from './context.js';
 import { spawnProcess } from '../test/helpers/process.js';
 
@@ -98,8 +98,8 @@ export async function startCelery(ctx: BenchContext, broker: string, concurrency
 }
 
 /** A client app that publishes to `broker`. */
-export function client(ctx: BenchContext, broker: string, resultBackend = 'none'): Asynx {
-  const app = new Asynx({ brokerUrl: broker, resultBackend, configFile: false, defaultQueue: 'celery' });
+export function client(ctx: BenchContext, broker: string, resultBackend = 'none', extra: AsynxOptions = {}): Asynx {
+  const app = new Asynx({ brokerUrl: broker, resultBackend, configFile: false, defaultQueue: 'celery', ...extra });
   ctx.defer(() => app.close());
   return app;
 }

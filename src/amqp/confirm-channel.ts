@@ -99,7 +99,7 @@ export async function untilConfirmed(attempt: () => Promise<void>, r: ConfirmRet
       const refused = err instanceof AsynxError ? err.code === NOT_CONFIRMED : true;
       if (refused) refusal = err instanceof Error ? err : toAsynxError(err, 'asynx.broker.refused', `RabbitMQ refused to ${r.what}`);
       const outOfTime = Date.now() >= r.deadline;
-      if (!refused && !(outOfTime && refusal)) throw err;
+      if (!refused && !(outOfTime && refusal)) throw outOfTime ? spanOf(err, r.timeoutMs) : err;
       if (outOfTime) {
         throw new BrokerUnavailableError(`Cannot ${r.what}: RabbitMQ at ${redact(r.url)} did not confirm within ${r.timeoutMs} ms (${refusal!.message}). Check the broker and the queue's limits, or raise publishTimeout (ASYNX_PUBLISH_TIMEOUT)`, {
           cause: refusal,
@@ -109,4 +109,13 @@ export async function untilConfirmed(attempt: () => Promise<void>, r: ConfirmRet
       await sleep(Math.min(backoffDelay({ base: 50, max: 800, jitter: 'none' }, n), Math.max(0, r.deadline - Date.now())));
     }
   }
+}
+
+/**
+ * A step that ran out of time reports the time it had left ("did not answer within 64 ms" when earlier steps
+ * used the rest); past the operation's deadline the error names the operation's whole timeout instead.
+ */
+function spanOf(err: unknown, timeoutMs: number): unknown {
+  if (!(err instanceof BrokerUnavailableError) || !err.facts.timedOut || !/ within \d+ ms/.test(err.message)) return err;
+  return new BrokerUnavailableError(err.message.replace(/ within \d+ ms/, ` within ${timeoutMs} ms`), { cause: err.cause, facts: err.facts });
 }
