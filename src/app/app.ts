@@ -13,6 +13,7 @@ import { MemoryResultBackend } from '../results/memory.js';
 import { createTransport } from '../transports/factory.js';
 import type { Transport } from '../transports/transport.js';
 import { registerHttpTask, type HttpDispatcher } from '../tasks/http.js';
+import { registerCanvasBuiltins } from '../tasks/canvas-builtins.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
 import { badCallOption, checkCallOptions, type SendOptions } from './call-options.js';
@@ -60,6 +61,7 @@ export class Asynx {
   constructor(options: AppOptions = {}) {
     this.base = { ...options };
     this.http = registerHttpTask(this);
+    registerCanvasBuiltins(this);
   }
 
   /** Adds overrides that win over every other source (the CLI's flags). Only before the app connects. */
