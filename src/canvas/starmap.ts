@@ -33,10 +33,22 @@ export function splitChunks<T>(items: readonly T[], n: number): T[][] {
 }
 
 /**
+ * The task name whose options route a message of `name`: for `celery.starmap`, the inner task's (Celery's
+ * `route_name`), so the calls go to the queue their task is defined with; else `name` itself.
+ */
+export function routeName(name: string, kwargs: Record<string, unknown>): string {
+  if (name !== STARMAP_TASK) return name;
+  const inner = kwargs.task;
+  if (typeof inner === 'string') return inner;
+  const task = typeof inner === 'object' && inner !== null ? (inner as { task?: unknown }).task : undefined;
+  return typeof task === 'string' && task !== '' ? task : name;
+}
+
+/**
  * A signature of `celery.starmap` (Celery's `xstarmap`): one message whose worker calls `task(...item)` for
  * every item, in that one task, and stores the list of their values. Immutable, as in Celery: partial args
- * given to `applyAsync()` are not added. `options` route it (the inner task's queue, as Celery routes it by
- * the inner task's name).
+ * given to `applyAsync()` are not added. When sent, it goes to the inner task's `queue` if the app defines
+ * the task with one (see {@link routeName}), unless `options` or the call give a queue.
  */
 export function starmapSignature<R>(app: CanvasApp, task: string | Signature, items: ReadonlyArray<ReadonlyArray<unknown>>, options: SignatureOptions = {}): TaskSignature<R[]> {
   const inner = typeof task === 'string' ? bareSignature(task) : task;
@@ -64,7 +76,7 @@ export class Chunks<R = unknown> {
     it: ReadonlyArray<ReadonlyArray<unknown>>,
     /** Items per chunk: an integer ≥ 1. */
     readonly n: number,
-    /** Call options of every chunk's message (routing: the inner task's queue). */
+    /** Call options of every chunk's message. */
     private readonly options: SignatureOptions = {},
   ) {
     this.task = typeof task === 'string' ? bareSignature(task) : task;

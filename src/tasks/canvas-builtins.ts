@@ -6,7 +6,7 @@ import type { TaskDefinition } from '../app/execute.js';
 import { callInline } from '../app/inline.js';
 import { CanvasArgumentError, NotRegistered } from '../errors.js';
 import { normalizeSignature } from '../canvas/wire.js';
-import type { CanvasApp, SignatureOptions } from '../canvas/signature.js';
+import type { CanvasApp } from '../canvas/signature.js';
 import { CHUNKS_TASK, Chunks, STARMAP_TASK } from '../canvas/starmap.js';
 import type { GroupResultTuple } from '../canvas/group-result.js';
 import type { Signature } from '../protocol/message.js';
@@ -46,12 +46,6 @@ function itemsOf(ctx: TaskContext, v: unknown): unknown[][] {
   return v as unknown[][];
 }
 
-/** Routing of the calls of `task`: its own queue when this app registers it with one (Celery routes by the inner name). */
-function routeOf(app: BuiltinHost, task: string): SignatureOptions {
-  const queue = app.getTask(task)?.options.queue;
-  return queue ? { queue } : {};
-}
-
 /** Registers `celery.starmap` and `celery.chunks` on `app`. */
 export function registerCanvasBuiltins(app: BuiltinHost): void {
   app.task(STARMAP_TASK, async function (this: TaskContext): Promise<unknown[]> {
@@ -73,7 +67,7 @@ export function registerCanvasBuiltins(app: BuiltinHost): void {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
       throw new CanvasArgumentError('asynx.canvas.badBuiltinCall', `${this.name}: 'n' must be an integer ≥ 1 (items per chunk), got ${JSON.stringify(n) ?? String(n)}`, { task: this.name, taskId: this.id });
     }
-    const chunks = new Chunks<unknown>(app, inner, items, n, { ...routeOf(app, inner.task), parentId: this.id, rootId: this.rootId });
+    const chunks = new Chunks<unknown>(app, inner, items, n, { parentId: this.id, rootId: this.rootId });
     return (await chunks.applyAsync()).asTuple();
   });
 }

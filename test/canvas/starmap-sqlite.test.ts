@@ -49,6 +49,12 @@ describe('starmap / chunks: messages on the wire (no worker)', () => {
     assert.deepEqual(parts.map((p) => p.body[1].it), [[[1, 1], [2, 2]], [[3, 3], [4, 4]], [[5, 5]]]);
     assert.deepEqual(parts.map((p) => p.headers.group), [g.id, g.id, g.id]);
     assert.deepEqual(parts.map((p) => p.headers.id), g.results.map((x) => x.id));
+    // Routed as the inner task (Celery's route_name): its queue, not in the signature's options.
+    const routed = client.task('c.routed', (x: number) => x, { queue: 'wire-routed' });
+    assert.deepEqual(routed.starmap([[1]]).toJSON().options, {});
+    await routed.starmap([[1]]).applyAsync();
+    await routed.chunks([[1], [2]], 1).applyAsync();
+    assert.deepEqual(queued('wire-routed').map((p) => p.body[1].it), [[[1]], [[1]], [[2]]]);
     assert.throws(() => t.add.chunks([[1, 1]], 0), /n must be an integer ≥ 1/);
     // @ts-expect-error each item is an argument list
     assert.throws(() => t.add.starmap([1, 2]), /every item of argLists must be an array/);
