@@ -61,6 +61,19 @@ describe('starmap / chunks: messages on the wire (no worker)', () => {
   });
 });
 
+it('eager mode runs starmap, chunks and celery.chunks in-process', async () => {
+  const app = new Asynx({ eager: true, configFile: false });
+  try {
+    const add = app.task('e.add', (x: number, y: number) => x + y);
+    assert.deepEqual(await (await add.starmap([[1, 2], [3, 4]]).applyAsync()).get(), [3, 7]);
+    assert.deepEqual(await (await add.chunks([[1, 2], [3, 4], [5, 6]], 2).applyAsync()).get(), [[3, 7], [11]]);
+    const tuple = await (await add.chunks([[1, 1]], 1).signature().applyAsync()).get();
+    assert.deepEqual(await GroupResult.fromTuple(app, tuple).get(), [[2]]);
+  } finally {
+    await app.close();
+  }
+});
+
 describe('starmap / chunks run by a worker (SQLite, prefork)', () => {
   const tmp = tempDir('asynx-starmap-');
   const brokerUrl = `sqlite://${join(tmp.dir, 's.db')}`;
