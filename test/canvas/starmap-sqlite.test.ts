@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { Asynx, GroupResult, RemoteTaskError } from '../../src/index.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir, waitFor } from '../helpers/tmp.js';
 import { CANVAS_APP, canvasTasks } from '../helpers/canvas.js';
 
 const bare = (task: string) => ({ task, args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false });
@@ -111,6 +111,7 @@ describe('starmap / chunks run by a worker (SQLite, prefork)', () => {
 
   it('a failing call fails the starmap with its error; an inner task the worker does not know fails with NotRegistered (no hang)', async () => {
     const f = await t.fail.starmap([[7]]).applyAsync();
+    await waitFor('the starmap ends', async () => (await f.state()) === 'FAILURE', 20_000);
     const err = await f.get({ timeout: 20 }).then(() => null, (e: unknown) => e);
     assert.ok(err instanceof RemoteTaskError, String(err));
     assert.equal(err.name, 'ValueError');
@@ -139,5 +140,27 @@ describe('starmap / chunks run by a worker (SQLite, prefork)', () => {
     assert.equal(tuple[1].length, 2, 'the worker sent two chunks');
     const g = GroupResult.fromTuple<number[]>(client, tuple);
     assert.deepEqual(await g.get({ timeout: 20 }), [[3, 7], [11]]);
+  });
+});
+
+describe('starmap / chunks on the in-process pool (-P async)', () => {
+  const tmp = tempDir('asynx-starmap-async-');
+  const brokerUrl = `sqlite://${join(tmp.dir, 'a.db')}`;
+  let worker: RunningWorker;
+  const client = new Asynx({ brokerUrl, configFile: false });
+  const t = canvasTasks(client);
+  before(async () => {
+    worker = await startWorker({ brokerUrl, app: CANVAS_APP, args: ['-P', 'async', '-c', '4'] });
+  });
+  after(async () => {
+    await client.close();
+    await worker?.stop();
+    tmp.cleanup();
+  });
+
+  it('the worker\'s own app runs celery.starmap and celery.chunks', async () => {
+    assert.deepEqual(await (await t.mul.starmap([[2, 3], [4, 5]]).applyAsync()).get({ timeout: 20 }), [6, 20]);
+    const tuple = await (await t.mul.chunks([[1, 2], [3, 4], [5, 6]], 2).signature().applyAsync()).get({ timeout: 20 });
+    assert.deepEqual(await GroupResult.fromTuple(client, tuple).get({ timeout: 20 }), [[2, 12], [30]]);
   });
 });
