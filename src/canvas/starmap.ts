@@ -17,10 +17,14 @@ export function bareSignature(task: string): Signature {
   return { task, args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
 }
 
+function badArgLists(where: string, detail: string, value: unknown): UsageError {
+  return new UsageError('asynx.canvas.badArgLists', `${where}: ${detail}`, { value: String(value) });
+}
+
 function argLists(where: string, it: unknown): unknown[][] {
-  if (!Array.isArray(it)) throw new UsageError('asynx.canvas.badArgLists', `${where}: argLists must be an array of argument arrays, e.g. [[1, 2], [3, 4]]`, { value: String(it) });
+  if (!Array.isArray(it)) throw badArgLists(where, 'argLists must be an array of argument arrays, e.g. [[1, 2], [3, 4]]', it);
   for (const item of it) {
-    if (!Array.isArray(item)) throw new UsageError('asynx.canvas.badArgLists', `${where}: every item of argLists must be an array of arguments (give [[x]] for one argument), got ${JSON.stringify(item) ?? String(item)}`, { value: String(item) });
+    if (!Array.isArray(item)) throw badArgLists(where, `every item of argLists must be an array of arguments (give [[x]] for one argument), got ${JSON.stringify(item) ?? String(item)}`, item);
   }
   return it.map((item: unknown[]) => [...item]);
 }

@@ -17,9 +17,14 @@ export interface BuiltinHost extends CanvasApp {
   getTask(name: string): TaskDefinition | undefined;
 }
 
+/** The one error of a built-in called with arguments it cannot use. */
+function badCall(ctx: TaskContext, detail: string): CanvasArgumentError {
+  return new CanvasArgumentError('asynx.canvas.badBuiltinCall', `${ctx.name}: ${detail}`, { task: ctx.name, taskId: ctx.id });
+}
+
 /** Python's binding of positional then keyword arguments to `names`, for a call from any client. */
 function bind(ctx: TaskContext, names: readonly string[]): Record<string, unknown> {
-  const fail = (message: string) => new CanvasArgumentError('asynx.canvas.badBuiltinCall', `${ctx.name}(${names.join(', ')}): ${message}`, { task: ctx.name, taskId: ctx.id });
+  const fail = (message: string) => badCall(ctx, `(${names.join(', ')}) ${message}`);
   if (ctx.args.length > names.length) throw fail(`takes ${names.length} arguments but ${ctx.args.length} were given`);
   const out: Record<string, unknown> = {};
   ctx.args.forEach((v, i) => (out[names[i]!] = v));
@@ -35,13 +40,13 @@ function bind(ctx: TaskContext, names: readonly string[]): Record<string, unknow
 
 function innerOf(ctx: TaskContext, v: unknown): Signature {
   const sig = typeof v === 'string' ? normalizeSignature({ task: v }) : normalizeSignature(v);
-  if (!sig) throw new CanvasArgumentError('asynx.canvas.badBuiltinCall', `${ctx.name}: 'task' must be a signature dict with a task name ({"task": "tasks.add", ...}), got ${JSON.stringify(v) ?? String(v)}`, { task: ctx.name, taskId: ctx.id });
+  if (!sig) throw badCall(ctx, `'task' must be a signature dict with a task name ({"task": "tasks.add", ...}), got ${JSON.stringify(v) ?? String(v)}`);
   return sig;
 }
 
 function itemsOf(ctx: TaskContext, v: unknown): unknown[][] {
   if (!Array.isArray(v) || !v.every(Array.isArray)) {
-    throw new CanvasArgumentError('asynx.canvas.badBuiltinCall', `${ctx.name}: 'it' must be a list of argument lists ([[2, 2], [4, 4]]), got ${JSON.stringify(v)?.slice(0, 200) ?? String(v)}`, { task: ctx.name, taskId: ctx.id });
+    throw badCall(ctx, `'it' must be a list of argument lists ([[2, 2], [4, 4]]), got ${JSON.stringify(v)?.slice(0, 200) ?? String(v)}`);
   }
   return v as unknown[][];
 }
@@ -65,7 +70,7 @@ export function registerCanvasBuiltins(app: BuiltinHost): void {
     const inner = innerOf(this, task);
     const items = itemsOf(this, it);
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 1) {
-      throw new CanvasArgumentError('asynx.canvas.badBuiltinCall', `${this.name}: 'n' must be an integer ≥ 1 (items per chunk), got ${JSON.stringify(n) ?? String(n)}`, { task: this.name, taskId: this.id });
+      throw badCall(this, `'n' must be an integer ≥ 1 (items per chunk), got ${JSON.stringify(n) ?? String(n)}`);
     }
     const chunks = new Chunks<unknown>(app, inner, items, n, { parentId: this.id, rootId: this.rootId });
     return (await chunks.applyAsync()).asTuple();
