@@ -65,8 +65,9 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
    * Celery's `task.starmap(it)`: ONE message of the built-in task `celery.starmap`, whose worker calls this
    * task once per argument list, in order, in that one task, and stores the list of values:
    * `(await add.starmap([[1, 2], [3, 4]]).applyAsync()).get()` gives `[3, 7]`. A failing call fails the whole
-   * starmap with its error. Sent to this task's `queue` when it has one (Celery routes it by the inner task). For one message per call,
-   * use `group(argLists.map((a) => task.s(...a)))`; for n calls per message, {@link Task.chunks}.
+   * starmap with its error. Sent to this task's `queue` when it has one (Celery routes it by the inner
+   * task). For one message per call, use `group(argLists.map((a) => task.s(...a)))`; for n calls per
+   * message, {@link Task.chunks}.
    */
   starmap(argLists: ReadonlyArray<A>): TaskSignature<R[]> {
     return starmapSignature<R>(this.sender, this.name, argLists);
