@@ -183,6 +183,18 @@ export class ChordsUnsupportedError extends AsynxError {
 }
 
 /**
+ * A built-in canvas task (`celery.starmap`, `celery.chunks`) was sent arguments it cannot use: a missing or
+ * malformed `task` signature, an `it` that is not a list of argument lists, a chunk size that is not a
+ * positive integer. Named `TypeError`, as Python raises for such calls, so a Celery client re-raises it.
+ */
+export class CanvasArgumentError extends AsynxError {
+  constructor(code: string, message: string, facts: ErrorFacts = {}) {
+    super(code, message, { facts });
+    this.name = 'TypeError';
+  }
+}
+
+/**
  * An error re-created from a stored result: `name` is the remote exception type
  * (Python's `exc_type`), `remoteTraceback` the worker's traceback.
  */

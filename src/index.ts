@@ -27,8 +27,9 @@ export { AsyncResult, type GetOptions } from './app/result.js';
 export { TaskSignature, isTaskSignature, type ArgsSuffix, type SignatureOptions, type SignatureCallOptions, type CanvasApp } from './canvas/signature.js';
 export { Chain, chain, type ChainStep, type ResultOf } from './canvas/chain.js';
 export { Group, group, type GroupCallOptions } from './canvas/group.js';
-export { GroupResult, type RevokeOptions } from './canvas/group-result.js';
+export { GroupResult, type RevokeOptions, type GroupResultTuple } from './canvas/group-result.js';
 export { Chord, chord, type ChordCallOptions } from './canvas/chord.js';
+export { Chunks, STARMAP_TASK, CHUNKS_TASK } from './canvas/starmap.js';
 export { currentTask, type TaskContext, type RetryOptions } from './app/context.js';
 export type { TaskOptions, ErrorMatcher } from './app/task-options.js';
 export type { AsynxOptions, ResolvedConfig } from './config.js';
@@ -51,6 +52,7 @@ export {
   TaskRevokedError,
   ChordError,
   ChordsUnsupportedError,
+  CanvasArgumentError,
   RemoteTaskError,
   ExitCode,
   isAsynxError,

@@ -13,6 +13,7 @@ import { MemoryResultBackend } from '../results/memory.js';
 import { createTransport } from '../transports/factory.js';
 import type { Transport } from '../transports/transport.js';
 import { registerHttpTask, type HttpDispatcher } from '../tasks/http.js';
+import { registerCanvasBuiltins } from '../tasks/canvas-builtins.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
 import { badCallOption, checkCallOptions, type SendOptions } from './call-options.js';
@@ -23,6 +24,7 @@ import { executeTask, type TaskDefinition } from './execute.js';
 import { AsyncResult } from './result.js';
 import { Task } from './task.js';
 import { TaskSignature, type SignatureOptions } from '../canvas/signature.js';
+import { routeName } from '../canvas/starmap.js';
 import { assertNewEntry, mergeEntries, periodicFromConfig, resolvePeriodicEntry, type PeriodicEntry, type PeriodicOptions } from '../beat/entry.js';
 import type { PeriodicSchedule } from '../beat/schedule.js';
 import { resolveTaskOptions, type TaskOptions } from './task-options.js';
@@ -60,6 +62,7 @@ export class Asynx {
   constructor(options: AppOptions = {}) {
     this.base = { ...options };
     this.http = registerHttpTask(this);
+    registerCanvasBuiltins(this);
   }
 
   /** Adds overrides that win over every other source (the CLI's flags). Only before the app connects. */
@@ -204,9 +207,11 @@ export class Asynx {
     if (typeof kwargs !== 'object' || kwargs === null || Array.isArray(kwargs)) throw new UsageError('asynx.call.badKwargs', `Task '${name}': kwargs must be an object`, { task: name });
     if (typeof opts !== 'object' || opts === null) throw badCallOption(name, 'options', opts, 'must be an object');
     const def = this.tasks.get(name);
+    // A starmap is routed as its inner task is (Celery's `route_name`): to that task's queue when it has one.
+    const routed = this.tasks.get(routeName(name, kwargs)) ?? def;
     // Options given at the call are checked before anything connects: a bad one is the caller's UsageError.
     const merged = checkCallOptions(name, {
-      queue: def?.options.queue ?? undefined,
+      queue: routed?.options.queue ?? undefined,
       priority: def?.options.priority || undefined,
       ignoreResult: def?.options.ignoreResult || undefined,
       ...stripUndefined(opts),

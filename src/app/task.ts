@@ -5,7 +5,7 @@ import type { Signature } from '../protocol/message.js';
 import type { TaskDefinition } from './execute.js';
 import type { AsyncResult } from './result.js';
 import { TaskSignature, type ArgsSuffix, type CanvasApp, type SignatureOptions } from '../canvas/signature.js';
-import { Group } from '../canvas/group.js';
+import { Chunks, starmapSignature } from '../canvas/starmap.js';
 
 /** Options of one call, plus its arguments; durations as {@link SendOptions} says (bare numbers are seconds). */
 export interface CallOptions<A extends unknown[] = unknown[]> extends SendOptions {
@@ -62,12 +62,25 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   }
 
   /**
-   * A group with one call of this task per argument list: `add.starmap([[1, 2], [3, 4]])`. Unlike Celery's
-   * `starmap` (one message that runs every call in one worker), each call is its own message, so the calls
-   * spread over workers and each has its own result; {@link Group.applyAsync} returns their GroupResult.
+   * Celery's `task.starmap(it)`: ONE message of the built-in task `celery.starmap`, whose worker calls this
+   * task once per argument list, in order, in that one task, and stores the list of values:
+   * `(await add.starmap([[1, 2], [3, 4]]).applyAsync()).get()` gives `[3, 7]`. A failing call fails the whole
+   * starmap with its error. Sent to this task's `queue` when it has one (Celery routes it by the inner
+   * task). For one message per call, use `group(argLists.map((a) => task.s(...a)))`; for n calls per
+   * message, {@link Task.chunks}.
    */
-  starmap(argLists: ReadonlyArray<A>): Group<R> {
-    return new Group<R>(argLists.map((args) => new TaskSignature<R>(this.sender, this.name, args)), this.sender);
+  starmap(argLists: ReadonlyArray<A>): TaskSignature<R[]> {
+    return starmapSignature<R>(this.sender, this.name, argLists);
+  }
+
+  /**
+   * Celery's `task.chunks(it, n)`: the argument lists split into chunks of `n` calls, each chunk one
+   * `celery.starmap` message; `applyAsync()` sends them as a group, whose `get()` gives one list of values per
+   * chunk (`add.chunks([[1, 1], [2, 2], [3, 3]], 2)` → `[[2, 4], [6]]`). `group()` gives that group;
+   * `signature()` the `celery.chunks` signature, for a worker to split and send.
+   */
+  chunks(argLists: ReadonlyArray<A>, n: number): Chunks<R> {
+    return new Chunks<R>(this.sender, this.name, argLists, n);
   }
 
   /**

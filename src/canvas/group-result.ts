@@ -19,6 +19,12 @@ function unsupported(backend: ResultBackend, what: string): UsageError {
 }
 
 /**
+ * A GroupResult in Celery's `as_tuple()` form, `[[groupId, null], [[[memberId, null], null], …]]`: what a
+ * worker stores as the result of a task that returned a group's result (the built-in `celery.chunks`).
+ */
+export type GroupResultTuple = [[string, null], Array<[[string, null], null]>];
+
+/**
  * The results of a group (Celery's `GroupResult`). `get()` waits for every member and resolves to their
  * results in member order; with `propagate` (the default) it rejects with the first failed member's error.
  */
@@ -110,6 +116,25 @@ export class GroupResult<R = unknown> {
   async forget(): Promise<void> {
     await Promise.all(this.results.map((r) => r.forget()));
     await this.delete();
+  }
+
+  /** This group in Celery's `as_tuple()` form (see {@link GroupResultTuple}). */
+  asTuple(): GroupResultTuple {
+    return [[this.id, null], this.results.map((r): [[string, null], null] => [[r.id, null], null])];
+  }
+
+  /**
+   * A GroupResult from Celery's `as_tuple()` form (Celery's `result_from_tuple`), e.g. the result of a
+   * `celery.chunks` task. Throws UsageError `asynx.group.badTuple` for anything else.
+   */
+  static fromTuple<R = unknown>(app: CanvasApp, tuple: unknown): GroupResult<R> {
+    const idOf = (v: unknown): string | null => (Array.isArray(v) && typeof v[0] === 'string' ? v[0] : null);
+    const gid = Array.isArray(tuple) ? idOf(tuple[0]) : null;
+    const members = Array.isArray(tuple) && Array.isArray(tuple[1]) ? (tuple[1] as unknown[]).map((m) => (Array.isArray(m) ? idOf(m[0]) : null)) : null;
+    if (gid === null || members === null || members.some((m) => m === null)) {
+      throw new UsageError('asynx.group.badTuple', `GroupResult.fromTuple(): expected Celery's [[groupId, parent], [[[taskId, parent], null], ...]], got ${JSON.stringify(tuple)?.slice(0, 200)}`);
+    }
+    return new GroupResult<R>(app, gid, members.map((m) => app.AsyncResult<R>(m!)));
   }
 
   /** A saved group by id (Celery's `GroupResult.restore(id)`), or null when none is saved under it. */

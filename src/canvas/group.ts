@@ -26,7 +26,7 @@ export class Group<R = unknown> {
 
   constructor(
     tasks: ReadonlyArray<TaskSignature<R>>,
-    /** @internal The app to send with when there is no member to take it from (`task.starmap([])`). */
+    /** @internal The app to send with when there is no member to take it from (`task.chunks([], n)`). */
     private readonly app?: CanvasApp,
   ) {
     if (!Array.isArray(tasks)) throw new UsageError('asynx.canvas.badGroup', 'group() takes a list of signatures: group([add.s(1, 2), add.s(3, 4)])');
@@ -53,12 +53,12 @@ export class Group<R = unknown> {
 
   /**
    * Sends every member; `args` go before each member's own (unless immutable), options apply to each. An
-   * empty `task.starmap([])` resolves to an empty GroupResult (`get()` gives `[]`, as in Celery); `group([])`
+   * empty `task.chunks([], n)` resolves to an empty GroupResult (`get()` gives `[]`, as in Celery); `group([])`
    * has no app to send with and rejects with UsageError `asynx.canvas.emptyGroup`.
    */
   async applyAsync(opts: GroupCallOptions = {}): Promise<GroupResult<R>> {
     const app = this.tasks[0]?.app ?? this.app;
-    if (!app) throw new UsageError('asynx.canvas.emptyGroup', 'group([]) has no members, so no app to send with: give at least one signature, or use task.starmap(argLists), which may be empty');
+    if (!app) throw new UsageError('asynx.canvas.emptyGroup', 'group([]) has no members, so no app to send with: give at least one signature, or use task.chunks(argLists, n), which may be empty');
     return this.publish(app, opts);
   }
 

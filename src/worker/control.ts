@@ -202,10 +202,10 @@ export function controlHandlers(t: ControlTarget): Record<string, ControlHandler
     scheduled: () => t.scheduled().map((i) => ({ eta: i.req.eta !== null ? new Date(i.req.eta).toISOString() : null, priority: i.req.priority, request: requestInfo(t.nodeName, i) })),
     registered: (a) => {
       const items = strings(a.taskinfoitems);
-      // Built-in tasks (`asynx.*`, as Celery hides `celery.*`) only with `builtins`.
+      // Built-in tasks (`asynx.*`, and `celery.*` as Celery hides them) only with `builtins`.
       return t
         .registered()
-        .filter((e) => truthy(a.builtins) || !e.name.startsWith('asynx.'))
+        .filter((e) => truthy(a.builtins) || !(e.name.startsWith('asynx.') || e.name.startsWith('celery.')))
         .sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0))
         .map((e) => registeredLine(e, items.length ? items : DEFAULT_TASK_INFO_ITEMS));
     },

@@ -15,9 +15,9 @@ after(async () => {
   tmp.cleanup();
 });
 
-it('an empty group: starmap([]) gives an empty GroupResult (Celery\'s [] ); group([]) rejects, not throws', async () => {
+it('an empty group: chunks([], n) gives an empty GroupResult (Celery\'s [] ); group([]) rejects, not throws', async () => {
   const t = canvasTasks(client);
-  const g = await t.add.starmap([]).applyAsync();
+  const g = await t.add.chunks([], 2).applyAsync();
   assert.deepEqual(await g.get({ timeout: 1 }), []);
   assert.equal(await g.ready(), true);
   assert.equal(await g.completedCount(), 0);

@@ -151,7 +151,7 @@ describe('canvas on the SQLite broker with a worker', () => {
     }
   });
 
-  it('group with a failing member: failed() and get() rejects with it; starmap builds a group', async () => {
+  it('group with a failing member: failed() and get() rejects with it; starmap gives the list of results', async () => {
     const g = await group([t.add.s(1, 1), t.fail.s(7)]).applyAsync();
     await waitFor('group ready', () => g.ready(), 20_000);
     assert.equal(await g.failed(), true);

@@ -12,7 +12,7 @@ function fakeTarget(over: Partial<ControlTarget> = {}) {
   const calls: string[] = [];
   const revoked = new RevokedSet();
   const limits = new TaskLimits();
-  const tasks: TaskEntry[] = [{ name: 'b', attributes: {} }, { name: 'a', attributes: { queue: 'q1' } }, { name: 'asynx.http.dispatch', attributes: {} }];
+  const tasks: TaskEntry[] = [{ name: 'b', attributes: {} }, { name: 'a', attributes: { queue: 'q1' } }, { name: 'asynx.http.dispatch', attributes: {} }, { name: 'celery.starmap', attributes: {} }];
   let clock = 7;
   const t: ControlTarget = {
     nodeName: 'me@h',
@@ -80,7 +80,7 @@ describe('remote-control handlers', () => {
   test('registered: sorted, built-ins hidden unless asked, Celery\'s `name [attr=value]`', async () => {
     const { ask } = fakeTarget();
     assert.deepEqual(await ask('registered'), ['a', 'b']);
-    assert.deepEqual(await ask('dump_tasks', { builtins: true }), ['a', 'asynx.http.dispatch', 'b']);
+    assert.deepEqual(await ask('dump_tasks', { builtins: true }), ['a', 'asynx.http.dispatch', 'b', 'celery.starmap']);
     assert.deepEqual(await ask('registered', { taskinfoitems: ['queue'] }), ['a [queue=q1]', 'b']);
     assert.deepEqual(await ask('rate_limit', { task_name: 'b', rate_limit: '3/h' }), { ok: 'new rate limit set successfully' });
     assert.deepEqual(await ask('registered'), ['a', 'b [rate_limit=3/h]']);
