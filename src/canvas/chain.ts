@@ -27,6 +27,10 @@ function kindOf(s: unknown): string {
   return typeof s === 'object' && s !== null ? ((s as object).constructor?.name ?? 'object') : typeof s;
 }
 
+function badStep(problem: string, value: unknown): UsageError {
+  return new UsageError('asynx.canvas.badStep', `chain(): ${problem}`, { value: String(value) });
+}
+
 function groupLast(): UsageError {
   return new UsageError(
     'asynx.canvas.groupLast',
@@ -40,7 +44,7 @@ function partsOf(steps: ReadonlyArray<ChainStep>): Array<ChainPart | Group<unkno
   for (const s of steps) {
     if (s instanceof Chain) flat.push(...s.parts);
     else if (s instanceof TaskSignature || s instanceof Group || s instanceof Chord) flat.push(s);
-    else throw new UsageError('asynx.canvas.badStep', `chain(): every step must be a signature (task.s(), task.si()), a group, a chord or a chain, got ${kindOf(s)}`, { value: String(s) });
+    else throw badStep(`every step must be a signature (task.s(), task.si()), a group, a chord or a chain, got ${kindOf(s)}`, s);
   }
   const out: Array<ChainPart | Group<unknown>> = [];
   for (let i = 0; i < flat.length; i++) {
@@ -51,7 +55,7 @@ function partsOf(steps: ReadonlyArray<ChainStep>): Array<ChainPart | Group<unkno
       continue;
     }
     if (!(next instanceof TaskSignature)) {
-      throw new UsageError('asynx.canvas.badStep', `chain(): a group must be followed by a task signature, which gets the list of its results (a chord), got ${kindOf(next)}: put a task between them, chain(a.s(), group([...]), collect.s(), ...)`, { value: String(next) });
+      throw badStep(`a group must be followed by a task signature, which gets the list of its results (a chord), got ${kindOf(next)}: put a task between them, chain(a.s(), group([...]), collect.s(), ...)`, next);
     }
     out.push(new Chord(s, next));
     i++;

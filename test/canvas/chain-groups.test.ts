@@ -103,6 +103,17 @@ describe('a group inside a chain', () => {
   });
 });
 
+it('eager mode runs a group inside a chain as a chord, in-process', async () => {
+  const app = new Asynx({ eager: true, configFile: false });
+  try {
+    const add = app.task('e.add', (a: number, b: number) => a + b);
+    const tsum = app.task('e.tsum', (xs: number[]) => xs.reduce((x, y) => x + y, 0));
+    assert.equal(await (await chain(add.s(1, 2), group([add.s(10), add.s(20)]), tsum.s(), add.s(1)).applyAsync()).get(), 37);
+  } finally {
+    await app.close();
+  }
+});
+
 describe('options on steps the worker sends', () => {
   it('a later chain step with queue runs on the worker of that queue; a task defined with a queue goes there too', async () => {
     const r = await chain(t.where.s([]), t.where.s().set({ queue: 'other' }), t.where.s()).applyAsync();
