@@ -6,7 +6,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { join } from 'node:path';
-import { Asynx, chain } from '../../src/index.js';
+import Database from 'better-sqlite3';
+import { Asynx, chain, group } from '../../src/index.js';
 import { celerySkip, runPython, startCeleryWorker } from '../helpers/celery.js';
 import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
 import { startWorker } from '../helpers/worker.js';
@@ -87,5 +88,23 @@ describe('canvas interop with Python Celery', { skip }, () => {
     stops.push(() => app.close());
     const members = out.members as string[];
     assert.deepEqual(await Promise.all(members.map((id) => app.AsyncResult(id).get({ timeout: 60 }))), [['jss2@localhost', 'jss@localhost'], ['jss2@localhost', 'jss2@localhost']]);
+  });
+
+  test('the chord step a Node chain embeds is a chord to Celery\'s own canvas (header members and body, ids frozen)', { timeout: 60_000 }, async () => {
+    // Sent to a SQLite broker no worker reads, to take the embedded step from the message as published.
+    const db = join(tmp.dir, 'wire.db');
+    const app = new Asynx({ configFile: false, brokerUrl: `sqlite://${db}` });
+    stops.push(() => app.close());
+    const step = (tag: string) => app.sig('cv.step', [tag]);
+    const r = await chain(app.sig('cv.step', [[], 'a']), group([step('b'), step('c')]), step('d')).applyAsync();
+    const d = new Database(db, { readonly: true });
+    const row = d.prepare('SELECT body FROM messages').get() as { body: string };
+    d.close();
+    const embedded = (JSON.parse(row.body) as [unknown, unknown, { chain: Array<Record<string, any>> }])[2].chain[0]!;
+    const out = await pyCanvas(node.url, { kind: 'parse', sig: embedded });
+    assert.equal(out.is_chord, true, `Celery reads it as ${String(out.type)}`);
+    assert.deepEqual((out.members as unknown[][]).map((m) => m.slice(0, 2)), [['cv.step', ['b']], ['cv.step', ['c']]]);
+    assert.deepEqual((out.members as unknown[][]).map((m) => m[2]), embedded.kwargs.header.kwargs.tasks.map((t: any) => t.options.task_id));
+    assert.deepEqual(out.body, ['cv.step', r.id]);
   });
 });
