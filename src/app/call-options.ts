@@ -100,10 +100,20 @@ function signatures(task: string, option: string, value: Signature | Signature[]
   for (const s of list) {
     if (typeof s !== 'object' || s === null || typeof s.task !== 'string' || s.task === '') throw badCallOption(task, option, value, 'must be a signature (app.signature(name) or task.signature()) or a list of them');
     // Checked now, not when the worker sends it: by then it would be a message's fault, not the caller's.
+    const own = (s as { callOptions?: SendOptions }).callOptions;
+    if (own && (own.dedupe || own.dedupeKey !== undefined)) throw dedupeNotCarried(task, option, s.task);
     const p = s.options?.priority;
     if (p !== undefined && p !== null && (typeof p !== 'number' || !Number.isInteger(p) || p < 0 || p > 255)) throw badCallOption(task, `${option}.options.priority`, p, 'must be an integer 0..255');
   }
   return list.map((s) => ({ task: s.task, args: s.args ?? [], kwargs: s.kwargs ?? {}, options: s.options ?? {}, subtask_type: s.subtask_type ?? null, immutable: s.immutable ?? false }));
+}
+
+/**
+ * dedupe / dedupeKey hold a key in the broker at the publish made by the caller; a signature a worker sends
+ * later (a chain step, a chord body, a callback) cannot take it there, so it is refused rather than dropped.
+ */
+export function dedupeNotCarried(task: string, where: string, sigTask: string): UsageError {
+  return new UsageError('asynx.call.dedupeNotCarried', `Task '${task}': ${where} signature ${sigTask} has dedupe / dedupeKey, which only the call that publishes it can apply; a worker sends this one later. Dedupe the first call (the chain's first step, the chord's header) or make the task idempotent on its id`, { task, option: where, value: sigTask });
 }
 
 function optionalString(task: string, option: string, value: unknown): void {

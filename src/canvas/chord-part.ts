@@ -4,15 +4,13 @@ import { encodeError } from '../app/execute.js';
 import { ChordError } from '../errors.js';
 import { reprOf, type TaskRequest } from '../protocol/codec.js';
 import { READY_STATES, type ResultBody, type Signature } from '../protocol/message.js';
-import type { ChordFiring, ChordPart, ResultBackend } from '../results/backend.js';
+import type { ChordFiring, ChordPart } from '../results/backend.js';
 import { errorBody } from '../results/body.js';
-import { mergeArgs, normalizeSignature } from './wire.js';
+import { sendStep, stepResults, storeOnEach, type StepIo } from './embedded.js';
+import { normalizeSignature, signatureList } from './wire.js';
 
 /** What the worker lends: its result backend and a way to send a signature (parent = the finished task). */
-export interface ReadyStateIo {
-  backend: ResultBackend;
-  publish(sig: Signature, args: unknown[]): Promise<void>;
-}
+export type ReadyStateIo = StepIo;
 
 /** Celery's PROPAGATE_STATES: a chain stops and a chord fails on these. */
 const PROPAGATE = new Set(['FAILURE', 'REVOKED']);
@@ -30,15 +28,14 @@ function excRepr(result: unknown): string {
 /**
  * Called once a task's ready state (SUCCESS, FAILURE, REVOKED) is stored. A failed chain step stores the same
  * failure on every remaining step that has an id, so the chain's result (its last step) rejects with it
- * (Celery's `mark_as_failure`). A chord member is counted; the member that completes the chord sends the body.
+ * (Celery's `mark_as_failure`); a remaining chord step fails its header members and its body (the chain's
+ * result when it is the last step), a remaining group step its members. A chord member is counted; the member
+ * that completes the chord sends the body.
  */
 export async function onReadyState(req: TaskRequest, body: ResultBody, io: ReadyStateIo): Promise<void> {
   if (!READY_STATES.has(body.status)) return;
   if (PROPAGATE.has(body.status)) {
-    for (const step of req.embed.chain ?? []) {
-      const id = step.options.task_id;
-      if (typeof id === 'string' && id) await io.backend.store({ taskId: id, replyTo: typeof step.options.reply_to === 'string' ? step.options.reply_to : req.replyTo, taskName: step.task }, { ...body, task_id: id });
-    }
+    await storeOnEach((req.embed.chain ?? []).flatMap(stepResults), (id) => ({ ...body, task_id: id }), { backend: io.backend, replyTo: req.replyTo });
   }
   if (req.embed.chord && req.group && req.groupIndex !== null && io.backend.chords) {
     const part: ChordPart = { groupId: req.group, groupIndex: req.groupIndex, taskId: req.id, status: body.status, result: body.result };
@@ -58,7 +55,8 @@ async function fireChord(firing: ChordFiring, req: TaskRequest, io: ReadyStateIo
   const bodyId = typeof body.options.task_id === 'string' ? body.options.task_id : null;
   if (!culprit) {
     try {
-      await io.publish(body, mergeArgs(body, [firing.parts.map((p) => p.result)]));
+      // The body may itself be a group (Celery's `group | group`); the rest of a chain rides in its options.chain.
+      await sendStep(body, [firing.parts.map((p) => p.result)], null, io);
       return;
     } catch (err) {
       // Celery's `ChordError('Callback error: …')`: the chord's result says why, instead of staying PENDING.
@@ -71,12 +69,8 @@ async function fireChord(firing: ChordFiring, req: TaskRequest, io: ReadyStateIo
 
 /** Stores the body's failure and sends its linkError callbacks (Celery's `chord_error_from_stack`). */
 async function failBody(body: Signature, bodyId: string | null, err: ChordError, req: TaskRequest, io: ReadyStateIo): Promise<void> {
-  if (bodyId) {
-    const replyTo = typeof body.options.reply_to === 'string' ? body.options.reply_to : req.replyTo;
-    await io.backend.store({ taskId: bodyId, replyTo, taskName: body.task }, errorBody(bodyId, 'FAILURE', encodeError(err)));
-  }
+  // The body and the rest of the chain after it (a chord inside a chain): the chain's result rejects too.
+  await storeOnEach(stepResults(body), (id) => errorBody(id, 'FAILURE', encodeError(err)), { backend: io.backend, replyTo: req.replyTo });
   // Celery's chord_error_from_stack: the body's link_error callbacks get the body's id (old-style errbacks).
-  const raw = body.options.link_error;
-  const errbacks = (Array.isArray(raw) ? raw : raw ? [raw] : []).map(normalizeSignature).filter((s): s is Signature => s !== null);
-  for (const eb of errbacks) await io.publish(eb, mergeArgs(eb, [bodyId ?? req.id]));
+  for (const eb of signatureList(body.options.link_error) ?? []) await sendStep(eb, [bodyId ?? req.id], null, io);
 }

@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { ChordsUnsupportedError, UsageError } from '../errors.js';
 import type { AsyncResult } from '../app/result.js';
 import { Group, type GroupCallOptions } from './group.js';
+import { dedupeNotCarried, type SendOptions } from '../app/call-options.js';
+import type { Signature } from '../protocol/message.js';
 import { TaskSignature } from './signature.js';
 
 /** Options of {@link Chord.applyAsync}: partial args and call options for the header members; `taskId` / `linkError` for the body. */
@@ -37,6 +39,7 @@ export class Chord<R = unknown> {
   ) {
     this.header = header instanceof Group ? header : new Group<unknown>(header);
     if (!(body instanceof TaskSignature)) throw new UsageError('asynx.canvas.badChordBody', 'chord(header, body): body must be a signature (task.s(), task.si())', { value: String(body) });
+    if (body.callOptions.dedupe || body.callOptions.dedupeKey !== undefined) throw dedupeNotCarried(body.task, 'chord body', body.task);
   }
 
   /** Sends the header; resolves to the body's result (which rejects with ChordError if a member failed). */
@@ -62,6 +65,32 @@ export class Chord<R = unknown> {
     await backend.chords.create(gid, size, bodyDict);
     await this.header.publish(app, { ...rest, groupId: gid }, () => ({ chord: bodyDict }));
     return app.AsyncResult<R>(body.id!);
+  }
+
+  /**
+   * @internal The chord as a step of a chain, in Celery's wire form: `{task: 'celery.chord', subtask_type:
+   * 'chord', kwargs: {header: <group dict>, body: <signature dict>, kwargs: {}}}`, every id assigned (the header's
+   * group id in its `options.task_id`, as Celery freezes it). The worker that runs the step before it sends
+   * it. Returns the dict and the body's id (the step's result).
+   */
+  chainStep(replyTo: string | undefined, rootId: string, linkError: Signature[] = []): { step: Signature; resultId: string } {
+    const gid = randomUUID();
+    let body = this.body.freeze();
+    for (const eb of linkError) body = body.linkError(eb);
+    const common = { root_id: rootId, ...(replyTo ? { reply_to: replyTo } : {}) };
+    const tasks = this.header.tasks.map((t, i) => {
+      const m = t.freeze();
+      return { ...m.toJSON(), options: { ...m.options, ...common, group_id: gid, group_index: i } };
+    });
+    const header: Signature = { task: 'celery.group', args: [], kwargs: { tasks }, options: { task_id: gid, root_id: rootId }, subtask_type: 'group', immutable: false };
+    const bodyDict: Signature = { ...body.toJSON(), options: { ...body.options, ...common } };
+    const step: Signature = { task: 'celery.chord', args: [], kwargs: { kwargs: {}, header, body: bodyDict }, options: { task_id: gid, root_id: rootId }, subtask_type: 'chord', immutable: false };
+    return { step, resultId: body.id! };
+  }
+
+  /** @internal A copy whose body carries more call options (a chain puts the steps after the chord there). */
+  withBody(options: SendOptions): Chord<R> {
+    return new Chord<R>(this.header, this.body.clone([], {}, options));
   }
 
   /** Sends the chord with partial args for every header member. */

@@ -3,6 +3,7 @@
 import { randomUUID } from 'node:crypto';
 import type { ResolvedConfig } from '../config.js';
 import { checkCallOptions, type SendOptions } from '../app/call-options.js';
+import { RATE_LIMIT_HEADER, resolveRateLimit } from '../app/rate-limit.js';
 import type { AsyncResult } from '../app/result.js';
 import type { Signature } from '../protocol/message.js';
 import type { ResultBackend } from '../results/backend.js';
@@ -60,6 +61,10 @@ export class TaskSignature<R = unknown> implements Signature {
     readonly immutable = false,
   ) {
     this.options = wireOptions(checkCallOptions(task, callOptions));
+    // Not a Celery option: carried so that a worker sending this signature (a chain step, a chord body, a
+    // callback) gives its message the same per-call rate limit as a direct call would.
+    const rate = resolveRateLimit(`Task '${task}': signature option`, callOptions.rateLimit);
+    if (rate) this.options[RATE_LIMIT_HEADER] = { rate: rate.text, global: rate.global };
   }
 
   /** A copy with more call options (`queue`, `countdown`, `priority`, `link`, `linkError`, `taskId`, …). Throws UsageError for a bad one. */

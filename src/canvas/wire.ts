@@ -51,7 +51,8 @@ export function normalizeSignature(s: unknown): Signature | null {
   return signatureWithDefaults(s, s.task);
 }
 
-function signatureList(v: unknown): Signature[] | undefined {
+/** One signature dict or a list of them, as found in a message → the valid ones (undefined when none). */
+export function signatureList(v: unknown): Signature[] | undefined {
   const list = Array.isArray(v) ? v : isObject(v) ? [v] : [];
   const out = list.map(normalizeSignature).filter((s): s is Signature => s !== null);
   return out.length ? out : undefined;
@@ -88,6 +89,7 @@ export function messageOptionsOf(o: Record<string, unknown>): MessageOptions {
     shadow: str('shadow'),
     link: signatureList(o.link),
     linkError: signatureList(o.link_error),
+    chain: signatureList(o.chain),
     chord: isObject(o.chord) ? o.chord : undefined,
   };
 }

@@ -4,6 +4,7 @@ import { DEDUPE_HEADER } from '../app/dedupe.js';
 import { RATE_LIMIT_HEADER } from '../app/rate-limit.js';
 import { buildTaskMessage, type TaskRequest } from '../protocol/codec.js';
 import type { Signature, WireMessage } from '../protocol/message.js';
+import type { StepSend } from '../canvas/embedded.js';
 import { messageOptionsOf } from '../canvas/wire.js';
 
 /** Celery's retry message: same id, retries + 1, eta = now + countdown, parent_id = the task's own id. */
@@ -33,18 +34,37 @@ export function retryMessage(req: TaskRequest, countdownMs: number): WireMessage
   return message;
 }
 
+/** A registered task's own routing, used when a signature sent by the worker does not name its own (Celery's task options). */
+export interface TaskDefaults {
+  queue?: string;
+  priority?: number;
+  ignoreResult?: boolean;
+}
+
 /**
- * The message for a signature sent by `parent` (a callback, an errback or the next chain step):
- * its own task id and reply queue when the signature carries them, parent_id = parent, same root.
+ * The message for a signature sent by `parent` (a callback, an errback, the next chain step, a chord body or
+ * header member): every option in the signature's `options` dict (queue, priority, countdown / eta, expires,
+ * time limits, link / link_error, …), else the task's own `defaults`; its own task id and reply queue when it
+ * carries them; parent_id = parent, same root. `how` adds the rest of the chain and group / chord membership
+ * (`how.chain` null: the signature's own `options.chain`, as a chord body carries it). A per-call rate limit
+ * set on the signature (`asynx_rate_limit` option) becomes the message's rate-limit header.
  */
-export function signatureMessage(sig: Signature, args: unknown[], chain: Signature[] | null, parent: TaskRequest, defaultQueue: string): { queue: string; message: WireMessage } {
+export function signatureMessage(sig: Signature, args: unknown[], how: StepSend, parent: TaskRequest, defaultQueue: string, defaults: TaskDefaults = {}): { queue: string; message: WireMessage } {
   const o = messageOptionsOf(sig.options);
-  return buildTaskMessage(sig.task, args, sig.kwargs, {
+  const built = buildTaskMessage(sig.task, args, sig.kwargs, {
     ...o,
+    queue: o.queue ?? defaults.queue,
+    priority: o.priority ?? (defaults.priority || undefined),
+    ignoreResult: o.ignoreResult ?? (defaults.ignoreResult || undefined),
     replyTo: o.replyTo ?? parent.replyTo ?? undefined,
     parentId: parent.id,
     rootId: parent.rootId,
-    chain: chain ?? undefined,
+    chain: how.chain ?? o.chain,
+    ...(how.group !== undefined ? { group: how.group, groupIndex: how.groupIndex ?? null } : {}),
+    ...(how.chord !== undefined ? { chord: how.chord } : {}),
     defaultQueue,
   });
+  const rate = sig.options[RATE_LIMIT_HEADER];
+  if (typeof rate === 'object' && rate !== null && typeof (rate as { rate?: unknown }).rate === 'string') built.message.headers[RATE_LIMIT_HEADER] = rate;
+  return built;
 }

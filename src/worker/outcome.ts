@@ -6,6 +6,7 @@ import type { TaskRequest } from '../protocol/codec.js';
 import type { Signature } from '../protocol/message.js';
 import { READY_STATES, type ResultBody } from '../protocol/message.js';
 import { onReadyState } from '../canvas/chord-part.js';
+import { sendStep, type StepIo, type StepSend } from '../canvas/embedded.js';
 import { errorBody, successBody } from '../results/body.js';
 import type { Delivery } from '../transports/transport.js';
 import type { TaskException } from './events.js';
@@ -57,7 +58,7 @@ export class Outcomes {
   private async canvasReady(req: TaskRequest, body: ResultBody): Promise<void> {
     if (!req.embed.chord && !req.embed.chain) return;
     try {
-      await onReadyState(req, body, { backend: this.io.backend, publish: (sig, args) => this.publishFrom(req, sig, args, null) });
+      await onReadyState(req, body, this.stepIo(req));
     } catch (err) {
       this.error(`Chord/chain bookkeeping of ${req.task}[${req.id}] failed: ${(err as Error).message}`, req.id);
     }
@@ -128,25 +129,27 @@ export class Outcomes {
     await this.ack(p);
   }
 
-  private publishSignature(p: Pending, sig: Signature, args: unknown[], chain: Signature[] | null): Promise<void> {
-    return this.publishFrom(p.req, sig, args, chain);
+  /** Sends follow-ups of `parent`: task signatures, and the chord / group steps a chain may embed. */
+  private stepIo(parent: TaskRequest): StepIo {
+    return { backend: this.io.backend, replyTo: parent.replyTo, send: (sig, args, how) => this.publishFrom(parent, sig, args, how) };
   }
 
-  private async publishFrom(parent: TaskRequest, sig: Signature, args: unknown[], chain: Signature[] | null): Promise<void> {
-    const { queue, message } = signatureMessage(sig, args, chain, parent, this.io.config.defaultQueue);
+  private async publishFrom(parent: TaskRequest, sig: Signature, args: unknown[], how: StepSend): Promise<void> {
+    // A task this worker knows is routed as the app would route it (its queue and priority), unless the signature says.
+    const def = this.io.registry().getTask(sig.task)?.options;
+    const defaults = def ? { queue: def.queue ?? undefined, priority: def.priority, ignoreResult: def.ignoreResult } : {};
+    const { queue, message } = signatureMessage(sig, args, how, parent, this.io.config.defaultQueue, defaults);
     await this.io.transport.declareQueue(queue);
     await this.io.transport.publish(queue, message, { timeoutMs: internalPublishMs(this.io.config) });
   }
 
-  /** Callbacks (link) and the next chain step, after a success. */
+  /** Callbacks (link) and the next chain step (a task, or a chord / group step), after a success. */
   private async followUps(p: Pending, value: unknown): Promise<void> {
     const { embed } = p.req;
+    const io = this.stepIo(p.req);
     try {
-      for (const cb of embed.callbacks ?? []) await this.publishSignature(p, cb, cb.immutable ? cb.args : [value, ...cb.args], null);
-      if (embed.chain && embed.chain.length) {
-        const next = embed.chain[embed.chain.length - 1]!;
-        await this.publishSignature(p, next, next.immutable ? next.args : [value, ...next.args], embed.chain.slice(0, -1));
-      }
+      for (const cb of embed.callbacks ?? []) await sendStep(cb, [value], null, io);
+      if (embed.chain && embed.chain.length) await sendStep(embed.chain[embed.chain.length - 1]!, [value], embed.chain.slice(0, -1), io);
     } catch (err) {
       this.error(`Sending callbacks of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
     }
@@ -154,7 +157,7 @@ export class Outcomes {
 
   private async errbacks(p: Pending): Promise<void> {
     try {
-      for (const eb of p.req.embed.errbacks ?? []) await this.publishSignature(p, eb, eb.immutable ? eb.args : [p.req.id, ...eb.args], null);
+      for (const eb of p.req.embed.errbacks ?? []) await sendStep(eb, [p.req.id], null, this.stepIo(p.req));
     } catch (err) {
       this.error(`Sending errbacks of ${p.req.task}[${p.req.id}] failed: ${(err as Error).message}`, p.req.id);
     }
