@@ -30,7 +30,7 @@ export class SentEvents {
     );
     const h = message.headers;
     const at = Date.now();
-    const fields = { uuid: h.id, name: h.task, args: saferepr(args), kwargs: saferepr(kwargs), retries: h.retries, eta: h.eta, expires: h.expires, root_id: h.root_id, parent_id: h.parent_id, queue, exchange: '', routing_key: queue };
+    const fields = { uuid: h.id, name: h.task, args: saferepr(args), kwargs: saferepr(kwargs), retries: h.retries ?? 0, eta: h.eta ?? null, expires: h.expires ?? null, root_id: h.root_id, parent_id: h.parent_id ?? null, queue, exchange: '', routing_key: queue };
     void this.dispatcher.then((d) => d?.send('task-sent', fields, at));
   }
 

@@ -160,24 +160,25 @@ export function buildTaskMessage(
   else if (opts.expires !== undefined && opts.expires !== null) expiresMs = toMs(opts.expires, 'expires');
   const priority = checkPriority(opts.priority ?? 0);
   const queue = opts.queue ?? opts.defaultQueue ?? 'celery';
-  const headers: TaskHeaders = {
-    lang: 'js',
-    task,
-    id,
-    shadow: opts.shadow ?? null,
-    eta: etaMs === null ? null : formatCeleryTime(etaMs),
-    expires: expiresMs === null ? null : formatCeleryTime(expiresMs),
-    group: opts.group ?? null,
-    group_index: opts.groupIndex ?? null,
-    retries: opts.retries ?? 0,
-    timelimit: [opts.timeLimit ?? null, opts.softTimeLimit ?? null],
-    root_id: opts.rootId ?? id,
-    parent_id: opts.parentId ?? null,
-    argsrepr: reprOf(args),
-    kwargsrepr: reprOf(kwargs),
-    origin: opts.origin ?? defaultOrigin(),
-    ignore_result: opts.ignoreResult ?? false,
-  };
+  const timeLimit = opts.timeLimit ?? null;
+  const softTimeLimit = opts.softTimeLimit ?? null;
+  // Celery's defaults stay off the wire (see TaskHeaders): a third fewer header fields to encode and route.
+  // Filled in Celery's key order.
+  const h: Record<string, unknown> = { lang: 'js', task, id };
+  if (opts.shadow) h.shadow = opts.shadow;
+  if (etaMs !== null) h.eta = formatCeleryTime(etaMs);
+  if (expiresMs !== null) h.expires = formatCeleryTime(expiresMs);
+  if (opts.group) h.group = opts.group;
+  if (opts.groupIndex !== undefined && opts.groupIndex !== null) h.group_index = opts.groupIndex;
+  if (opts.retries) h.retries = opts.retries;
+  if (timeLimit !== null || softTimeLimit !== null) h.timelimit = [timeLimit, softTimeLimit];
+  h.root_id = opts.rootId ?? id;
+  if (opts.parentId) h.parent_id = opts.parentId;
+  h.argsrepr = reprOf(args);
+  h.kwargsrepr = reprOf(kwargs);
+  h.origin = opts.origin ?? defaultOrigin();
+  if (opts.ignoreResult) h.ignore_result = true;
+  const headers = h as TaskHeaders;
   const embed: Embed = {
     callbacks: opts.link && opts.link.length ? opts.link : null,
     errbacks: opts.linkError && opts.linkError.length ? opts.linkError : null,

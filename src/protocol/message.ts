@@ -18,24 +18,28 @@ export interface Embed {
   chord: Record<string, unknown> | null;
 }
 
-/** v2 task headers (Celery 5.2 writes all of these; `null` where unset). */
+/**
+ * Celery protocol v2 task headers (Celery 5.2 writes all of them, `null` where unset). The optional ones are left out of a message when they hold Celery's default
+ * (null, 0, false, `[null, null]`): a Celery 5.2 worker reads each of them with that default when absent
+ * (`celery/worker/request.py`, `strategy.py`, `app/task.py` Context), and every asynx decoder does too.
+ */
 export interface TaskHeaders {
   lang: string;
   task: string;
   id: string;
-  shadow: string | null;
-  eta: string | null;
-  expires: string | null;
-  group: string | null;
-  group_index: number | null;
-  retries: number;
-  timelimit: [number | null, number | null];
+  shadow?: string | null;
+  eta?: string | null;
+  expires?: string | null;
+  group?: string | null;
+  group_index?: number | null;
+  retries?: number;
+  timelimit?: [number | null, number | null];
   root_id: string;
-  parent_id: string | null;
+  parent_id?: string | null;
   argsrepr: string;
   kwargsrepr: string;
   origin: string;
-  ignore_result: boolean;
+  ignore_result?: boolean;
   [extra: string]: unknown;
 }
 
