@@ -56,12 +56,12 @@ function ping(port: number, timeoutMs = 500): Promise<boolean> {
   });
 }
 
-/** Starts `redis-server` on a free loopback port with persistence off; resolves once it answers PING. */
-export async function startRedis(opts: { startTimeoutMs?: number; args?: string[] } = {}): Promise<RedisServer> {
+/** Starts `redis-server` on a free (or the given) loopback port with persistence off; resolves once it answers PING. */
+export async function startRedis(opts: { startTimeoutMs?: number; args?: string[]; /** Reuse a port (a restart); a free one by default. */ port?: number } = {}): Promise<RedisServer> {
   const missing = redisMissing();
   if (missing) throw new Error(missing);
   const dir = mkdtempSync(join(tmpdir(), 'asynx-redis-'));
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   const logPath = join(dir, 'server.out');
   const out = openSync(logPath, 'a');
   const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', ...(opts.args ?? [])];
