@@ -68,6 +68,20 @@ describe('Celery interop on Redis', { skip }, () => {
     await w.stop('SIGTERM', 20_000);
   });
 
+  test('a countdown of 3 x the visibility timeout (1 s, set in the URL) runs exactly once on asynx (kombu#337 runs it again each timeout)', { timeout: 90_000 }, async () => {
+    const w = await startWorker({ brokerUrl: `${url}?visibility_timeout=1`, app: APP, args: ['-n', 'js-vis@localhost', '-c', '1', '-Q', 'vis-q'], env: { INTEROP_OUT: out } });
+    stops.push(() => w.stop('SIGTERM', 20_000));
+    const before = runs().length;
+    const sent = await runPython(['-c', "import redis_capp as c; print(c.app.send_task('add', args=(20, 22), countdown=3, queue='vis-q').id)"], { brokerUrl: url, env: { INTEROP_OUT: out } });
+    assert.equal(sent.code, 0, sent.stderr);
+    const id = sent.stdout.trim();
+    const got = await waitFor('the asynx worker to run it', () => (runs().length > before ? runs().slice(before) : null), 20_000, 50);
+    assert.equal(got[0]!.id, id);
+    await sleep(3_000);
+    assert.equal(runs().filter((r) => r.id === id).length, 1, 'ran exactly once');
+    await w.stop('SIGTERM', 20_000);
+  });
+
   test('an asynx client sends add(4, 5) to a Python Celery worker on the same Redis, with a countdown', { timeout: 90_000 }, async () => {
     const py = await startCeleryWorker({ brokerUrl: url, app: 'redis_capp', nodeName: `py-redis-${process.pid}@localhost`, queues: ['py-q'], concurrency: 1, env: { INTEROP_OUT: out } });
     stops.push(() => py.stop());
