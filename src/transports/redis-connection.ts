@@ -14,7 +14,7 @@ export interface RedisTarget {
 const KNOWN = ['visibility_timeout', 'ssl_cert_reqs'];
 
 function badUrl(url: string, why: string): UsageError {
-  return new UsageError('asynx.config.badBroker', `Redis URL '${redact(url)}' ${why}: use redis://[:password@]host[:port][/db][?visibility_timeout=<seconds>] (rediss:// for TLS)`, { option: 'brokerUrl', value: redact(url) });
+  return new UsageError('asynx.config.badRedisUrl', `Redis URL '${redact(url)}' ${why}: use redis://[:password@]host[:port][/db][?visibility_timeout=<seconds>] (rediss:// for TLS)`, { option: 'brokerUrl', value: redact(url) });
 }
 
 /** Parses a `redis://` / `rediss://` URL; an unknown query option or a bad value is a UsageError. */

@@ -109,7 +109,7 @@ export class RedisTransport implements Transport {
         this.cmd.disconnect();
         return;
       }
-      await withDeadline(this.cmd.quit(), 1_000, () => new Error('quit timed out')).catch(() => this.cmd.disconnect());
+      await withDeadline(this.cmd.quit(), 1_000, () => new BrokerUnavailableError('QUIT timed out')).catch(() => this.cmd.disconnect());
     });
     this.releasers.add('restore held deliveries', () => this.restoreHeld());
     this.releasers.add('stop consuming', async () => {
@@ -222,7 +222,7 @@ export class RedisTransport implements Transport {
   private async stopConsumer(state: ConsumerState): Promise<void> {
     if (!this.consumers.delete(state)) return;
     await state.consumer.cancel();
-    await withDeadline(state.blocking.quit(), 1_000, () => new Error('quit timed out')).catch(() => state.blocking.disconnect());
+    await withDeadline(state.blocking.quit(), 1_000, () => new BrokerUnavailableError('QUIT timed out')).catch(() => state.blocking.disconnect());
   }
 
   /** The delayed mover, the visibility sweep and the renewal of held deliveries, once a consumer runs. */
@@ -343,8 +343,8 @@ export class RedisTransport implements Transport {
     for (const h of held) {
       const left = until - Date.now();
       if (left <= 0) break; // the visibility sweep restores the rest
-      if (h.recorded) await withDeadline(restoreByTag(this.cmd, h.redisTag, false), left, () => new Error('timed out')).catch(() => undefined);
-      else await withDeadline(this.cmd.rpush(h.envelope ? listKey(h.queue, h.envelope.properties.priority) : h.queue, h.raw), left, () => new Error('timed out')).catch(() => undefined);
+      if (h.recorded) await withDeadline(restoreByTag(this.cmd, h.redisTag, false), left, () => new BrokerUnavailableError('restore timed out')).catch(() => undefined);
+      else await withDeadline(this.cmd.rpush(h.envelope ? listKey(h.queue, h.envelope.properties.priority) : h.queue, h.raw), left, () => new BrokerUnavailableError('restore timed out')).catch(() => undefined);
     }
   }
 
