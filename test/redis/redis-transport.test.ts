@@ -71,6 +71,24 @@ describe('Redis transport: kombu layout, sweep, delayed store, reconnect', { ski
     await c.cancel();
   });
 
+  test('reject without requeue moves the envelope to the asynx.dead list with the reason, in one step with the unacked entry', async () => {
+    const t = await make();
+    const queue = q('dead');
+    const m = msg(queue, ['bad']);
+    await t.publish(queue, m);
+    const c = await new Collector().start(t, [queue], 1);
+    const [d] = await c.waitFor(1);
+    const before = await redis.llen('asynx.dead');
+    await t.reject(d!, { requeue: false, reason: 'test: poison' });
+    assert.equal(await redis.llen('asynx.dead'), before + 1);
+    const dead = JSON.parse((await redis.lindex('asynx.dead', 0))!);
+    assert.equal(dead.headers.id, m.headers.id);
+    assert.equal(dead.headers['x-asynx-reason'], 'test: poison');
+    assert.equal(dead.headers['x-asynx-queue'], queue);
+    assert.equal(await redis.hexists('unacked', dead.properties.delivery_tag), 0);
+    await c.cancel();
+  });
+
   test('the sweep restores what a dead consumer left in unacked past the visibility timeout (URL ?visibility_timeout=), marked redelivered', async () => {
     const queue = q('sweep');
     const m = msg(queue, ['orphan']);
