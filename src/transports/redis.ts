@@ -144,14 +144,20 @@ export class RedisTransport implements Transport {
   private async ready(conn: Redis, ms: number, what: string): Promise<void> {
     if (conn.status === 'ready') return;
     if (conn.status === 'wait' || conn.status === 'end') conn.connect().catch(() => undefined);
-    await this.bounded(
-      new Promise<void>((resolve) => {
-        if (conn.status === 'ready') return resolve();
-        conn.once('ready', () => resolve());
-      }),
-      ms,
-      what,
-    );
+    let onReady: (() => void) | undefined;
+    try {
+      await this.bounded(
+        new Promise<void>((resolve) => {
+          onReady = resolve;
+          conn.once('ready', onReady);
+        }),
+        ms,
+        what,
+      );
+    } finally {
+      // A timed-out wait must not leave its listener behind (publishes during an outage would pile them up).
+      if (onReady) conn.off('ready', onReady);
+    }
   }
 
   async connect(): Promise<void> {

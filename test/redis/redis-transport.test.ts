@@ -6,6 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import { BrokerUnavailableError } from '../../src/errors.js';
 import { buildTaskMessage, decodeTaskMessage } from '../../src/protocol/codec.js';
 import { RedisTransport } from '../../src/transports/redis.js';
 import type { Transport } from '../../src/transports/transport.js';
@@ -161,6 +162,21 @@ describe('Redis transport: kombu layout, sweep, delayed store, reconnect', { ski
     assert.deepEqual(c.got.slice(0, 6).map((d) => d.queue), [qa, qb, qa, qb, qa, qb]);
     await c.cancel();
     await t.purge([qa, qb]);
+  });
+
+  test('with Redis away, connect and publish fail within their bounds with BrokerUnavailableError', { timeout: 30_000 }, async () => {
+    const s = await startRedis();
+    const t = await make({ url: s.url });
+    await s.dispose();
+    const queue = q('away');
+    const started = Date.now();
+    await assert.rejects(t.publish(queue, msg(queue, [1]), { timeoutMs: 500 }), (e: unknown) => e instanceof BrokerUnavailableError && /redis:\/\/127\.0\.0\.1/.test(e.message));
+    assert.ok(Date.now() - started < 3_000, `publish took ${Date.now() - started} ms`);
+    const never = new RedisTransport(`${s.url}/0`, { connectTimeoutMs: 500, publishTimeoutMs: 500 });
+    open.push(never);
+    const t0 = Date.now();
+    await assert.rejects(never.connect(), BrokerUnavailableError);
+    assert.ok(Date.now() - t0 < 3_000, `connect took ${Date.now() - t0} ms`);
   });
 
   test('consuming resumes after Redis restarts on the same port', { timeout: 60_000 }, async () => {
