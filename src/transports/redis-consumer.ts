@@ -12,8 +12,13 @@ const RETRY_MS = 250;
 export interface ConsumerHooks {
   /** Deliveries of this consumer not settled yet (BRPOP pauses at `prefetch`). */
   held(): number;
-  /** Handles one popped item (hands it out, or parks it); resolves when it is recorded. */
-  onItem(list: string, queue: string, raw: string): Promise<void>;
+  /** Pops the first ready item of `lists` and records it as unacked, atomically; null when none is ready. */
+  pop(lists: string[], queues: string[]): Promise<{ list: string; raw: string; tag: string } | null>;
+  /**
+   * Handles one popped item (hands it out, or parks it); resolves when it is recorded. `tag` is the unacked
+   * entry pop() wrote, null for an item BRPOP took (not recorded yet).
+   */
+  onItem(list: string, queue: string, raw: string, tag: string | null): Promise<void>;
   /** An item popped after cancel: put it back where it came from. */
   putBack(list: string, raw: string): Promise<void>;
   onError(err: unknown): void;
@@ -63,6 +68,10 @@ export class RedisConsumer {
     return keys;
   }
 
+  private keyQueues(): string[] {
+    return PRIORITY_STEPS.flatMap(() => this.order);
+  }
+
   private rotate(queue: string): void {
     const i = this.order.indexOf(queue);
     if (i >= 0 && this.order.length > 1) this.order.push(...this.order.splice(i, 1));
@@ -78,6 +87,23 @@ export class RedisConsumer {
         });
         continue;
       }
+      // Ready messages are taken by the atomic pop-and-record script; BRPOP only waits for the next one when
+      // every list is empty (and the item it returns is recorded right after: the one gap left, idle to busy).
+      try {
+        const popped = await this.hooks.pop(this.keys(), this.keyQueues());
+        if (popped) {
+          const queue = queueOfList(popped.list);
+          this.rotate(queue);
+          await this.hooks.onItem(popped.list, queue, popped.raw, popped.tag).catch((err) => this.hooks.onError(err));
+          continue;
+        }
+      } catch (err) {
+        if (this.cancelled) break;
+        this.hooks.onError(err);
+        await new Promise((r) => setTimeout(r, RETRY_MS).unref());
+        continue;
+      }
+      if (this.cancelled) break;
       let got: [string, string] | null;
       try {
         if (this.clientId === null) this.clientId = Number(await this.blocking.client('ID'));
@@ -100,7 +126,7 @@ export class RedisConsumer {
       }
       const queue = queueOfList(list);
       this.rotate(queue);
-      await this.hooks.onItem(list, queue, raw).catch((err) => this.hooks.onError(err));
+      await this.hooks.onItem(list, queue, raw, null).catch((err) => this.hooks.onError(err));
     }
   }
 

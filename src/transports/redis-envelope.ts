@@ -14,10 +14,10 @@ export interface Envelope {
 }
 
 /**
- * Property (not a kombu one) counting how often the message was handed out before; Celery and kombu carry
- * unknown properties along untouched, so it survives a restore by a Python worker too.
+ * Property (not a kombu one) counting how often asynx put the message back after handing it out; Celery and
+ * kombu carry unknown properties along untouched, so it survives a restore by a Python worker too.
  */
-const DELIVERIES = 'x_asynx_deliveries';
+const RESTORES = 'x_asynx_restores';
 
 /** Text types travel as UTF-8, anything else byte for byte (latin1), the same rule as {@link bodyText}. */
 function bodyBytes(body: string, contentType: unknown): Buffer {
@@ -61,7 +61,7 @@ export function parseEnvelope(raw: string): Envelope | null {
 
 /** The message a Delivery carries: snake-case properties (content type and encoding included), headers, body text. */
 export function fromEnvelope(e: Envelope): { properties: Record<string, unknown>; headers: unknown; body: string } {
-  const { delivery_info: _info, delivery_tag: _tag, body_encoding, [DELIVERIES]: _n, ...rest } = e.properties;
+  const { delivery_info: _info, delivery_tag: _tag, body_encoding, [RESTORES]: _n, ...rest } = e.properties;
   const properties: Record<string, unknown> = { ...rest };
   if (typeof e['content-type'] === 'string') properties.content_type = e['content-type'];
   if (typeof e['content-encoding'] === 'string') properties.content_encoding = e['content-encoding'];
@@ -83,21 +83,22 @@ export function isRedelivered(e: Envelope): boolean {
   return e.properties.delivery_info?.redelivered === true || e.headers.redelivered === true;
 }
 
-/** Marks the envelope redelivered in place, both places kombu sets it. */
-export function markRedelivered(e: Envelope): void {
+/** Times the message was put back so far (one, when a Python worker restored it without the counter). */
+function restoresOf(e: Envelope): number {
+  const n = e.properties[RESTORES];
+  return typeof n === 'number' && n >= 0 ? n : isRedelivered(e) ? 1 : 0;
+}
+
+/** Marks the envelope redelivered in place (both places kombu sets it) and counts the restore. */
+export function markRestored(e: Envelope): void {
+  e.properties[RESTORES] = restoresOf(e) + 1;
   e.headers.redelivered = true;
   e.properties.delivery_info = { ...(e.properties.delivery_info ?? {}), redelivered: true };
 }
 
-/**
- * Counts this hand-out in place and returns the delivery count, this one included. Messages that a Python
- * worker restored without the counter count as their second delivery.
- */
-export function countDelivery(e: Envelope): number {
-  const before = e.properties[DELIVERIES];
-  const n = (typeof before === 'number' && before >= 0 ? before : isRedelivered(e) ? 1 : 0) + 1;
-  e.properties[DELIVERIES] = n;
-  return n;
+/** How many times the message has been handed out, this time included. */
+export function deliveryCountOf(e: Envelope): number {
+  return restoresOf(e) + 1;
 }
 
 /** The delivery tag kombu gave the message at publish, or a new one when it has none. */

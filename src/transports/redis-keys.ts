@@ -10,7 +10,11 @@ export const UNACKED = 'unacked';
 export const UNACKED_INDEX = 'unacked_index';
 /** String: the lock that one restore sweep at a time holds. */
 export const UNACKED_MUTEX = 'unacked_mutex';
-/** How long a sweep may hold the mutex before it lapses, ms (kombu: 300 s). */
+/**
+ * Longest a sweep may hold the mutex before it lapses, ms (kombu's expiry). asynx uses the visibility timeout
+ * when shorter (at least 5 s): a sweeper killed while holding the lock then blocks the others that long, not
+ * 5 minutes; two sweeps at once are harmless anyway (each restore is one atomic compare-and-move).
+ */
 export const UNACKED_MUTEX_EXPIRE_MS = 300_000;
 /** Set: the list keys whose delayed zset may hold messages (asynx's, not kombu's). */
 export const DELAYED_INDEX = '_asynx.delayed';

@@ -13,9 +13,9 @@ import { declareBinding } from './redis-bindings.js';
 import { openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
 import { RedisConsumer } from './redis-consumer.js';
 import { addDelayed, countDelayed, DelayedMover, purgeDelayed } from './redis-delayed.js';
-import { countDelivery, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, parseEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
-import { listKey, listKeys } from './redis-keys.js';
-import { ackUnacked, appendUnacked, deadLetterUnacked, renewUnacked, restoreByTag, sweepUnacked } from './redis-qos.js';
+import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, parseEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
+import { DELAYED_INDEX, delayedKey, listKey, listKeys } from './redis-keys.js';
+import { ackUnacked, appendUnacked, deadLetterUnacked, parkUnacked, popAndRecord, renewUnacked, restoreByTag, sweepUnacked } from './redis-qos.js';
 import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
 
 /** kombu's default visibility timeout: an unacked message is restored this long after it was handed out, ms. */
@@ -213,7 +213,8 @@ export class RedisTransport implements Transport {
     const state = { held: 0, onDelivery, blocking } as ConsumerState;
     state.consumer = new RedisConsumer(queues, Math.max(1, prefetch), blocking, this.cmd, {
       held: () => state.held,
-      onItem: (list, queue, raw) => this.onItem(state, list, queue, raw),
+      pop: (lists, queues) => popAndRecord(this.cmd, lists, queues, randomUUID()),
+      onItem: (list, queue, raw, tag) => this.onItem(state, list, queue, raw, tag),
       putBack: async (list, raw) => {
         await this.cmd.rpush(list, raw);
       },
@@ -248,21 +249,30 @@ export class RedisTransport implements Transport {
   }
 
   /** One popped item: parked in the delayed store when its eta is ahead, else recorded as unacked and handed out. */
-  private async onItem(state: ConsumerState, list: string, queue: string, raw: string): Promise<void> {
+  private async onItem(state: ConsumerState, list: string, queue: string, raw: string, recordedTag: string | null): Promise<void> {
     const e = parseEnvelope(raw);
     if (e) {
       const eta = etaOf(e.headers, parseCeleryTime);
       if (eta !== null && eta > Date.now()) {
-        await this.withRetry(() => addDelayed(this.cmd, list, raw, eta));
+        // Parked, never handed out: from the unacked entry pop() wrote (one MULTI), or straight from BRPOP's item.
+        const parked = recordedTag !== null ? () => parkUnacked(this.cmd, recordedTag, delayedKey(list), DELAYED_INDEX, list, raw, eta) : () => addDelayed(this.cmd, list, raw, eta);
+        await this.withRetry(parked);
         this.mover.poke(eta);
         return;
       }
     }
     const redelivered = e ? isRedelivered(e) : false;
-    const deliveryCount = e ? countDelivery(e) : 1;
-    const redisTag = e ? deliveryTagOf(e) : randomUUID();
-    const route = e ? routeOf(e, queue) : { exchange: '', routingKey: queue };
-    const recorded = await this.withRetry(() => appendUnacked(this.cmd, redisTag, e ?? raw, route.exchange, route.routingKey));
+    const deliveryCount = e ? deliveryCountOf(e) : 1;
+    let redisTag: string;
+    let recorded = true;
+    if (recordedTag !== null) {
+      redisTag = recordedTag;
+      if (e && e.properties.delivery_tag !== recordedTag) e.properties.delivery_tag = recordedTag;
+    } else {
+      redisTag = e ? deliveryTagOf(e) : randomUUID();
+      const route = e ? routeOf(e, queue) : { exchange: '', routingKey: queue };
+      recorded = await this.withRetry(() => appendUnacked(this.cmd, redisTag, e ?? raw, route.exchange, route.routingKey));
+    }
     const tag = `${this.instance}:${++this.seq}`;
     this.held.set(tag, { state, redisTag, queue, envelope: e, raw, recorded });
     state.held++;
