@@ -61,8 +61,9 @@ interface Held {
 /**
  * The Redis transport, on kombu's layout so Python Celery clients and workers share the queues: a task is a
  * JSON envelope LPUSHed onto the list named after its queue (`queue\x06\x16<3|6|9>` for lower priority steps;
- * as on kombu, **0 is the highest priority**), consumed with BRPOP on a connection per consumer. A delivery is
- * recorded in `unacked` / `unacked_index` until acked; a sweep under `unacked_mutex` restores those older
+ * as on kombu, **0 is the highest priority**). A consumer pops ready messages with a Lua script that records
+ * them in `unacked` / `unacked_index` in the same step, and waits with BRPOP on a connection of its own when
+ * every list is empty. An entry stays there until acked; a sweep under `unacked_mutex` restores those older
  * than the visibility timeout, and close() restores this process's own.
  *
  * eta/countdown messages wait in a zset per list (`_asynx.delayed.<list>`, scored by due time) and are moved
