@@ -240,7 +240,8 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
   const o: AsynxOptions = Object.assign({}, ...sources.map(stripUndefined));
   const brokerUrl = o.brokerUrl ?? DEFAULT_SQLITE_URL;
   const broker = parseBrokerUrl(brokerUrl);
-  const resultBackend = o.resultBackend ?? (broker.kind === 'sqlite' ? brokerUrl : 'rpc://');
+  // Redis: no result backend until one is configured (Celery's default too); rpc:// needs RabbitMQ.
+  const resultBackend = o.resultBackend ?? (broker.kind === 'sqlite' ? brokerUrl : broker.kind === 'redis' ? 'none' : 'rpc://');
   parseBackendUrl(resultBackend);
   const num = (v: unknown, name: string, dflt: number, min = 0): number => {
     if (v === undefined) return dflt;

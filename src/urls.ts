@@ -6,7 +6,8 @@ import { UsageError } from './errors.js';
 /** A parsed broker URL. */
 export type BrokerUrl =
   | { kind: 'sqlite'; url: string; /** Absolute path of the database file. */ path: string }
-  | { kind: 'amqp'; url: string; secure: boolean };
+  | { kind: 'amqp'; url: string; secure: boolean }
+  | { kind: 'redis'; url: string; secure: boolean };
 
 /** A parsed result-backend URL. */
 export type BackendUrl =
@@ -21,11 +22,12 @@ export function sqlitePath(url: string, cwd = process.cwd()): string {
   return resolve(cwd, rest);
 }
 
-/** Parses `sqlite://<path>` or `amqp[s]://user:pass@host:port/vhost`. */
+/** Parses `sqlite://<path>`, `amqp[s]://user:pass@host:port/vhost` or `redis[s]://[:pass@]host:port/db`. */
 export function parseBrokerUrl(url: string, cwd = process.cwd()): BrokerUrl {
   if (url.startsWith('sqlite://')) return { kind: 'sqlite', url, path: sqlitePath(url, cwd) };
   if (/^amqps?:\/\//.test(url)) return { kind: 'amqp', url, secure: url.startsWith('amqps:') };
-  throw new UsageError('asynx.config.badBroker', `Broker URL '${url}' is not supported: use sqlite://<path> or amqp://user:pass@host:port/vhost`, { option: 'brokerUrl', value: url });
+  if (/^rediss?:\/\//.test(url)) return { kind: 'redis', url, secure: url.startsWith('rediss:') };
+  throw new UsageError('asynx.config.badBroker', `Broker URL '${url}' is not supported: use sqlite://<path>, amqp://user:pass@host:port/vhost or redis://host:port/db`, { option: 'brokerUrl', value: url });
 }
 
 /** Parses `sqlite://<path>`, `rpc://` or `none`. */

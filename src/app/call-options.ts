@@ -19,7 +19,7 @@ export interface SendOptions {
   eta?: Date | string;
   /** A delay from now (Duration), or an absolute time (Date or ISO-8601 string), after which the task is revoked instead of run. */
   expires?: Duration | Date;
-  /** 0..255, higher runs first. @defaultValue the task's priority, else 0 */
+  /** 0..255, higher runs first (on Redis, as in Celery, lower runs first: 0 is the highest). @defaultValue the task's priority, else 0 */
   priority?: number;
   /** @defaultValue the task's queue, else the app's defaultQueue */
   queue?: string;

@@ -34,7 +34,7 @@ export interface TaskOptions {
   trackStarted?: boolean;
   /** Default queue. @defaultValue app's defaultQueue */
   queue?: string;
-  /** Default priority 0..255 (higher first). @defaultValue 0 */
+  /** Default priority 0..255 (higher first; lower first on Redis, as in Celery). @defaultValue 0 */
   priority?: number;
   /**
    * Most starts per second, minute or hour (`'10/s'`, `'100/m'`, `'2/h'`, a bare number = per second), per

@@ -11,7 +11,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Asynx } from '../app/app.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, redisNotYet } from '../errors.js';
 import { parseBrokerUrl } from '../urls.js';
 import { MAX_CATCH_UP, type PeriodicEntry } from './entry.js';
 import { AmqpLeadership, SqliteLease, type Leadership } from './leader.js';
@@ -93,6 +93,8 @@ export class Beat extends EventEmitter<BeatEventMap> {
     if (broker.kind === 'sqlite') {
       this.store = this.opts.store ?? new SqliteScheduleStore(broker.path);
       this.leadership = this.opts.leadership ?? new SqliteLease(broker.path);
+    } else if (broker.kind === 'redis') {
+      throw redisNotYet('Beat');
     } else {
       const { AmqpScheduleStore } = await import('./amqp-store.js');
       this.store = this.opts.store ?? new AmqpScheduleStore(broker.url, this.opts.scheduleFile ?? `${this.app.cwd}/.asynx/beat-schedule.json`, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });

@@ -1,5 +1,6 @@
 // The remote-control client (Celery's `app.control.broadcast`): send a command to nodes, gather their replies.
 
+import { redisNotYet } from '../errors.js';
 import { randomUUID } from 'node:crypto';
 import { LamportClock } from '../events/clock.js';
 import { parseBrokerUrl } from '../urls.js';
@@ -80,6 +81,8 @@ export async function openControlClient(brokerUrl: string, opts: ControlClientOp
   let wire: ControlWire;
   if (url.kind === 'sqlite') {
     wire = (await import('./sqlite-control-wire.js')).sqliteControlWire(url.path);
+  } else if (url.kind === 'redis') {
+    throw redisNotYet('Remote control (inspect, control)');
   } else {
     wire = await (await import('./amqp-control-wire.js')).amqpControlWire(brokerUrl, { connectTimeoutMs, namespace });
   }

@@ -1,5 +1,6 @@
 // openDeadLetters(): the dead-letter store of a broker URL or of an app's configured broker.
 
+import { redisNotYet } from '../errors.js';
 import type { Asynx } from '../app/app.js';
 import { optionsFromEnv, resolveConfig, type ResolvedConfig } from '../config.js';
 import { parseBrokerUrl } from '../urls.js';
@@ -39,6 +40,7 @@ export async function openDeadLetters(target: string | Asynx, opts: OpenDeadLett
     const { SqliteDeadLetters } = await import('./sqlite.js');
     return new SqliteDeadLetters(broker.path);
   }
+  if (broker.kind === 'redis') throw redisNotYet('The dead-letter tools (the transport moves rejected messages to the `asynx.dead` list)');
   const { AmqpDeadLetters } = await import('./amqp.js');
   const dead = new AmqpDeadLetters(broker.url, {
     connectTimeoutMs: config.connectTimeoutMs,

@@ -34,6 +34,8 @@ class SqliteEventSink implements EventSink {
  */
 export async function openEventSink(transport: Transport, brokerUrl: string, opts: EventSinkOptions): Promise<EventSink> {
   if (isSqlite(transport)) return new SqliteEventSink(transport);
+  // Redis: events over kombu's pub/sub channels are not built yet; they are dropped (events are best-effort).
+  if (transport.kind === 'redis') return { send: () => undefined, buffer: () => undefined, close: async () => undefined };
   const { AmqpEventSink } = await import('./amqp-sink.js');
   const sink = new AmqpEventSink(parseBrokerUrl(brokerUrl).url, opts);
   await sink.ready(Date.now() + opts.connectTimeoutMs).catch(() => undefined);

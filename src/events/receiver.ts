@@ -1,5 +1,6 @@
 // Reads Celery events from a broker: an exclusive celeryev.<uuid> queue on RabbitMQ, the events table on SQLite.
 
+import { redisNotYet } from '../errors.js';
 import { randomUUID } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
@@ -66,6 +67,7 @@ function deliver(body: unknown, onEvent: Handler): void {
 export async function receiveEvents(brokerUrl: string, onEvent: Handler, opts: ReceiveOptions = {}): Promise<EventReceiver> {
   const broker = parseBrokerUrl(brokerUrl, opts.cwd);
   if (broker.kind === 'sqlite') return receiveSqlite(broker.path, onEvent, opts);
+  if (broker.kind === 'redis') throw redisNotYet('Receiving Celery events');
   return receiveAmqp(broker.url, onEvent, opts);
 }
 

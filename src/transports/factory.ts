@@ -1,4 +1,4 @@
-// Picks the transport for a broker URL: sqlite:// (embedded) or amqp(s):// (RabbitMQ), by its parsed kind.
+// Picks the transport for a broker URL: sqlite:// (embedded), amqp(s):// (RabbitMQ) or redis(s):// (Redis), by its parsed kind.
 
 import type { ResolvedConfig } from '../config.js';
 import { parseBrokerUrl } from '../urls.js';
@@ -14,6 +14,10 @@ export async function createTransport(config: ResolvedConfig, cwd = process.cwd(
     case 'amqp': {
       const { AmqpTransport } = await import('./amqp.js');
       return new AmqpTransport(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs, ...(config.maxPriority !== null ? { maxPriority: config.maxPriority } : {}) });
+    }
+    case 'redis': {
+      const { RedisTransport } = await import('./redis.js');
+      return new RedisTransport(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
     }
   }
 }

@@ -36,6 +36,11 @@ export interface TransportCapabilities {
   delayedDelivery: boolean;
   /** Honours the `priority` property. */
   priorities: boolean;
+  /**
+   * Lower numbers run first (kombu's Redis transport: 0 is the highest priority), instead of higher ones
+   * (RabbitMQ, SQLite). @defaultValue false
+   */
+  lowerPriorityFirst?: boolean;
   /** How late a delayed message may arrive (delays rounded up to this), ms. @defaultValue 0 (on time) */
   delayGranularityMs?: number;
 }

@@ -243,8 +243,10 @@ export class Admission {
   }
 
   private insert(p: Pending): void {
+    // Redis (kombu) runs lower numbers first; the other brokers higher ones.
+    const before = this.io.transport.capabilities.lowerPriorityFirst ? (a: number, b: number) => a > b : (a: number, b: number) => a < b;
     let i = this.buffer.length;
-    while (i > 0 && this.buffer[i - 1]!.req.priority < p.req.priority) i--;
+    while (i > 0 && before(this.buffer[i - 1]!.req.priority, p.req.priority)) i--;
     this.buffer.splice(i, 0, p);
     this.onDue();
   }

@@ -63,6 +63,10 @@ export function brokerInfo(brokerUrl: string, connectTimeoutMs: number): Record<
   const b = parseBrokerUrl(brokerUrl);
   if (b.kind === 'sqlite') return { hostname: b.path, userid: null, virtual_host: '/', port: null, ssl: false, transport: 'sqlite', login_method: null, heartbeat: null, ...base };
   const u = new URL(brokerUrl);
+  if (b.kind === 'redis') {
+    const db = u.pathname.replace(/^\//, '') || '0';
+    return { hostname: u.hostname, userid: decodeURIComponent(u.username) || null, virtual_host: db, port: u.port ? Number(u.port) : 6379, ssl: b.secure, transport: 'redis', login_method: null, heartbeat: null, ...base };
+  }
   const vhost = decodeURIComponent(u.pathname.replace(/^\//, '')) || '/';
   return {
     hostname: u.hostname,

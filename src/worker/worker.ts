@@ -262,13 +262,13 @@ export class Worker {
    * broker_connection_retry_on_startup). Null when a stop ended the retries.
    */
   private async connect(app: Asynx, brokerUrl: string, cwd: string): Promise<{ transport: Transport; backend: ResultBackend } | null> {
-    const amqp = parseBrokerUrl(brokerUrl, cwd).kind === 'amqp';
+    const networked = parseBrokerUrl(brokerUrl, cwd).kind !== 'sqlite';
     const got = await connectWithRetry(async () => ({ transport: await app.transport(), backend: await app.backend() }), {
       retries: this.opts.brokerConnectionRetries,
       maxWaitMs: this.opts.brokerConnectionMaxWaitMs,
       url: redact(brokerUrl),
       // SQLite is never "down": a file that cannot be opened fails at once.
-      canRetry: (err) => amqp && brokerDown(err),
+      canRetry: (err) => networked && brokerDown(err),
       onRetry: (message) => this.events.emit('worker:warning', { message }),
       signal: this.startAbort.signal,
     });

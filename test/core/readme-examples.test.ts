@@ -60,6 +60,8 @@ function shLines(markdown: string): ShLine[] {
 const SETUP = 'the set-up commands themselves (CI runs npm test; test/unit/package-scripts.test.ts checks the scripts)';
 const RABBIT = 'needs the remote RabbitMQ host rabbit.internal (test/amqp/* run the same commands on a private RabbitMQ node)';
 
+const REDIS = 'needs the remote Redis host redis.internal (test/interop/redis-celery.test.ts runs asynx workers on a private redis-server)';
+
 /** README lines that are not run, each with the reason. */
 const SKIP: Record<string, string> = {
   'npm install && npm run demo': SETUP,
@@ -69,6 +71,8 @@ const SKIP: Record<string, string> = {
   'export ASYNX_BROKER_URL=amqp://user:pass@rabbit.internal:5672//': RABBIT,
   'asynx worker -A ./tasks.mjs -b amqp://user:pass@rabbit.internal:5672// --result-backend rpc:// -Q celery,other -c 4': RABBIT,
   'asynx multi start w1 w2 -A ./tasks.mjs -c 4 -b amqp://user:pass@rabbit.internal:5672//': RABBIT,
+  'asynx worker -A ./tasks.mjs -b redis://redis.internal:6379/0 -Q celery,other -c 4': REDIS,
+  "asynx worker -A ./tasks.mjs -b 'redis://redis.internal:6379/0?visibility_timeout=600'": REDIS,
   'asynx dashboard --port 8080 --read-only': 'the same command is run by test/core/help-examples.test.ts (page served, no action buttons, TERM → exit 0); port 8080 is not freed between the two files',
   'celery -A proj inspect ping -d w1@host': 'needs a Python Celery project `proj` on RabbitMQ (test/interop/pidbox.test.ts runs celery inspect against an asynx node)',
 };

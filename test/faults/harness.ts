@@ -26,7 +26,7 @@ export function scaled(n: number): number {
 /** One row of the fault table. */
 export interface FaultRow {
   fault: string;
-  broker: 'sqlite' | 'amqp';
+  broker: 'sqlite' | 'amqp' | 'redis';
   /** `acks-late (≥1)`, `acks-early (≤1)`, or `warm (=1)` for cases that promise exactly once. */
   mode: string;
   tasks: number;

@@ -47,11 +47,11 @@ export interface CeleryWorker {
 }
 
 /** Starts `celery -A capp worker` (or `opts.app`) and waits (bounded) for its "ready" line. */
-export async function startCeleryWorker(opts: { brokerUrl: string; app?: string; nodeName?: string; queues?: string[]; concurrency?: number; readyTimeoutMs?: number; extraArgs?: string[] }): Promise<CeleryWorker> {
+export async function startCeleryWorker(opts: { brokerUrl: string; app?: string; nodeName?: string; queues?: string[]; concurrency?: number; readyTimeoutMs?: number; extraArgs?: string[]; env?: NodeJS.ProcessEnv }): Promise<CeleryWorker> {
   const nodeName = opts.nodeName ?? `py-${process.pid}@localhost`;
   const args = ['-m', 'celery', '-A', opts.app ?? 'capp', 'worker', '-l', 'info', '-n', nodeName, '-c', String(opts.concurrency ?? 2), '-P', 'prefork', '--without-gossip', '--without-mingle', '--without-heartbeat', ...(opts.queues ? ['-Q', opts.queues.join(',')] : []), ...(opts.extraArgs ?? [])];
   // Its own process group: a stop reaches the prefork children too.
-  const child = spawnProcess(PYTHON, args, { cwd: PY_FIXTURES, env: pyEnv(opts.brokerUrl), group: true, reapChildren: true });
+  const child = spawnProcess(PYTHON, args, { cwd: PY_FIXTURES, env: pyEnv(opts.brokerUrl, opts.env), group: true, reapChildren: true });
   let stopping: Promise<void> | null = null;
   const worker: CeleryWorker = {
     nodeName,

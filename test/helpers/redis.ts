@@ -30,9 +30,14 @@ export interface RedisServer {
   readonly url: string;
   readonly host: string;
   readonly port: number;
+  /** pid of the current server process (a new one after start()). */
   readonly pid: number;
   readonly dir: string;
-  /** Stops the server (TERM, then KILL after 5 s) and deletes its temp dir. Idempotent. */
+  /** Stops the server (TERM, then KILL after 5 s), keeping its dir (and an AOF there). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port and dir, after stop(); resolves once it answers PING. */
+  start(): Promise<void>;
+  /** Stops the server and deletes its temp dir. Idempotent. */
   dispose(): Promise<void>;
 }
 
@@ -56,19 +61,19 @@ function ping(port: number, timeoutMs = 500): Promise<boolean> {
   });
 }
 
-/** Starts `redis-server` on a free loopback port with persistence off; resolves once it answers PING. */
-export async function startRedis(opts: { startTimeoutMs?: number; args?: string[] } = {}): Promise<RedisServer> {
-  const missing = redisMissing();
-  if (missing) throw new Error(missing);
-  const dir = mkdtempSync(join(tmpdir(), 'asynx-redis-'));
-  const port = await freePort();
-  const logPath = join(dir, 'server.out');
-  const out = openSync(logPath, 'a');
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', ...(opts.args ?? [])];
+/** One redis-server process: its pid, whether it exited, and a promise of its exit. */
+interface Proc {
+  pid: number;
+  gone: () => boolean;
+  exited: Promise<void>;
+}
+
+function spawnServer(port: number, dir: string, extra: string[]): Proc {
+  const out = openSync(join(dir, 'server.out'), 'a');
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', ...extra];
   const child: ChildProcess = spawn(SERVER, args, { cwd: dir, stdio: ['ignore', out, out] });
   closeSync(out);
-  const pid = child.pid ?? -1;
-  let gone = pid === -1;
+  let gone = child.pid === undefined;
   const exited = new Promise<void>((resolve) => {
     child.once('exit', () => {
       gone = true;
@@ -79,43 +84,82 @@ export async function startRedis(opts: { startTimeoutMs?: number; args?: string[
       resolve();
     });
   });
+  return { pid: child.pid ?? -1, gone: () => gone, exited };
+}
+
+async function stopServer(p: Proc): Promise<void> {
+  if (p.gone()) return;
+  try {
+    process.kill(p.pid, 'SIGTERM');
+  } catch {
+    // gone meanwhile
+  }
+  const timer = setTimeout(() => killQuietly(p.pid), 5_000);
+  await p.exited;
+  clearTimeout(timer);
+}
+
+/**
+ * Starts `redis-server` on a free (or the given) loopback port with persistence off (`args` may turn an AOF
+ * on: `--appendonly yes`); resolves once it answers PING.
+ */
+export async function startRedis(opts: { startTimeoutMs?: number; args?: string[]; /** Reuse a port (a restart); a free one by default. */ port?: number } = {}): Promise<RedisServer> {
+  const missing = redisMissing();
+  if (missing) throw new Error(missing);
+  const dir = mkdtempSync(join(tmpdir(), 'asynx-redis-'));
+  const port = opts.port ?? (await freePort());
+  const timeoutMs = opts.startTimeoutMs ?? 15_000;
+  let proc = spawnServer(port, dir, opts.args ?? []);
   const unregister = onAbort(() => {
-    killQuietly(pid);
-    waitGoneSync([pid], 2_000);
+    killQuietly(proc.pid);
+    waitGoneSync([proc.pid], 2_000);
     rmQuietly(dir);
   });
-  let disposed: Promise<void> | null = null;
-  const dispose = (): Promise<void> => {
-    disposed ??= (async () => {
-      if (!gone) {
-        try {
-          process.kill(pid, 'SIGTERM');
-        } catch {
-          // gone meanwhile
-        }
-        const timer = setTimeout(() => killQuietly(pid), 5_000);
-        await exited;
-        clearTimeout(timer);
-      }
-      rmQuietly(dir);
-      unregister();
-    })();
-    return disposed;
-  };
-  const deadline = Date.now() + (opts.startTimeoutMs ?? 15_000);
-  while (!gone && !(await ping(port))) {
-    if (Date.now() > deadline) break;
-    await sleep(50);
-  }
-  if (gone || !(await ping(port))) {
-    let tail = '(no output)';
-    try {
-      tail = readFileSync(logPath, 'utf8').slice(-2000);
-    } catch {
-      // no log
+  const answered = async (): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!proc.gone() && !(await ping(port))) {
+      if (Date.now() > deadline) break;
+      await sleep(50);
     }
-    await dispose();
-    throw new Error(`redis-server on 127.0.0.1:${port} did not answer PING${gone ? ' (it exited)' : ` within ${opts.startTimeoutMs ?? 15_000} ms`}:\n${tail}`);
+    if (proc.gone() || !(await ping(port))) {
+      let tail = '(no output)';
+      try {
+        tail = readFileSync(join(dir, 'server.out'), 'utf8').slice(-2000);
+      } catch {
+        // no log
+      }
+      throw new Error(`redis-server on 127.0.0.1:${port} did not answer PING${proc.gone() ? ' (it exited)' : ` within ${timeoutMs} ms`}:\n${tail}`);
+    }
+  };
+  let disposed: Promise<void> | null = null;
+  const server: RedisServer = {
+    url: `redis://127.0.0.1:${port}`,
+    host: '127.0.0.1',
+    port,
+    get pid() {
+      return proc.pid;
+    },
+    dir,
+    stop: () => stopServer(proc),
+    async start() {
+      if (!proc.gone()) return;
+      proc = spawnServer(port, dir, opts.args ?? []);
+      await answered();
+    },
+    dispose() {
+      disposed ??= (async () => {
+        await stopServer(proc);
+        rmQuietly(dir);
+        unregister();
+      })();
+      return disposed;
+    },
+  };
+  try {
+    await answered();
+  } catch (err) {
+    await server.dispose();
+    throw err;
   }
-  return { url: `redis://127.0.0.1:${port}`, host: '127.0.0.1', port, pid, dir, dispose };
+  return server;
 }

@@ -300,7 +300,7 @@ export function runTransportConformance(name: string, makeTransport: () => Promi
       await t.close();
     });
 
-    test('priorities: higher priority first', async (tc) => {
+    test('priorities: higher priority first (lower numbers first where the transport says so, as kombu on Redis)', async (tc) => {
       const t = await make();
       if (!t.capabilities.priorities) {
         tc.skip('transport has no priorities');
@@ -316,7 +316,7 @@ export function runTransportConformance(name: string, makeTransport: () => Promi
         order.push(argsOf(got[i])[0] as number);
         await t.ack(got[i]);
       }
-      assert.deepEqual(order, [9, 5, 1, 1]);
+      assert.deepEqual(order, t.capabilities.lowerPriorityFirst ? [1, 1, 5, 9] : [9, 5, 1, 1]);
       await c.cancel();
     });
   });

@@ -42,7 +42,7 @@ describe('config', () => {
   });
 
   it('rejects bad values with a usage error naming the option', () => {
-    assert.throws(() => resolveConfig({ brokerUrl: 'redis://x' }), (e: unknown) => e instanceof UsageError && /redis:\/\/x/.test(e.message) && e.exitCode === 64);
+    assert.throws(() => resolveConfig({ brokerUrl: 'kafka://x' }), (e: unknown) => e instanceof UsageError && /kafka:\/\/x/.test(e.message) && e.exitCode === 64);
     assert.throws(() => resolveConfig({ prefetchMultiplier: 0 }), /prefetchMultiplier/);
     assert.throws(() => durationMs('soon', 'publishTimeout'), /publishTimeout/);
     assert.equal(durationMs('250ms', 'x'), 250);

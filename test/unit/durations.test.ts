@@ -66,7 +66,7 @@ describe('durations in app config', () => {
 
   it('broker and backend URLs are validated by the typed URL parsers', () => {
     assert.throws(() => resolveConfig({ brokerUrl: 'sqlite://' }), (e: unknown) => e instanceof UsageError && e.code === 'asynx.config.badBroker' && e.facts.option === 'brokerUrl');
-    assert.throws(() => resolveConfig({ brokerUrl: 'redis://x' }), namesOption('redis'));
+    assert.throws(() => resolveConfig({ brokerUrl: 'kafka://x' }), namesOption('kafka'));
     assert.throws(() => resolveConfig({ resultBackend: 'redis://x' }), namesOption('resultBackend'));
     assert.equal(resolveConfig({ brokerUrl: 'amqps://h/v' }).resultBackend, 'rpc://');
   });

@@ -1,0 +1,69 @@
+// redis:// and rediss:// URLs → ioredis connections (kombu's URL form: redis://[user:password@]host[:port][/db][?options]).
+
+import { Redis, type RedisOptions } from 'ioredis';
+import { UsageError } from '../errors.js';
+import { redact } from '../util/redact.js';
+
+/** What a broker URL says: where to connect, and the transport options in its query string. */
+export interface RedisTarget {
+  options: RedisOptions;
+  /** `?visibility_timeout=<seconds>` (kombu's transport option of that name), ms; undefined when absent. */
+  visibilityTimeoutMs?: number;
+}
+
+const KNOWN = ['visibility_timeout', 'ssl_cert_reqs'];
+
+function badUrl(url: string, why: string): UsageError {
+  return new UsageError('asynx.config.badRedisUrl', `Redis URL '${redact(url)}' ${why}: use redis://[:password@]host[:port][/db][?visibility_timeout=<seconds>] (rediss:// for TLS)`, { option: 'brokerUrl', value: redact(url) });
+}
+
+/** Parses a `redis://` / `rediss://` URL; an unknown query option or a bad value is a UsageError. */
+export function parseRedisTarget(url: string): RedisTarget {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    throw badUrl(url, 'does not parse');
+  }
+  const tls = u.protocol === 'rediss:';
+  const db = u.pathname.replace(/^\//, '');
+  if (db !== '' && !/^\d+$/.test(db)) throw badUrl(url, `names database '${db}', which is not a number`);
+  const options: RedisOptions = {
+    host: u.hostname.replace(/^\[|\]$/g, '') || '127.0.0.1',
+    port: u.port ? Number(u.port) : 6379,
+    db: db === '' ? 0 : Number(db),
+  };
+  if (u.username) options.username = decodeURIComponent(u.username);
+  if (u.password) options.password = decodeURIComponent(u.password);
+  const target: RedisTarget = { options };
+  for (const [k, v] of u.searchParams) {
+    if (!KNOWN.includes(k)) throw badUrl(url, `has option '${k}', which asynx does not know (known: ${KNOWN.join(', ')})`);
+    if (k === 'visibility_timeout') {
+      const s = Number(v);
+      if (!Number.isFinite(s) || s <= 0) throw badUrl(url, `has visibility_timeout=${v}, not a positive number of seconds`);
+      target.visibilityTimeoutMs = Math.round(s * 1000);
+    }
+  }
+  if (tls) {
+    const reqs = (u.searchParams.get('ssl_cert_reqs') ?? 'required').toLowerCase();
+    options.tls = { servername: options.host!, rejectUnauthorized: !['none', 'cert_none'].includes(reqs) };
+  }
+  return target;
+}
+
+/**
+ * A connection that reconnects by itself (ioredis, backoff capped at 2 s) and queues commands while it is
+ * away; callers bound their waits. `blocking` connections never give up on a command (a BRPOP waits for the
+ * reconnect and is sent again).
+ */
+export function openRedis(target: RedisTarget, name: string, opts: { connectTimeoutMs: number; blocking?: boolean }): Redis {
+  return new Redis({
+    ...target.options,
+    lazyConnect: true,
+    connectionName: name,
+    connectTimeout: opts.connectTimeoutMs,
+    enableOfflineQueue: true,
+    maxRetriesPerRequest: opts.blocking ? null : 20,
+    retryStrategy: (times) => Math.min(100 * times, 2_000),
+  });
+}

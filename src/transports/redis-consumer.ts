@@ -1,0 +1,150 @@
+// A fair multi-queue consumer on Redis: BRPOP over queue × priority lists on its own connection, rotating the queue order.
+
+import type { Redis } from 'ioredis';
+import { PRIORITY_STEPS, queueOfList, SEP } from './redis-keys.js';
+
+/** Server-side BRPOP timeout, seconds (kombu's). */
+const BRPOP_TIMEOUT_S = 1;
+/** Pause after a failed BRPOP (Redis away) before the next try, ms. */
+const RETRY_MS = 250;
+
+/** What the consumer needs from its transport. */
+export interface ConsumerHooks {
+  /** Deliveries of this consumer not settled yet (BRPOP pauses at `prefetch`). */
+  held(): number;
+  /** Pops the first ready item of `lists` and records it as unacked, atomically; null when none is ready. */
+  pop(lists: string[], queues: string[]): Promise<{ list: string; raw: string; tag: string } | null>;
+  /**
+   * Handles one popped item (hands it out, or parks it); resolves when it is recorded. `tag` is the unacked
+   * entry pop() wrote, null for an item BRPOP took (not recorded yet).
+   */
+  onItem(list: string, queue: string, raw: string, tag: string | null): Promise<void>;
+  /** An item popped after cancel: put it back where it came from. */
+  putBack(list: string, raw: string): Promise<void>;
+  onError(err: unknown): void;
+}
+
+/**
+ * Pops from `queues` while held deliveries stay under `prefetch`. Keys go priority step first, then queue, so
+ * one BRPOP takes the highest-priority message of any queue; after each pop the queue it came from moves to
+ * the end of the order (kombu's round-robin cycle), so a busy queue cannot starve the others.
+ */
+export class RedisConsumer {
+  private order: string[];
+  private cancelled = false;
+  private loop: Promise<void> | null = null;
+  private wakeUp: (() => void) | null = null;
+  private clientId: number | null = null;
+  private inBrpop = false;
+
+  constructor(
+    queues: string[],
+    private readonly prefetch: number,
+    private readonly blocking: Redis,
+    private readonly cmd: Redis,
+    private readonly hooks: ConsumerHooks,
+  ) {
+    this.order = [...new Set(queues)];
+    // A new connection has a new id (CLIENT UNBLOCK needs the current one).
+    blocking.on('close', () => {
+      this.clientId = null;
+    });
+  }
+
+  start(): void {
+    this.loop ??= this.run();
+  }
+
+  /** A held delivery was settled: there may be room again. */
+  wake(): void {
+    const w = this.wakeUp;
+    this.wakeUp = null;
+    w?.();
+  }
+
+  private keys(): string[] {
+    const keys: string[] = [];
+    for (const s of PRIORITY_STEPS) for (const q of this.order) keys.push(s === 0 ? q : `${q}${SEP}${s}`);
+    return keys;
+  }
+
+  private keyQueues(): string[] {
+    return PRIORITY_STEPS.flatMap(() => this.order);
+  }
+
+  private rotate(queue: string): void {
+    const i = this.order.indexOf(queue);
+    if (i >= 0 && this.order.length > 1) this.order.push(...this.order.splice(i, 1));
+  }
+
+  private async run(): Promise<void> {
+    while (!this.cancelled) {
+      if (this.hooks.held() >= this.prefetch) {
+        await new Promise<void>((resolve) => {
+          this.wakeUp = resolve;
+          // Re-checked now and then, in case a wake-up was missed.
+          setTimeout(resolve, 1000).unref();
+        });
+        continue;
+      }
+      // Ready messages are taken by the atomic pop-and-record script; BRPOP only waits for the next one when
+      // every list is empty (and the item it returns is recorded right after: the one gap left, idle to busy).
+      try {
+        const popped = await this.hooks.pop(this.keys(), this.keyQueues());
+        if (popped) {
+          const queue = queueOfList(popped.list);
+          this.rotate(queue);
+          await this.hooks.onItem(popped.list, queue, popped.raw, popped.tag).catch((err) => this.hooks.onError(err));
+          continue;
+        }
+      } catch (err) {
+        if (this.cancelled) break;
+        this.hooks.onError(err);
+        await new Promise((r) => setTimeout(r, RETRY_MS).unref());
+        continue;
+      }
+      if (this.cancelled) break;
+      let got: [string, string] | null;
+      try {
+        if (this.clientId === null) this.clientId = Number(await this.blocking.client('ID'));
+        if (this.cancelled) break;
+        this.inBrpop = true;
+        got = (await this.blocking.brpop(...this.keys(), BRPOP_TIMEOUT_S)) as [string, string] | null;
+      } catch (err) {
+        this.inBrpop = false;
+        if (this.cancelled) break;
+        this.hooks.onError(err);
+        await new Promise((r) => setTimeout(r, RETRY_MS).unref());
+        continue;
+      }
+      this.inBrpop = false;
+      if (!got) continue;
+      const [list, raw] = got;
+      if (this.cancelled) {
+        await this.hooks.putBack(list, raw).catch((err) => this.hooks.onError(err));
+        break;
+      }
+      const queue = queueOfList(list);
+      this.rotate(queue);
+      await this.hooks.onItem(list, queue, raw, null).catch((err) => this.hooks.onError(err));
+    }
+  }
+
+  /**
+   * Stops popping: a BRPOP in progress is ended at once (CLIENT UNBLOCK, which answers nil unless the server
+   * already popped; an item popped meanwhile goes back to its list). Resolves once the loop ended (bounded:
+   * with Redis away the blocking connection is dropped, and nothing was popped).
+   */
+  async cancel(): Promise<void> {
+    if (this.cancelled) return this.loop ?? undefined;
+    this.cancelled = true;
+    this.wake();
+    if (this.inBrpop && this.clientId !== null) await this.cmd.client('UNBLOCK', this.clientId).catch(() => undefined);
+    if (!this.loop) return;
+    let timer: NodeJS.Timeout | undefined;
+    const ended = await Promise.race([this.loop.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2_000)))]);
+    clearTimeout(timer);
+    if (!ended) this.blocking.disconnect();
+    await this.loop;
+  }
+}

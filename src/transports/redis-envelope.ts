@@ -1,0 +1,111 @@
+// kombu's Redis message envelope: JSON with the body in base64, the AMQP properties and the delivery info.
+
+import { randomUUID } from 'node:crypto';
+import type { WireMessage } from '../protocol/message.js';
+import { bodyText } from './amqp-topology.js';
+
+/** The JSON object kombu LPUSHes onto a queue list. */
+export interface Envelope {
+  body: string;
+  'content-encoding'?: string | null;
+  'content-type'?: string | null;
+  headers: Record<string, unknown>;
+  properties: Record<string, unknown> & { delivery_info?: Record<string, unknown>; delivery_tag?: unknown; body_encoding?: unknown };
+}
+
+/**
+ * Property (not a kombu one) counting how often asynx put the message back after handing it out; Celery and
+ * kombu carry unknown properties along untouched, so it survives a restore by a Python worker too.
+ */
+const RESTORES = 'x_asynx_restores';
+
+/** Text types travel as UTF-8, anything else byte for byte (latin1), the same rule as {@link bodyText}. */
+function bodyBytes(body: string, contentType: unknown): Buffer {
+  return typeof contentType === 'string' && (contentType.includes('json') || contentType.startsWith('text/')) ? Buffer.from(body, 'utf8') : Buffer.from(body, 'latin1');
+}
+
+/** Wraps a wire message for `queue` (published to the anonymous exchange, routing key = queue), with a fresh delivery tag. */
+export function toEnvelope(queue: string, message: WireMessage): Envelope {
+  const { content_type, content_encoding, ...props } = message.properties as unknown as Record<string, unknown>;
+  return {
+    body: bodyBytes(message.body, content_type).toString('base64'),
+    'content-encoding': typeof content_encoding === 'string' ? content_encoding : 'utf-8',
+    'content-type': typeof content_type === 'string' ? content_type : 'application/json',
+    headers: { ...(message.headers as Record<string, unknown>) },
+    properties: {
+      ...props,
+      delivery_mode: props.delivery_mode ?? 2,
+      priority: typeof props.priority === 'number' ? props.priority : 0,
+      delivery_info: { exchange: '', routing_key: queue },
+      body_encoding: 'base64',
+      delivery_tag: randomUUID(),
+    },
+  };
+}
+
+/** Parses a list item; null when it is not a JSON object with a body string and headers and properties objects. */
+export function parseEnvelope(raw: string): Envelope | null {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    return null;
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
+  const e = v as Record<string, unknown>;
+  const obj = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
+  if (typeof e.body !== 'string' || !obj(e.properties)) return null;
+  if (!obj(e.headers)) e.headers = {};
+  return e as unknown as Envelope;
+}
+
+/** The message a Delivery carries: snake-case properties (content type and encoding included), headers, body text. */
+export function fromEnvelope(e: Envelope): { properties: Record<string, unknown>; headers: unknown; body: string } {
+  const { delivery_info: _info, delivery_tag: _tag, body_encoding, [RESTORES]: _n, ...rest } = e.properties;
+  const properties: Record<string, unknown> = { ...rest };
+  if (typeof e['content-type'] === 'string') properties.content_type = e['content-type'];
+  if (typeof e['content-encoding'] === 'string') properties.content_encoding = e['content-encoding'];
+  const bytes = body_encoding === 'base64' ? Buffer.from(e.body, 'base64') : Buffer.from(e.body, 'utf8');
+  return { properties, headers: e.headers, body: bodyText(bytes, properties.content_type) };
+}
+
+/** Exchange and routing key the envelope was published with (kombu restores by them). */
+export function routeOf(e: Envelope, queue: string): { exchange: string; routingKey: string } {
+  const info = e.properties.delivery_info ?? {};
+  return {
+    exchange: typeof info.exchange === 'string' ? info.exchange : '',
+    routingKey: typeof info.routing_key === 'string' ? info.routing_key : queue,
+  };
+}
+
+/** True when kombu (or asynx) put the message back after handing it out. */
+export function isRedelivered(e: Envelope): boolean {
+  return e.properties.delivery_info?.redelivered === true || e.headers.redelivered === true;
+}
+
+/** Times the message was put back so far (one, when a Python worker restored it without the counter). */
+function restoresOf(e: Envelope): number {
+  const n = e.properties[RESTORES];
+  return typeof n === 'number' && n >= 0 ? n : isRedelivered(e) ? 1 : 0;
+}
+
+/** Marks the envelope redelivered in place (both places kombu sets it) and counts the restore. */
+export function markRestored(e: Envelope): void {
+  e.properties[RESTORES] = restoresOf(e) + 1;
+  e.headers.redelivered = true;
+  e.properties.delivery_info = { ...(e.properties.delivery_info ?? {}), redelivered: true };
+}
+
+/** How many times the message has been handed out, this time included. */
+export function deliveryCountOf(e: Envelope): number {
+  return restoresOf(e) + 1;
+}
+
+/** The delivery tag kombu gave the message at publish, or a new one when it has none. */
+export function deliveryTagOf(e: Envelope): string {
+  const t = e.properties.delivery_tag;
+  if (typeof t === 'string' && t !== '') return t;
+  const tag = randomUUID();
+  e.properties.delivery_tag = tag;
+  return tag;
+}

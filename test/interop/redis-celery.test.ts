@@ -1,0 +1,103 @@
+// Interop with Python Celery 5.2 on one private Redis: a Python client → an asynx worker (countdown, priority),
+// and an asynx client → a Python worker. Runs are seen through a side-effect file (no result backend yet).
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { Asynx } from '../../src/index.js';
+import { celerySkip, runPython, startCeleryWorker } from '../helpers/celery.js';
+import { redisSkip, startRedis, type RedisServer } from '../helpers/redis.js';
+import { tempDir, waitFor } from '../helpers/tmp.js';
+import { startWorker } from '../helpers/worker.js';
+
+const skip = redisSkip() || celerySkip();
+const APP = fileURLToPath(new URL('../fixtures/redis-interop-app.mjs', import.meta.url));
+
+interface Run {
+  by: 'js' | 'py';
+  id: string;
+  sum: number;
+  at: number;
+}
+
+describe('Celery interop on Redis', { skip }, () => {
+  let server: RedisServer;
+  let redis: Redis;
+  let tmp: { dir: string; cleanup: () => void };
+  let out: string;
+  let url: string;
+  const stops: Array<() => Promise<unknown>> = [];
+  const runs = (): Run[] => (existsSync(out) ? readFileSync(out, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Run) : []);
+
+  before(async () => {
+    server = await startRedis();
+    url = `${server.url}/0`;
+    redis = new Redis(server.port, '127.0.0.1');
+    tmp = tempDir('asynx-redis-interop-');
+    out = join(tmp.dir, 'runs.jsonl');
+  });
+  after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    redis?.disconnect();
+    await server?.dispose();
+    tmp?.cleanup();
+  });
+
+  test('a Python client sends add(2, 3) with countdown 1 and priority 5: an asynx worker runs it once, after the countdown, from the delayed zset', { timeout: 90_000 }, async () => {
+    const w = await startWorker({ brokerUrl: url, app: APP, args: ['-n', 'js-redis@localhost', '-c', '1', '-Q', 'celery'], env: { INTEROP_OUT: out } });
+    stops.push(() => w.stop('SIGTERM', 20_000));
+    const sent = await runPython(['-c', "import time, redis_capp as c; t = time.time(); r = c.app.send_task('add', args=(2, 3), countdown=1, priority=5); print(r.id, t * 1000)"], { brokerUrl: url, env: { INTEROP_OUT: out } });
+    assert.equal(sent.code, 0, sent.stderr);
+    const [id, sentAt] = sent.stdout.trim().split(/\s+/);
+    // Priority 5 is kombu's step 3: the worker took it from `celery\x06\x163` and parked it in that list's zset,
+    // not in `unacked` (where kombu#337's duplicates come from).
+    await waitFor('the message to wait in the delayed zset', async () => (await redis.zcard('_asynx.delayed.celery\x06\x163')) === 1 || runs().length > 0, 5_000, 10);
+    assert.equal(await redis.hlen('unacked'), 0, 'nothing unacked while it waits');
+    const [run] = await waitFor('the asynx worker to run it', () => (runs().length ? runs() : null), 20_000, 50);
+    assert.equal(run!.by, 'js');
+    assert.equal(run!.id, id);
+    assert.equal(run!.sum, 5);
+    assert.ok(run!.at >= Number(sentAt) + 1000 - 5, `ran ${Number(sentAt) + 1000 - run!.at} ms before its countdown`);
+    await sleep(1500);
+    assert.equal(runs().length, 1, 'ran once');
+    await waitFor('the ack to land', async () => (await redis.hlen('unacked')) === 0, 5_000, 20);
+    await w.stop('SIGTERM', 20_000);
+  });
+
+  test('a countdown of 3 x the visibility timeout (1 s, set in the URL) runs exactly once on asynx (kombu#337 runs it again each timeout)', { timeout: 90_000 }, async () => {
+    const w = await startWorker({ brokerUrl: `${url}?visibility_timeout=1`, app: APP, args: ['-n', 'js-vis@localhost', '-c', '1', '-Q', 'vis-q'], env: { INTEROP_OUT: out } });
+    stops.push(() => w.stop('SIGTERM', 20_000));
+    const before = runs().length;
+    const sent = await runPython(['-c', "import redis_capp as c; print(c.app.send_task('add', args=(20, 22), countdown=3, queue='vis-q').id)"], { brokerUrl: url, env: { INTEROP_OUT: out } });
+    assert.equal(sent.code, 0, sent.stderr);
+    const id = sent.stdout.trim();
+    const got = await waitFor('the asynx worker to run it', () => (runs().length > before ? runs().slice(before) : null), 20_000, 50);
+    assert.equal(got[0]!.id, id);
+    await sleep(3_000);
+    assert.equal(runs().filter((r) => r.id === id).length, 1, 'ran exactly once');
+    await w.stop('SIGTERM', 20_000);
+  });
+
+  test('an asynx client sends add(4, 5) to a Python Celery worker on the same Redis, with a countdown', { timeout: 90_000 }, async () => {
+    const py = await startCeleryWorker({ brokerUrl: url, app: 'redis_capp', nodeName: `py-redis-${process.pid}@localhost`, queues: ['py-q'], concurrency: 1, env: { INTEROP_OUT: out } });
+    stops.push(() => py.stop());
+    const app = new Asynx({ configFile: false, brokerUrl: url, resultBackend: 'none' });
+    stops.push(() => app.close());
+    const before = runs().length;
+    const now = await app.sendTask('add', [4, 5], {}, { queue: 'py-q', priority: 2 });
+    const later = await app.sendTask('add', [10, 20], {}, { queue: 'py-q', countdown: 1 });
+    const got = await waitFor('the Python worker to run both', () => (runs().length >= before + 2 ? runs().slice(before) : null), 30_000, 50);
+    const byId = new Map(got.map((r) => [r.id, r]));
+    assert.equal(byId.get(now.id)?.by, 'py');
+    assert.equal(byId.get(now.id)?.sum, 9);
+    assert.equal(byId.get(later.id)?.by, 'py');
+    assert.equal(byId.get(later.id)?.sum, 30);
+    await sleep(1000);
+    assert.equal(runs().length, before + 2, 'each ran once');
+    await py.stop();
+  });
+});

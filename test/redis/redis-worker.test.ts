@@ -1,0 +1,49 @@
+// An asynx worker on Redis orders what it has prefetched as kombu orders the lists: lower priority numbers first.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Asynx } from '../../src/index.js';
+import { redisSkip, startRedis, type RedisServer } from '../helpers/redis.js';
+import { tempDir, waitFor } from '../helpers/tmp.js';
+import { startWorker } from '../helpers/worker.js';
+
+const skip = redisSkip();
+const APP = fileURLToPath(new URL('../fixtures/redis-interop-app.mjs', import.meta.url));
+
+describe('asynx worker on Redis', { skip }, () => {
+  let server: RedisServer;
+  let tmp: { dir: string; cleanup: () => void };
+  const stops: Array<() => Promise<unknown>> = [];
+  before(async () => {
+    server = await startRedis();
+    tmp = tempDir('asynx-redis-worker-');
+  });
+  after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => undefined);
+    await server?.dispose();
+    tmp?.cleanup();
+  });
+
+  test('a priority-0 task that arrives after a priority-9 one, both waiting for the one pool slot, starts first', { timeout: 60_000 }, async () => {
+    const out = join(tmp.dir, 'runs.jsonl');
+    const url = `${server.url}/0`;
+    const w = await startWorker({ brokerUrl: url, app: APP, args: ['-n', 'js-prio@localhost', '-c', '1', '-Q', 'celery'], env: { INTEROP_OUT: out } });
+    stops.push(() => w.stop('SIGTERM', 20_000));
+    const app = new Asynx({ configFile: false, brokerUrl: url, resultBackend: 'none' });
+    stops.push(() => app.close());
+    await app.sendTask('sleep', [1500]);
+    await sleep(300); // the slot is busy
+    const low = await app.sendTask('add', [9, 0], {}, { priority: 9 });
+    await waitFor('the worker to prefetch the priority-9 task', () => w.output().includes(`add[${low.id}] received`), 5_000, 20);
+    const high = await app.sendTask('add', [0, 0], {}, { priority: 0 });
+    const runs = await waitFor('both to run', () => {
+      const lines = existsSync(out) ? readFileSync(out, 'utf8').trim().split('\n').filter(Boolean) : [];
+      return lines.length >= 2 ? lines.map((l) => JSON.parse(l) as { id: string }) : null;
+    }, 20_000, 50);
+    assert.deepEqual(runs.map((r) => r.id), [high.id, low.id], 'priority 0 ran first');
+  });
+});
