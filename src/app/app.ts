@@ -272,7 +272,7 @@ export class Asynx {
       throw new NotRegistered(name, { taskId: id });
     }
     for (let retries = opts.retries ?? 0; ; retries++) {
-      const outcome = await executeTask(def, { id, name, args, kwargs, retries, rootId: opts.rootId ?? id, parentId: opts.parentId ?? null, hostname: 'eager', softTimeLimit: opts.softTimeLimit ?? null }, {
+      const outcome = await executeTask(def, { id, name, args, kwargs, retries, rootId: opts.rootId ?? id, parentId: opts.parentId ?? null, hostname: 'eager', softTimeLimit: opts.softTimeLimit ?? null, group: opts.group ?? null, groupIndex: opts.groupIndex ?? null }, {
         updateState: (state, meta) => backend.store(target, stateBody(id, state, meta)),
       });
       if (outcome.kind === 'retry') {

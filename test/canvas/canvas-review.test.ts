@@ -1,0 +1,105 @@
+// Review of chains with groups/chords and of starmap/chunks as a Celery user uses them, with real workers on
+// the SQLite broker: errbacks run once, immutable members, time limits and terminate on a starmap, the group
+// membership in the task context.
+
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { join } from 'node:path';
+import { Asynx, ChordError, chain, chord, group, isAsynxError } from '../../src/index.js';
+import { openControlClient } from '../../src/control/client.js';
+import { startWorker, type RunningWorker } from '../helpers/worker.js';
+import { tempDir, waitFor } from '../helpers/tmp.js';
+import { CANVAS_APP, canvasTasks } from '../helpers/canvas.js';
+
+const tmp = tempDir('asynx-canvas-review-');
+const db = join(tmp.dir, 'r.db');
+const brokerUrl = `sqlite://${db}`;
+let w: RunningWorker;
+let client: Asynx;
+let t: ReturnType<typeof tasks>;
+
+function tasks(app: Asynx) {
+  return {
+    ...canvasTasks(app),
+    member: app.task('c.member', (x: number): [number, string | null, number | null] => [x, null, null]),
+  };
+}
+
+const lines = (file: string) => (existsSync(file) ? readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : []);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+before(async () => {
+  w = await startWorker({ brokerUrl, app: CANVAS_APP, args: ['-n', 'rev@localhost', '-c', '2'] });
+  client = new Asynx({ brokerUrl, configFile: false });
+  t = tasks(client);
+});
+after(async () => {
+  await client.close();
+  const code = await w.stop('SIGTERM');
+  tmp.cleanup();
+  assert.equal(code, 0, 'warm shutdown exits 0');
+});
+
+describe('a chord inside a chain', () => {
+  it('a failing member: the chain\'s result rejects with ChordError naming that member; the chain\'s linkError runs once', async () => {
+    const file = join(tmp.dir, 'eb-once');
+    const r = await chain(t.add.s(1, 1), group([t.fail.s().set({ taskId: 'the-member' }), t.add.s(1)]), t.tsum.s(), t.mul.s(2)).applyAsync({ linkError: t.note.s(file, 'eb') });
+    const err = await r.get({ timeout: 20 }).then(() => null, (e: unknown) => e);
+    assert.ok(err instanceof ChordError, String(err));
+    assert.equal(err.message, "Dependency the-member raised ValueError('bad 2')");
+    await waitFor('the errback', () => lines(file).length >= 1, 20_000);
+    await sleep(1500);
+    assert.equal(lines(file).length, 1, `one errback: ${lines(file).join(' | ')}`);
+  });
+
+  it('immutable members (si) of a group in the middle get their own args only', async () => {
+    const r = await chain(t.add.s(1, 2), group([t.add.si(10, 1), t.mul.si(2, 3)]), t.tsum.s()).applyAsync();
+    assert.equal(await r.get({ timeout: 20 }), 17);
+  });
+
+  it('members of a group in a chain see their group id and index in the task context', async () => {
+    const r = await chain(t.add.s(1, 1), group([t.member.s(), t.member.s()]), t.collect.s(join(tmp.dir, 'gm'))).applyAsync();
+    const got = (await r.get({ timeout: 20 })) as unknown as Array<[number, string, number]>;
+    assert.deepEqual(got.map((g) => [g[0], g[2]]), [[2, 0], [2, 1]]);
+    assert.equal(typeof got[0]![1], 'string');
+    assert.equal(got[0]![1], got[1]![1], 'one group id');
+    const g = await group([t.member.s(5), t.member.s(6)]).applyAsync();
+    assert.deepEqual(await g.get({ timeout: 20 }), [[5, g.id, 0], [6, g.id, 1]]);
+    assert.deepEqual(await (await t.member.delay(7)).get({ timeout: 20 }), [7, null, null], 'not in a group');
+  });
+});
+
+describe('starmap', () => {
+  it('a time limit given to the call covers the whole starmap', async () => {
+    const file = join(tmp.dir, 'tl');
+    const r = await t.slow.starmap([[0, file, 800], [1, file, 800], [2, file, 800]]).applyAsync({ timeLimit: 1.5 });
+    const err = await r.get({ timeout: 20 }).then(() => null, (e: unknown) => e as Error);
+    assert.ok(err, 'the starmap fails');
+    assert.equal(err.name, 'TimeLimitExceeded', String(err));
+    assert.deepEqual(lines(file), ['0', '1'], 'the third call never started');
+  });
+
+  it('revoked with terminate while running: REVOKED, the remaining calls do not run', async () => {
+    const file = join(tmp.dir, 'term');
+    const r = await t.slow.starmap([[0, file, 3000], [1, file, 3000]]).applyAsync();
+    await waitFor('the first call', () => lines(file).length === 1, 20_000);
+    const control = await openControlClient(brokerUrl, { connectTimeoutMs: 5000 });
+    try {
+      await control.broadcast('revoke', { task_id: [r.id], terminate: true, signal: 'SIGKILL' }, { reply: false });
+    } finally {
+      await control.close();
+    }
+    const err = await r.get({ timeout: 20 }).then(() => null, (e: unknown) => e as Error);
+    assert.ok(err && isAsynxError(err), String(err));
+    assert.equal(err.name, 'TaskRevokedError');
+    await sleep(3500);
+    assert.deepEqual(lines(file), ['0']);
+  });
+});
+
+it('chunks: n larger than the list is one chunk; an empty list is an empty group; n < 1 is a typed error', async () => {
+  assert.deepEqual(await (await t.add.chunks([[1, 2], [3, 4]], 10).applyAsync()).get({ timeout: 20 }), [[3, 7]]);
+  assert.deepEqual(await (await t.add.chunks([], 3).applyAsync()).get({ timeout: 20 }), []);
+  for (const n of [0, -2, 1.5, Number.NaN]) assert.throws(() => t.add.chunks([[1, 2]], n), (e: unknown) => isAsynxError(e) && e.code === 'asynx.canvas.badChunkSize');
+});
