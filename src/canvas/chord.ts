@@ -7,6 +7,10 @@ import { Group, type GroupCallOptions } from './group.js';
 import { dedupeNotCarried, type SendOptions } from '../app/call-options.js';
 import type { Signature } from '../protocol/message.js';
 import { TaskSignature } from './signature.js';
+import { encodeError } from '../app/execute.js';
+import { errorBody } from '../results/body.js';
+import { memberFailed, propagates } from './chord-part.js';
+import { mergeArgs, signatureList } from './wire.js';
 
 /** Options of {@link Chord.applyAsync}: partial args and call options for the header members; `taskId` / `linkError` for the body. */
 export interface ChordCallOptions extends GroupCallOptions {
@@ -54,9 +58,18 @@ export class Chord<R = unknown> {
     if (linkError) for (const eb of Array.isArray(linkError) ? linkError : [linkError]) body = body.linkError(eb);
     if (this.header.tasks.length === 0) return body.applyAsync({ args: [[]] });
     if (eager || !backend.chords) {
-      // Eager mode (tests): the header runs in-process, then the body with its results (a failure propagates).
+      // Eager mode (tests): the header runs in-process, then the body with its results; a failed member fails
+      // the body with a ChordError naming it and sends the body's linkError callbacks, as a worker does.
       const header = await this.header.applyAsync(rest);
-      return body.applyAsync({ args: [await header.get({ timeout: 0.001 })] });
+      const parts = await Promise.all(header.results.map(async (m, i) => ({ taskId: m.id, groupIndex: i, status: await m.state(), result: await m.info() })));
+      const culprit = parts.find((p) => propagates(p.status));
+      if (!culprit) return body.applyAsync({ args: [parts.map((p) => p.result)] });
+      const bodyId = body.id!;
+      await backend.store({ taskId: bodyId, taskName: body.task }, errorBody(bodyId, 'FAILURE', encodeError(memberFailed(culprit, bodyId))));
+      for (const eb of signatureList(body.options.link_error) ?? []) {
+        await app.send(eb.task, mergeArgs(eb, [bodyId]), eb.kwargs, typeof eb.options.task_id === 'string' ? { taskId: eb.options.task_id } : {});
+      }
+      return app.AsyncResult<R>(bodyId);
     }
     const gid = rest.groupId ?? randomUUID();
     const size = this.header.tasks.length;
