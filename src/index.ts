@@ -28,7 +28,7 @@ export { TaskSignature, isTaskSignature, type ArgsSuffix, type SignatureOptions,
 export { Chain, chain, type ChainPart, type ChainStep, type ResultOf } from './canvas/chain.js';
 export { Group, group, type GroupCallOptions, type MemberResult } from './canvas/group.js';
 export { GroupResult, type RevokeOptions, type GroupResultTuple } from './canvas/group-result.js';
-export { Chord, chord, type ChordCallOptions } from './canvas/chord.js';
+export { Chord, chord, type ChordCallOptions, type ChainAsBody } from './canvas/chord.js';
 export { Chunks, STARMAP_TASK, CHUNKS_TASK } from './canvas/starmap.js';
 export { currentTask, type TaskContext, type RetryOptions } from './app/context.js';
 export type { TaskOptions, ErrorMatcher } from './app/task-options.js';

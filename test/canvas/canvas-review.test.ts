@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { Asynx, ChordError, chain, chord, group, isAsynxError } from '../../src/index.js';
 import { openControlClient } from '../../src/control/client.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
@@ -67,6 +68,46 @@ describe('a chord inside a chain', () => {
     const g = await group([t.member.s(5), t.member.s(6)]).applyAsync();
     assert.deepEqual(await g.get({ timeout: 20 }), [[5, g.id, 0], [6, g.id, 1]]);
     assert.deepEqual(await (await t.member.delay(7)).get({ timeout: 20 }), [7, null, null], 'not in a group');
+  });
+});
+
+describe('a chain as a chord\'s body (Celery\'s chord(header, b.s() | c.s()))', () => {
+  it('the first task gets the list, the chord\'s result is the last step\'s; as a chain step too', async () => {
+    const r = await chord([t.add.s(1, 1), t.add.s(2, 2)], chain(t.tsum.s(), t.mul.s(10))).applyAsync();
+    assert.equal(await r.get({ timeout: 20 }), 60);
+    const c = await chain(t.add.s(1, 1), chord([t.mul.s(2), t.mul.s(3)], chain(t.tsum.s(), t.add.s(1))), t.mul.s(2)).applyAsync();
+    assert.equal(await c.get({ timeout: 20 }), 22, '((2*2 + 2*3) + 1) * 2');
+    assert.equal(await (await chain(chord([t.add.s(1, 1)], chain(t.tsum.s(), t.add.s(1))), t.mul.s(3)).applyAsync()).get({ timeout: 20 }), 9, 'a chord first');
+  });
+
+  it('on the wire the body is Celery\'s chain dict, its task_id the chord\'s result', async () => {
+    const r = await chord([t.add.s(1, 1)], chain(t.tsum.s(), t.mul.s(10))).applyAsync({ queue: 'parked-chainbody' });
+    const d = new Database(db, { readonly: true });
+    try {
+      const row = d.prepare("SELECT body FROM messages WHERE queue = 'parked-chainbody'").get() as { body: string };
+      const [, , embed] = JSON.parse(row.body) as [unknown, unknown, { chord: Record<string, any> }];
+      assert.equal(embed.chord.subtask_type, 'chain');
+      assert.equal(embed.chord.task, 'celery.chain');
+      assert.deepEqual(embed.chord.kwargs.tasks.map((x: any) => x.task), ['c.tsum', 'c.mul']);
+      assert.equal(embed.chord.options.task_id, r.id);
+      assert.equal(embed.chord.kwargs.tasks[1].options.task_id, r.id);
+    } finally {
+      d.close();
+    }
+  });
+
+  it('a failing member: every step of the body chain rejects with the ChordError, the linkError runs once with the result id', async () => {
+    const file = join(tmp.dir, 'eb-chainbody');
+    const head = t.tsum.s().freeze();
+    const r = await chord([t.fail.s(7).set({ taskId: 'cb-member' }), t.add.s(1, 1)], chain(head, t.mul.s(10))).applyAsync({ linkError: t.note.s(file, 'eb') });
+    for (const id of [r.id, head.id!]) {
+      const err = await client.AsyncResult(id).get({ timeout: 20 }).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof ChordError, String(err));
+      assert.equal(err.message, "Dependency cb-member raised ValueError('bad 7')");
+    }
+    await waitFor('the errback', () => lines(file).length >= 1, 20_000);
+    await sleep(1500);
+    assert.deepEqual(lines(file), [`eb ${r.id}`]);
   });
 });
 

@@ -67,3 +67,14 @@ it('group members see their group id and index in the context', async () => {
   assert.deepEqual(await g.get(), [[1, g.id, 0], [2, g.id, 1]]);
   assert.deepEqual(await (await where.delay(3)).get(), [3, null, null]);
 });
+
+it('a chain as a chord\'s body: runs after the header; a failed member fails it and runs its linkError once', async () => {
+  assert.equal(await (await chord([add.s(1, 1), add.s(2, 2)], chain(tsum.s(), add.s(10))).applyAsync()).get(), 16);
+  assert.equal(await (await chain(add.s(1, 1), chord([add.s(1), add.s(2)], chain(tsum.s(), add.s(1))), add.s(1)).applyAsync()).get(), 9);
+  seen.length = 0;
+  const r = await chord([fail.s(1).set({ taskId: 'm-3' })], chain(tsum.s(), add.s(10))).applyAsync({ linkError: note.s('eb') });
+  const err = await r.get().then(() => null, (e: unknown) => e);
+  assert.ok(err instanceof ChordError, String(err));
+  assert.equal(err.message, "Dependency m-3 raised RangeError('bad 1')");
+  assert.deepEqual(seen, [`eb ${r.id}`]);
+});

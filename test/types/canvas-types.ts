@@ -15,5 +15,7 @@ export async function mixedGroups(): Promise<void> {
   const same: number[] = await (await group([add.s(1, 1), add.s(2, 2)]).applyAsync()).get();
   const n: number = await (await chain(add.s(1, 1), group([add.s(1), cat.si('a', 'b')]), count.s()).applyAsync()).get();
   const m: number = await (await chord(group([add.s(1, 1), cat.s('a', 'b')]), count.s()).applyAsync()).get();
-  void [values, wrong, same, n, m];
+  // A chain as a chord's body: the chord's result is the chain's last step's.
+  const k: string = await (await chord([add.s(1, 1)], chain(count.s(), add.s(1), cat.si('x', 'y'))).applyAsync()).get();
+  void [values, wrong, same, n, m, k];
 }

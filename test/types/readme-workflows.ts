@@ -32,5 +32,6 @@ export async function readmeWorkflows(): Promise<void> {
 
   const total = await chord([add.s(1, 1), add.s(2, 2)], tsum.s()).applyAsync({ linkError: notify.s() });
   const six: number = await total.get({ timeout: 30 });
-  void [forty, n45, n34, list, sm, ch, six];
+  const sixty: number = await (await chord([add.s(1, 1), add.s(2, 2)], chain(tsum.s(), mul.s(10))).applyAsync()).get({ timeout: 30 });
+  void [forty, n45, n34, list, sm, ch, six, sixty];
 }
