@@ -54,6 +54,16 @@ describe('a chord inside a chain', () => {
     assert.equal(lines(file).length, 1, `one errback: ${lines(file).join(' | ')}`);
   });
 
+  it('a failing step before the chord: its errback runs once, with its id; members and body reject with its error', async () => {
+    const file = join(tmp.dir, 'eb-before');
+    const first = t.fail.s(5).freeze();
+    const r = await chain(first, group([t.add.s(1), t.add.s(2)]), t.tsum.s()).applyAsync({ linkError: t.note.s(file, 'eb') });
+    await assert.rejects(r.get({ timeout: 20 }), /bad 5/);
+    await waitFor('the errback', () => lines(file).length >= 1, 20_000);
+    await sleep(1500);
+    assert.deepEqual(lines(file), [`eb ${first.id}`]);
+  });
+
   it('immutable members (si) of a group in the middle get their own args only', async () => {
     const r = await chain(t.add.s(1, 2), group([t.add.si(10, 1), t.mul.si(2, 3)]), t.tsum.s()).applyAsync();
     assert.equal(await r.get({ timeout: 20 }), 17);
