@@ -26,9 +26,9 @@ export { AsyncResult, type GetOptions } from './app/result.js';
 // Workflows (Celery's canvas): signatures, chains, groups and chords, on the wire as Celery sends them.
 export { TaskSignature, isTaskSignature, type ArgsSuffix, type SignatureOptions, type SignatureCallOptions, type CanvasApp } from './canvas/signature.js';
 export { Chain, chain, type ChainPart, type ChainStep, type ResultOf } from './canvas/chain.js';
-export { Group, group, type GroupCallOptions } from './canvas/group.js';
+export { Group, group, type GroupCallOptions, type MemberResult } from './canvas/group.js';
 export { GroupResult, type RevokeOptions, type GroupResultTuple } from './canvas/group-result.js';
-export { Chord, chord, type ChordCallOptions } from './canvas/chord.js';
+export { Chord, chord, type ChordCallOptions, type ChainAsBody } from './canvas/chord.js';
 export { Chunks, STARMAP_TASK, CHUNKS_TASK } from './canvas/starmap.js';
 export { currentTask, type TaskContext, type RetryOptions } from './app/context.js';
 export type { TaskOptions, ErrorMatcher } from './app/task-options.js';

@@ -20,11 +20,12 @@ import { badCallOption, checkCallOptions, type SendOptions } from './call-option
 import { DEDUPE_HEADER, dedupeNeedsKey, dedupeUnsupported } from './dedupe.js';
 import { globalRateUnsupported, RATE_LIMIT_HEADER, resolveRateLimit } from './rate-limit.js';
 import type { TaskContext } from './context.js';
-import { executeTask, type TaskDefinition } from './execute.js';
+import { encodeError, executeTask, type TaskDefinition } from './execute.js';
 import { AsyncResult } from './result.js';
 import { Task } from './task.js';
 import { TaskSignature, type SignatureOptions } from '../canvas/signature.js';
 import { routeName } from '../canvas/starmap.js';
+import { mergeArgs, messageOptionsOf } from '../canvas/wire.js';
 import { assertNewEntry, mergeEntries, periodicFromConfig, resolvePeriodicEntry, type PeriodicEntry, type PeriodicOptions } from '../beat/entry.js';
 import type { PeriodicSchedule } from '../beat/schedule.js';
 import { resolveTaskOptions, type TaskOptions } from './task-options.js';
@@ -272,7 +273,7 @@ export class Asynx {
       throw new NotRegistered(name, { taskId: id });
     }
     for (let retries = opts.retries ?? 0; ; retries++) {
-      const outcome = await executeTask(def, { id, name, args, kwargs, retries, rootId: opts.rootId ?? id, parentId: opts.parentId ?? null, hostname: 'eager', softTimeLimit: opts.softTimeLimit ?? null }, {
+      const outcome = await executeTask(def, { id, name, args, kwargs, retries, rootId: opts.rootId ?? id, parentId: opts.parentId ?? null, hostname: 'eager', softTimeLimit: opts.softTimeLimit ?? null, group: opts.group ?? null, groupIndex: opts.groupIndex ?? null }, {
         updateState: (state, meta) => backend.store(target, stateBody(id, state, meta)),
       });
       if (outcome.kind === 'retry') {
@@ -280,7 +281,28 @@ export class Asynx {
         continue;
       }
       await backend.store(target, outcome.kind === 'success' ? successBody(id, outcome.value) : errorBody(id, 'FAILURE', outcome.error));
+      // As Celery's apply(): link callbacks with the value, linkError callbacks with the failed task's id.
+      const rootId = opts.rootId ?? id;
+      if (outcome.kind === 'success') await this.runEagerCallbacks(opts.link, outcome.value, id, rootId, backend);
+      else await this.runEagerCallbacks(opts.linkError, id, id, rootId, backend);
       return new AsyncResult<R>(id, () => this.backend());
+    }
+  }
+
+  /**
+   * Runs each callback signature in-process with `first` before its args (unless immutable), its own
+   * options (task id, its own link / linkError) and parent = the task that finished. A callback whose task
+   * this app does not know gets NotRegistered as its FAILURE result, as a worker would store it.
+   */
+  private async runEagerCallbacks(sigs: Signature[] | undefined, first: unknown, parentId: string, rootId: string, backend: ResultBackend): Promise<void> {
+    for (const s of sigs ?? []) {
+      const o = messageOptionsOf(s.options ?? {});
+      const taskId = o.taskId ?? randomUUID();
+      if (!this.tasks.has(s.task)) {
+        await backend.store({ taskId, taskName: s.task }, errorBody(taskId, 'FAILURE', encodeError(new NotRegistered(s.task, { taskId }))));
+        continue;
+      }
+      await this.runEager(s.task, mergeArgs({ args: s.args ?? [], immutable: s.immutable ?? false }, [first]), s.kwargs ?? {}, { ...o, taskId, parentId, rootId }, backend);
     }
   }
 

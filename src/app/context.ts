@@ -33,6 +33,13 @@ export interface TaskContext {
   /** A periodic run's due time (ISO-8601, from the `x-asynx-scheduled-at` header), else null. */
   readonly scheduledAt: string | null;
   /**
+   * The id of the group (or chord header) this call is a member of, from the message's `group` header
+   * (Celery's `self.request.group`); null when it was not sent as part of a group.
+   */
+  readonly group: string | null;
+  /** This call's position in its group (the `group_index` header, Celery's `self.request.group_index`), else null. */
+  readonly groupIndex: number | null;
+  /**
    * Schedules another attempt and ends this one: `throw ctx.retry({ countdown: 5, error })`.
    * Once retries run out it throws `error` (or MaxRetriesExceededError) instead, so the task fails.
    */

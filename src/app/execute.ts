@@ -28,6 +28,10 @@ export interface ExecInput {
   softTimeLimit: number | null;
   /** A periodic run's due time (the `x-asynx-scheduled-at` header). @defaultValue null */
   scheduledAt?: string | null;
+  /** The group this call is a member of (the `group` header). @defaultValue null */
+  group?: string | null;
+  /** Its index in that group (the `group_index` header). @defaultValue null */
+  groupIndex?: number | null;
 }
 
 export type { EncodedError };
@@ -74,6 +78,8 @@ export async function executeTask(def: TaskDefinition, input: ExecInput, hooks: 
     parentId: input.parentId,
     hostname: input.hostname,
     scheduledAt: input.scheduledAt ?? null,
+    group: input.group ?? null,
+    groupIndex: input.groupIndex ?? null,
     retry(ro: RetryOptions = {}): never {
       if (ro.maxRetries !== undefined && ro.maxRetries !== null && (!Number.isInteger(ro.maxRetries) || ro.maxRetries < 0)) {
         throw badTaskOption(input.name, 'maxRetries', ro.maxRetries, 'given to retry() must be an integer ≥ 0');

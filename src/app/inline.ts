@@ -24,6 +24,8 @@ export async function callInline(def: TaskDefinition, outer: TaskContext, args: 
     parentId: outer.parentId,
     hostname: outer.hostname,
     scheduledAt: outer.scheduledAt,
+    group: outer.group,
+    groupIndex: outer.groupIndex,
     retry(ro = {}): never {
       if (ro.error !== undefined) throw ro.error;
       throw new UsageError('asynx.task.inlineRetry', `Task '${def.name}' called retry() while it ran inline in '${outer.name}' (${outer.id}): one inline call cannot be retried on its own; throw instead, or send the calls as a group (group(argLists.map((a) => task.s(...a))))`, { task: def.name, taskId: outer.id });

@@ -121,7 +121,7 @@ export class Chain<R = unknown> {
     steps = steps.map((s, i) => {
       let t = s instanceof TaskSignature ? s.freeze() : s;
       if (taskId && i === steps.length - 1) t = t instanceof TaskSignature ? t.set({ taskId }) : t.withBody({ taskId });
-      if (ebs.length) t = t instanceof TaskSignature ? ebs.reduce<TaskSignature>((acc, eb) => acc.linkError(eb), t) : t.withBody({ linkError: [...listOf(t.body.callOptions.linkError), ...ebs] });
+      if (ebs.length) t = t instanceof TaskSignature ? ebs.reduce<TaskSignature>((acc, eb) => acc.linkError(eb), t) : t.withBody({ linkError: ebs });
       return t;
     });
     if (eager) return runEagerly<R>(steps, opts);
@@ -149,14 +149,19 @@ export class Chain<R = unknown> {
     return app.AsyncResult<R>(steps.length > 1 ? lastId : first.id!);
   }
 
+  /**
+   * @internal The steps of this chain as a chord's body (`chord(header, chain(b.s(), c.s()))`): refused with
+   * UsageError `asynx.canvas.groupLast` when it ends with a group.
+   */
+  bodyParts(): ReadonlyArray<ChainPart> {
+    if (this.parts.some((p) => p instanceof Group)) throw groupLast();
+    return this.parts as ReadonlyArray<ChainPart>;
+  }
+
   /** Sends the chain with partial args for the first step. */
   delay(...args: unknown[]): Promise<AsyncResult<R>> {
     return this.applyAsync({ args });
   }
-}
-
-function listOf<T>(v: T | T[] | undefined): T[] {
-  return v === undefined ? [] : Array.isArray(v) ? v : [v];
 }
 
 /**

@@ -64,7 +64,17 @@ async function fireChord(firing: ChordFiring, req: TaskRequest, io: ReadyStateIo
       return;
     }
   }
-  await failBody(body, bodyId, new ChordError(`Dependency ${culprit.taskId} raised ${excRepr(culprit.result)}`, { taskId: bodyId ?? undefined, member: culprit.taskId, groupIndex: culprit.groupIndex }), req, io);
+  await failBody(body, bodyId, memberFailed(culprit, bodyId), req, io);
+}
+
+/** The body's error when a member failed: Celery's `ChordError('Dependency <id> raised ValueError(…)')`. */
+export function memberFailed(culprit: Pick<ChordPart, 'taskId' | 'groupIndex' | 'result'>, bodyId: string | null): ChordError {
+  return new ChordError(`Dependency ${culprit.taskId} raised ${excRepr(culprit.result)}`, { taskId: bodyId ?? undefined, member: culprit.taskId, groupIndex: culprit.groupIndex });
+}
+
+/** True for a state that fails a chord and stops a chain (Celery's PROPAGATE_STATES). */
+export function propagates(status: string): boolean {
+  return PROPAGATE.has(status);
 }
 
 /** Stores the body's failure and sends its linkError callbacks (Celery's `chord_error_from_stack`). */

@@ -63,10 +63,12 @@ export async function sendStep(step: Signature, partial: unknown[], chain: Signa
   const kind = kindOf(step);
   if (kind === 'task') return io.send(step, mergeArgs(step, partial), { chain });
   if (kind === 'chain') {
-    // A chain dict (kwargs.tasks in run order): its first task goes now, the rest before the outer chain's.
+    // A chain dict (kwargs.tasks in run order): its first task goes now, the rest before the outer chain's
+    // (given, or in the dict's own options.chain, as a chord body in a chain carries it).
     const tasks = signatureList(step.kwargs.tasks) ?? [];
     if (!tasks.length) throw badStep(step, 'has no tasks');
-    return sendStep(tasks[0]!, partial, [...(chain ?? []), ...tasks.slice(1).reverse()], io);
+    const outer = chain ?? signatureList(step.options.chain) ?? [];
+    return sendStep(tasks[0]!, partial, [...outer, ...tasks.slice(1).reverse()], io);
   }
   if (kind === 'group') {
     const gid = str(step.options.task_id) ?? randomUUID();
@@ -116,7 +118,7 @@ export function stepResults(step: Signature): StepResult[] {
   };
   if (kind === 'task') return [...own(step), ...(signatureList(step.options.chain) ?? []).flatMap(stepResults)];
   if (kind === 'group') return membersOf(step).flatMap(own);
-  if (kind === 'chain') return (signatureList(step.kwargs.tasks) ?? []).flatMap(stepResults);
+  if (kind === 'chain') return [...(signatureList(step.kwargs.tasks) ?? []), ...(signatureList(step.options.chain) ?? [])].flatMap(stepResults);
   const body = normalizeSignature(step.kwargs.body);
   return [...membersOf(step.kwargs.header).flatMap(own), ...(body ? stepResults(body) : [])];
 }

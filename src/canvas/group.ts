@@ -68,7 +68,13 @@ export class Group<R = unknown> {
   }
 }
 
-/** Builds a group: `group([add.s(1, 2), add.s(3, 4)])`; `(await g.applyAsync()).get()` gives `[3, 7]`. */
-export function group<R>(tasks: ReadonlyArray<TaskSignature<R>>): Group<R> {
-  return new Group<R>(tasks);
+/** The result type of each member of a list of signatures, as a union (`number | string`). */
+export type MemberResult<S> = S extends TaskSignature<infer R> ? R : never;
+
+/**
+ * Builds a group: `group([add.s(1, 2), add.s(3, 4)])`; `(await g.applyAsync()).get()` gives `[3, 7]`. Members
+ * may be different tasks, as in Celery: `group([add.s(1, 1), concat.s('a', 'b')])` is a `Group<number | string>`.
+ */
+export function group<const S extends ReadonlyArray<TaskSignature<unknown>>>(tasks: S): Group<MemberResult<S[number]>> {
+  return new Group<MemberResult<S[number]>>(tasks as unknown as ReadonlyArray<TaskSignature<MemberResult<S[number]>>>);
 }

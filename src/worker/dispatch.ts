@@ -95,6 +95,8 @@ export class Dispatch {
       hostname,
       softTimeLimit: req.softTimeLimit ?? (changed ? (changed.soft ?? 0) : null),
       scheduledAt: scheduledAtOf(req.headers),
+      group: req.group,
+      groupIndex: req.groupIndex,
     };
     // The message's limits win, then those set by remote control (`time_limit`), then the task's own.
     const hard = req.timeLimit ?? (changed ? changed.hard : def.options.timeLimit);
