@@ -1,4 +1,4 @@
-// Picks the result backend for a URL: sqlite://, rpc:// (AMQP reply queues) or none, by its parsed kind.
+// Picks the result backend for a URL: sqlite://, rpc:// (AMQP reply queues), redis:// or none, by its parsed kind.
 
 import type { ResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
@@ -23,6 +23,11 @@ export async function createResultBackend(config: ResolvedConfig, cwd = process.
       }
       const { RpcResultBackend } = await import('./rpc.js');
       return new RpcResultBackend(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
+    }
+    case 'redis': {
+      // Loaded only when used: a SQLite or RabbitMQ deployment never loads the Redis client.
+      const { RedisResultBackend } = await import('./redis.js');
+      return new RedisResultBackend(backend.url, { expiresMs: config.resultExpiresMs, connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
     }
   }
 }
