@@ -1,7 +1,7 @@
 // Results across languages on one Redis (Celery's redis:// result backend): Python Celery 5.2 reads what an asynx
 // worker stored and asynx reads what Python stored, values and exceptions, and saved GroupResults both ways.
 // The tasks go over a SQLite broker: only the result backend is shared here (a chord across languages needs the
-// Redis transport too, and is not tested here).
+// Redis transport too; the chord counters are shared below without one, a member's count called directly).
 
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -127,5 +127,27 @@ describe('redis:// results shared with Python Celery', { skip }, () => {
     assert.deepEqual(back?.results.map((r) => r.id), [...ids].reverse());
     assert.equal(await GroupResult.restore(app, randomUUID()), null);
     assert.ok((await admin.ttl(`celery-taskset-meta-${jsGid}`)) > 86_000, 'a saved group has the result TTL too');
+  });
+
+  test("chord counters shared: a chord sized by Python completes on an asynx member, and one created by asynx completes on a Python member", { timeout: 60_000 }, async () => {
+    const app = client();
+    const chords = (await app.backend()).chords!;
+    const body = { task: 'c.tsum', args: [], kwargs: {}, options: {}, subtask_type: null, immutable: false };
+    // Python sizes the chord (chord.run's set_chord_size) and counts member 0; asynx counts member 1 and fires.
+    const pyGid = randomUUID();
+    const [, first] = await py(url, [
+      { op: 'chord_size', group: pyGid, size: 2 },
+      { op: 'chord_part', group: pyGid, index: 0, id: `${pyGid}-0`, value: 10, body },
+    ]);
+    assert.deepEqual(first, { fired: null });
+    const firing = await chords.partReturn({ groupId: pyGid, groupIndex: 1, taskId: `${pyGid}-1`, status: 'SUCCESS', result: 20, body });
+    assert.deepEqual(firing?.parts.map((p) => [p.taskId, p.result]), [[`${pyGid}-0`, 10], [`${pyGid}-1`, 20]]);
+    // asynx creates the chord and counts member 0; a Python member completes it and sends the body with both results.
+    const jsGid = randomUUID();
+    await chords.create(jsGid, 2, body);
+    assert.equal(await chords.partReturn({ groupId: jsGid, groupIndex: 0, taskId: `${jsGid}-0`, status: 'SUCCESS', result: 'js', body }), null);
+    const [last] = await py(url, [{ op: 'chord_part', group: jsGid, index: 1, id: `${jsGid}-1`, value: 'py', body }]);
+    assert.deepEqual(last, { fired: ['js', 'py'] });
+    assert.equal(await admin.exists(`celery-taskset-meta-${jsGid}.j`, `celery-taskset-meta-${jsGid}.s`), 0, 'Python cleared the counters after sending');
   });
 });
