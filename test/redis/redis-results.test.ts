@@ -131,7 +131,7 @@ describe('redis:// result backend', { skip }, () => {
     assert.ok(firing, 'the third member completes the chord');
     assert.deepEqual(firing.parts.map((p) => [p.groupIndex, p.taskId, p.result]), [[0, `${gid}-0`, 'a'], [1, `${gid}-1`, 'b'], [2, `${gid}-2`, 'c']]);
     assert.deepEqual(firing.body, { task: 'c.tsum', args: [], kwargs: {}, options: {} });
-    const raw = await admin.zrange(`celery-taskset-meta-${gid}.j`, 0, -1, 'WITHSCORES');
+    const raw = await admin.zrange(`celery-taskset-meta-${gid}.j`, '0', '-1', 'WITHSCORES');
     assert.deepEqual(JSON.parse(raw[0]!), [1, `${gid}-0`, 'SUCCESS', 'a']);
     assert.equal(raw[1], '0');
     // Before markSent: the completer redelivered fires again (it may have crashed before sending); another member does not.
