@@ -19,7 +19,7 @@ export async function createResultBackend(config: ResolvedConfig, cwd = process.
     case 'rpc': {
       const broker = parseBrokerUrl(config.brokerUrl, cwd);
       if (broker.kind !== 'amqp') {
-        throw new UsageError('asynx.config.rpcNeedsAmqp', `Result backend rpc:// needs an AMQP broker, but the broker is ${redact(broker.url)}: use resultBackend sqlite://… instead`, { option: 'resultBackend', value: backend.url });
+        throw new UsageError('asynx.config.rpcNeedsAmqp', `Result backend rpc:// needs an AMQP broker, but the broker is ${redact(broker.url)}: use resultBackend sqlite://… or redis://… instead`, { option: 'resultBackend', value: backend.url });
       }
       const { RpcResultBackend } = await import('./rpc.js');
       return new RpcResultBackend(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });

@@ -16,7 +16,7 @@ import { encodeMeta } from '../../src/results/redis-meta.js';
 import { canvasTasks, CANVAS_APP } from '../helpers/canvas.js';
 import { redisSkip, startRedis, type RedisServer } from '../helpers/redis.js';
 import { tempDir } from '../helpers/tmp.js';
-import { startWorker, type RunningWorker } from '../helpers/worker.js';
+import { runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
 
 const skip = redisSkip();
 
@@ -61,6 +61,17 @@ describe('redis:// result backend', { skip }, () => {
     const env = await createResultBackend(resolveConfig({ brokerUrl: 'sqlite://./x.db' }, { resultBackend: 'rediss://127.0.0.1:1/0?ssl_cert_reqs=none' }));
     assert.equal(env.kind, 'redis');
     await env.close();
+  });
+
+  test('the CLI reads it: asynx result <id> --result-backend redis://…, and ASYNX_RESULT_BACKEND', { timeout: 60_000 }, async () => {
+    const id = randomUUID();
+    await make().store({ taskId: id }, { task_id: id, status: 'FAILURE', result: { exc_type: 'ValueError', exc_message: ['cli'], exc_module: 'builtins' }, traceback: 'tb', children: [] });
+    const broker = `sqlite://${join(tmp.dir, 'cli.db')}`;
+    const flag = await runCli(['result', id, '-b', broker, '--result-backend', url]);
+    assert.equal(flag.code, 1, flag.stderr);
+    assert.deepEqual(JSON.parse(flag.stdout), { id, state: 'FAILURE', result: { exc_type: 'ValueError', exc_message: ['cli'], exc_module: 'builtins' }, traceback: 'tb' });
+    const env = await runCli(['result', id, '-b', broker], { ASYNX_RESULT_BACKEND: url });
+    assert.equal(JSON.parse(env.stdout).state, 'FAILURE');
   });
 
   test('a result expires with its TTL (Redis removes it); resultExpires 0 stores it without one', async () => {
