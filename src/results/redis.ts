@@ -297,8 +297,12 @@ export class RedisResultBackend implements ResultBackend {
   }
 }
 
-/** QUIT, bounded; a connection that does not answer is dropped. */
+/** QUIT, bounded; a connection that is not up, or does not answer, is dropped. */
 async function quit(r: Redis): Promise<void> {
+  if (r.status !== 'ready') {
+    r.disconnect();
+    return;
+  }
   try {
     await withDeadline(r.quit(), 2_000, () => new Error('QUIT timed out'));
   } catch {

@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import { Asynx, chord, UsageError } from '../../src/index.js';
+import { BrokerUnavailableError, TimeoutError } from '../../src/errors.js';
 import { resolveConfig } from '../../src/config.js';
 import type { ChordPart, ResultBackend } from '../../src/results/backend.js';
 import { createResultBackend } from '../../src/results/factory.js';
@@ -102,7 +103,7 @@ describe('redis:// result backend', { skip }, () => {
     assert.equal((await b.get(f))?.status, 'SUCCESS');
   });
 
-  test('a wait whose subscriber connection drops while the result is published re-subscribes and re-reads it', { timeout: 30_000 }, async () => {
+  test('a wait whose connections drop while the result is published re-subscribes and re-reads it', { timeout: 30_000 }, async () => {
     const b = make();
     const id = randomUUID();
     const states: string[] = [];
@@ -111,9 +112,11 @@ describe('redis:// result backend', { skip }, () => {
     // Subscribed (PUBSUB NUMSUB 1) before the drop.
     for (let i = 0; i < 200 && Number(((await admin.call('PUBSUB', 'NUMSUB', key)) as [string, number])[1]) === 0; i++) await sleep(10);
     const meta = encodeMeta({ task_id: id, status: 'SUCCESS', result: 'after the drop', traceback: null, children: [] });
-    // One transaction: the subscriber is cut, then the result is stored and published to nobody.
-    const replies = await admin.multi().call('CLIENT', 'KILL', 'TYPE', 'pubsub').set(key, meta, 'EX', 60).publish(key, meta).exec();
-    assert.equal(replies?.[2]?.[1], 0, 'the PUBLISH reached no subscriber');
+    // One transaction: both of the backend's connections are cut (not this one: SKIPME), then the result is
+    // stored and published to nobody.
+    const replies = await admin.multi().call('CLIENT', 'KILL', 'TYPE', 'pubsub').call('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes').set(key, meta, 'EX', 60).publish(key, meta).exec();
+    assert.ok(Number(replies?.[1]?.[1]) >= 1, 'the command connection was cut too');
+    assert.equal(replies?.[3]?.[1], 0, 'the PUBLISH reached no subscriber');
     const done = await waiting;
     assert.equal(done.result, 'after the drop');
     assert.deepEqual(states, ['SUCCESS']);
@@ -123,6 +126,25 @@ describe('redis:// result backend', { skip }, () => {
     await sleep(50);
     await make().store({ taskId: id2 }, { task_id: id2, status: 'SUCCESS', result: 'next', traceback: null, children: [] });
     assert.equal((await next).result, 'next');
+  });
+
+  test('with Redis gone, get/store fail within publishTimeout as BrokerUnavailableError and a wait ends at its timeout', { timeout: 30_000 }, async () => {
+    const other = await startRedis();
+    const b = new RedisResultBackend(`${other.url}/0`, { expiresMs: 60_000, connectTimeoutMs: 1_000, publishTimeoutMs: 800 });
+    open.push(b);
+    await b.connect();
+    const id = randomUUID();
+    const waiting = b.wait(id, 1_500).then(() => 'resolved', (e: Error) => e);
+    await sleep(100);
+    await other.dispose();
+    let t0 = Date.now();
+    await assert.rejects(b.get(id), (e: unknown) => e instanceof BrokerUnavailableError);
+    assert.ok(Date.now() - t0 < 3_000, `get failed after ${Date.now() - t0} ms`);
+    t0 = Date.now();
+    await assert.rejects(b.store({ taskId: id }, { task_id: id, status: 'SUCCESS', result: 1, traceback: null, children: [] }), (e: unknown) => e instanceof BrokerUnavailableError);
+    assert.ok(Date.now() - t0 < 3_000, `store failed after ${Date.now() - t0} ms`);
+    const ended = await waiting;
+    assert.ok(ended instanceof TimeoutError, String(ended));
   });
 
   const part = (groupId: string, groupIndex: number, result: unknown, taskId = `${groupId}-${groupIndex}`): ChordPart => ({ groupId, groupIndex, taskId, status: 'SUCCESS', result, body: { task: 'c.tsum', args: [], kwargs: {}, options: {} } });
