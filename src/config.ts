@@ -14,7 +14,7 @@ export { sqlitePath } from './urls.js';
 export interface AsynxOptions {
   /** Broker URL. @defaultValue `sqlite://./.asynx/asynx.db` */
   brokerUrl?: string;
-  /** Result backend URL (`sqlite://…`, `rpc://`, or `none`). @defaultValue the broker's SQLite file, or `rpc://` on AMQP */
+  /** Result backend URL (`sqlite://…`, `rpc://`, `redis://host:port/db`, or `none`). @defaultValue the broker's SQLite file, or `rpc://` on AMQP */
   resultBackend?: string;
   /** Queue for tasks that name none. @defaultValue `celery` (Celery's default, for interop) */
   defaultQueue?: string;

@@ -174,8 +174,8 @@ export class ChordsUnsupportedError extends AsynxError {
     super(
       'asynx.chord.unsupportedBackend',
       backend === 'none'
-        ? 'Chords need a result backend, and none is configured: set resultBackend to sqlite://… (ASYNX_RESULT_BACKEND)'
-        : `The "${backend}" result backend does not support chords! Note that a group chained with a task is also upgraded to be a chord, as this pattern requires synchronization. Result backends that support chords: sqlite://… (set resultBackend / ASYNX_RESULT_BACKEND)`,
+        ? 'Chords need a result backend, and none is configured: set resultBackend to sqlite://… or redis://… (ASYNX_RESULT_BACKEND)'
+        : `The "${backend}" result backend does not support chords! Note that a group chained with a task is also upgraded to be a chord, as this pattern requires synchronization. Result backends that support chords: sqlite://…, redis://… (set resultBackend / ASYNX_RESULT_BACKEND)`,
       { exitCode: ExitCode.usage, facts: { ...facts, value: backend } },
     );
     this.name = 'ChordsUnsupportedError';

@@ -13,6 +13,7 @@ export type BrokerUrl =
 export type BackendUrl =
   | { kind: 'sqlite'; url: string; path: string }
   | { kind: 'rpc'; url: string }
+  | { kind: 'redis'; url: string; secure: boolean }
   | { kind: 'none'; url: 'none' };
 
 /** Path of the SQLite file named by a `sqlite://` URL (relative paths from `cwd`). */
@@ -30,10 +31,11 @@ export function parseBrokerUrl(url: string, cwd = process.cwd()): BrokerUrl {
   throw new UsageError('asynx.config.badBroker', `Broker URL '${url}' is not supported: use sqlite://<path>, amqp://user:pass@host:port/vhost or redis://host:port/db`, { option: 'brokerUrl', value: url });
 }
 
-/** Parses `sqlite://<path>`, `rpc://` or `none`. */
+/** Parses `sqlite://<path>`, `rpc://`, `redis[s]://host:port/db` or `none`. */
 export function parseBackendUrl(url: string, cwd = process.cwd()): BackendUrl {
   if (url.startsWith('sqlite://')) return { kind: 'sqlite', url, path: sqlitePath(url, cwd) };
   if (url.startsWith('rpc://')) return { kind: 'rpc', url };
+  if (/^rediss?:\/\//.test(url)) return { kind: 'redis', url, secure: url.startsWith('rediss:') };
   if (url === 'none') return { kind: 'none', url: 'none' };
-  throw new UsageError('asynx.config.badBackend', `Result backend '${url}' is not supported: use sqlite://<path>, rpc:// or none`, { option: 'resultBackend', value: url });
+  throw new UsageError('asynx.config.badBackend', `Result backend '${url}' is not supported: use sqlite://<path>, rpc://, redis://host:port/db or none`, { option: 'resultBackend', value: url });
 }

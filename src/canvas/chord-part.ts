@@ -38,7 +38,7 @@ export async function onReadyState(req: TaskRequest, body: ResultBody, io: Ready
     await storeOnEach((req.embed.chain ?? []).flatMap(stepResults), (id) => ({ ...body, task_id: id }), { backend: io.backend, replyTo: req.replyTo });
   }
   if (req.embed.chord && req.group && req.groupIndex !== null && io.backend.chords) {
-    const part: ChordPart = { groupId: req.group, groupIndex: req.groupIndex, taskId: req.id, status: body.status, result: body.result };
+    const part: ChordPart = { groupId: req.group, groupIndex: req.groupIndex, taskId: req.id, status: body.status, result: body.result, body: req.embed.chord };
     const firing = await io.backend.chords.partReturn(part);
     if (firing) {
       await fireChord(firing, req, io);

@@ -28,7 +28,7 @@ export interface ChordCallOptions extends GroupCallOptions {
  * group_index when it reaches a ready state (a member redelivered after a worker crash counts once), and the
  * member that completes the count sends the body. If a member failed, the body does not run: its result is a
  * {@link ChordError} naming the member (`Dependency <id> raised ValueError('…')`), and its `linkError`
- * callbacks are sent with the body's id. Chords need a stored result backend (sqlite://…); with rpc:// or
+ * callbacks are sent with the body's id. Chords need a stored result backend (sqlite://… or redis://…); with rpc:// or
  * none, {@link Chord.applyAsync} throws {@link ChordsUnsupportedError} before anything is sent.
  *
  * @see celery/canvas.py `chord.run`, celery/backends/base.py `on_chord_part_return`

@@ -15,7 +15,7 @@ export interface RevokeOptions {
 }
 
 function unsupported(backend: ResultBackend, what: string): UsageError {
-  return new UsageError('asynx.group.notStored', `GroupResult.${what} needs a result backend that stores results (sqlite://…); the "${backend.kind}" backend keeps none to save or restore`, { value: backend.kind });
+  return new UsageError('asynx.group.notStored', `GroupResult.${what} needs a result backend that stores results (sqlite://… or redis://…); the "${backend.kind}" backend keeps none to save or restore`, { value: backend.kind });
 }
 
 /**

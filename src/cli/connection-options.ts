@@ -41,7 +41,7 @@ export interface Connection {
 export function addConnectionOptions(cmd: Command): Command {
   return cmd
     .option('-b, --broker <url>', 'broker URL (sqlite://<path>, amqp://user:pass@host:port/vhost); overrides ASYNX_BROKER_URL and the config file')
-    .option('--result-backend <url>', 'result backend URL (sqlite://<path>, rpc://, none); overrides ASYNX_RESULT_BACKEND')
+    .option('--result-backend <url>', 'result backend URL (sqlite://<path>, rpc://, redis://host:port/db, none); overrides ASYNX_RESULT_BACKEND')
     .option('--config <path>', 'config file (default: ASYNX_CONFIG, else asynx.config.{mjs,js,json} in the working directory)');
 }
 

@@ -48,6 +48,11 @@ export interface ChordPart {
   status: string;
   /** The value (SUCCESS) or the encoded exception (FAILURE, REVOKED). */
   result: unknown;
+  /**
+   * The chord body the member carries (its `embed.chord`). Stores that keep the body themselves (SQLite) ignore
+   * it; the Redis store, in Celery's layout, keeps none and fires the body the completing member carries.
+   */
+  body?: Record<string, unknown>;
 }
 
 /** The body to send once, with every member's outcome in group_index order. */

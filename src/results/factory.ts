@@ -1,4 +1,4 @@
-// Picks the result backend for a URL: sqlite://, rpc:// (AMQP reply queues) or none, by its parsed kind.
+// Picks the result backend for a URL: sqlite://, rpc:// (AMQP reply queues), redis:// or none, by its parsed kind.
 
 import type { ResolvedConfig } from '../config.js';
 import { UsageError } from '../errors.js';
@@ -19,10 +19,15 @@ export async function createResultBackend(config: ResolvedConfig, cwd = process.
     case 'rpc': {
       const broker = parseBrokerUrl(config.brokerUrl, cwd);
       if (broker.kind !== 'amqp') {
-        throw new UsageError('asynx.config.rpcNeedsAmqp', `Result backend rpc:// needs an AMQP broker, but the broker is ${redact(broker.url)}: use resultBackend sqlite://… instead`, { option: 'resultBackend', value: backend.url });
+        throw new UsageError('asynx.config.rpcNeedsAmqp', `Result backend rpc:// needs an AMQP broker, but the broker is ${redact(broker.url)}: use resultBackend sqlite://… or redis://… instead`, { option: 'resultBackend', value: backend.url });
       }
       const { RpcResultBackend } = await import('./rpc.js');
       return new RpcResultBackend(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
+    }
+    case 'redis': {
+      // Loaded only when used: a SQLite or RabbitMQ deployment never loads the Redis client.
+      const { RedisResultBackend } = await import('./redis.js');
+      return new RedisResultBackend(backend.url, { expiresMs: config.resultExpiresMs, connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
     }
   }
 }

@@ -14,7 +14,7 @@ export class NoResultBackend implements ResultBackend {
     return null;
   }
   async wait(taskId: string): Promise<ResultBody> {
-    throw new AsynxError('asynx.result.disabled', `Cannot wait for task ${taskId}: the result backend is 'none'; set resultBackend (ASYNX_RESULT_BACKEND) to sqlite://… or rpc://`);
+    throw new AsynxError('asynx.result.disabled', `Cannot wait for task ${taskId}: the result backend is 'none'; set resultBackend (ASYNX_RESULT_BACKEND) to sqlite://…, redis://… or rpc://`);
   }
   async forget(): Promise<void> {}
   async cleanup(): Promise<number> {
