@@ -14,7 +14,7 @@ export { sqlitePath } from './urls.js';
 export interface AsynxOptions {
   /** Broker URL. @defaultValue `sqlite://./.asynx/asynx.db` */
   brokerUrl?: string;
-  /** Result backend URL (`sqlite://…`, `rpc://`, `redis://host:port/db`, or `none`). @defaultValue the broker's SQLite file, or `rpc://` on AMQP */
+  /** Result backend URL (`sqlite://…`, `rpc://`, `redis://host:port/db`, or `none`). @defaultValue the broker's SQLite file, the broker's Redis on Redis, or `rpc://` on AMQP */
   resultBackend?: string;
   /** Queue for tasks that name none. @defaultValue `celery` (Celery's default, for interop) */
   defaultQueue?: string;
@@ -241,7 +241,7 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
   const brokerUrl = o.brokerUrl ?? DEFAULT_SQLITE_URL;
   const broker = parseBrokerUrl(brokerUrl);
   // Redis: no result backend until one is configured (Celery's default too); rpc:// needs RabbitMQ.
-  const resultBackend = o.resultBackend ?? (broker.kind === 'sqlite' ? brokerUrl : broker.kind === 'redis' ? 'none' : 'rpc://');
+  const resultBackend = o.resultBackend ?? (broker.kind === 'amqp' ? 'rpc://' : broker.kind === 'redis' ? resultsOnBrokerRedis(brokerUrl) : brokerUrl);
   parseBackendUrl(resultBackend);
   const num = (v: unknown, name: string, dflt: number, min = 0): number => {
     if (v === undefined) return dflt;
@@ -269,4 +269,11 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
     eventsMaxAgeMs: durationMs(o.eventsMaxAge ?? 3_600, 'eventsMaxAge'),
     periodic: o.periodic ?? {},
   };
+}
+
+/** The broker's Redis as the result backend: the same server and database, less the transport's own query options. */
+function resultsOnBrokerRedis(brokerUrl: string): string {
+  const u = new URL(brokerUrl);
+  u.searchParams.delete('visibility_timeout');
+  return u.toString();
 }

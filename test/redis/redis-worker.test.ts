@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { Asynx } from '../../src/index.js';
 import { redisSkip, startRedis, type RedisServer } from '../helpers/redis.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
@@ -13,6 +14,7 @@ import { startWorker } from '../helpers/worker.js';
 
 const skip = redisSkip();
 const APP = fileURLToPath(new URL('../fixtures/redis-interop-app.mjs', import.meta.url));
+const PLAIN_APP = fileURLToPath(new URL('../fixtures/app.mjs', import.meta.url));
 
 describe('asynx worker on Redis', { skip }, () => {
   let server: RedisServer;
@@ -45,5 +47,21 @@ describe('asynx worker on Redis', { skip }, () => {
       return lines.length >= 2 ? lines.map((l) => JSON.parse(l) as { id: string }) : null;
     }, 20_000, 50);
     assert.deepEqual(runs.map((r) => r.id), [high.id, low.id], 'priority 0 ran first');
+  });
+
+  test('with no resultBackend set anywhere, results go to the broker\'s Redis (Celery keys), the URL\'s visibility_timeout aside', { timeout: 60_000 }, async () => {
+    const url = `${server.url}/3?visibility_timeout=60`;
+    const w = await startWorker({ brokerUrl: url, app: PLAIN_APP, args: ['-n', 'js-results@localhost', '-c', '1', '-Q', 'celery'] });
+    stops.push(() => w.stop('SIGTERM', 20_000));
+    const app = new Asynx({ configFile: false, brokerUrl: url });
+    stops.push(() => app.close());
+    assert.equal((await app.config()).resultBackend, `${server.url}/3`);
+    const r = await app.sendTask('t.add', [20, 22]);
+    assert.equal(await r.get({ timeout: 20 }), 42);
+    const direct = new Redis({ host: '127.0.0.1', port: server.port, db: 3, lazyConnect: true });
+    await direct.connect();
+    const raw = (await direct.get(`celery-task-meta-${r.id}`)) ?? 'null';
+    direct.disconnect();
+    assert.equal((JSON.parse(raw) as { status: string; result: unknown }).result, 42, `stored under Celery's key in db 3: ${raw}`);
   });
 });
