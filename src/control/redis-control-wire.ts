@@ -29,11 +29,11 @@ export async function redisControlWire(url: string, opts: { connectTimeoutMs: nu
   const channel = fanoutChannel(redisDb(url), exchange, '');
   const collectors = new Map<string, Collector>();
   const releasers = new Releasers();
-  const cmd = await connectRedis(url, 'asynx control', { connectTimeoutMs: opts.connectTimeoutMs });
+  const cmd = await connectRedis(url, 'asynx-control', { connectTimeoutMs: opts.connectTimeoutMs });
   releasers.add('close the Redis connection', () => closeRedis(cmd));
   let blocking: Redis;
   try {
-    blocking = await connectRedis(url, 'asynx control replies', { connectTimeoutMs: opts.connectTimeoutMs, blocking: true });
+    blocking = await connectRedis(url, 'asynx-control-replies', { connectTimeoutMs: opts.connectTimeoutMs, blocking: true });
   } catch (err) {
     await releasers.close();
     throw err;

@@ -29,7 +29,7 @@ export async function startRedisPidbox(url: string, nodeName: string, handlers: 
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
   const clock = opts.clock ?? new LamportClock();
   const releasers = new Releasers();
-  const cmd = await connectRedis(url, `asynx-pidbox ${nodeName}`, { connectTimeoutMs });
+  const cmd = await connectRedis(url, `asynx-pidbox-${nodeName}`, { connectTimeoutMs });
   releasers.add('close the Redis connection', () => closeRedis(cmd));
   const member = bindingMember('', '', queue);
   const bind = () => cmd.sadd(bindingKey(exchange), member).catch(() => undefined);
@@ -57,7 +57,7 @@ export async function startRedisPidbox(url: string, nodeName: string, handlers: 
 
   try {
     await bind();
-    const sub = await subscribeFanout(url, `asynx-pidbox-sub ${nodeName}`, [fanoutChannel(redisDb(url), exchange, '')], (_channel, payload) => void onRequest(payload), { connectTimeoutMs });
+    const sub = await subscribeFanout(url, `asynx-pidbox-sub-${nodeName}`, [fanoutChannel(redisDb(url), exchange, '')], (_channel, payload) => void onRequest(payload), { connectTimeoutMs });
     releasers.add('unsubscribe', () => sub.close());
     releasers.add('remove the mailbox binding', async () => {
       await settlesWithin(cmd.srem(bindingKey(exchange), member), 1_000);
