@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { packMessage } from '../../src/transports/redis-pubsub.js';
 import { celerySkip, runPython, startCeleryWorker, type CeleryWorker } from '../helpers/celery.js';
 import { redisSkip, startRedis, type RedisServer } from '../helpers/redis.js';
-import { tempDir } from '../helpers/tmp.js';
+import { tempDir, waitFor } from '../helpers/tmp.js';
 import { runCli, startWorker, type RunningWorker } from '../helpers/worker.js';
 
 const skip = redisSkip() || celerySkip();
@@ -91,5 +91,18 @@ describe('remote control on Redis (kombu pidbox over pub/sub)', { skip }, () => 
     // Python's client deletes its auto-delete reply queue too, so after every client above nothing is left.
     assert.deepEqual(await redis.smembers('_kombu.binding.reply.celery.pidbox'), []);
     assert.deepEqual(await redis.keys('*.reply.celery.pidbox*'), []);
+  });
+
+  test('after a Redis restart (keys gone) the asynx node subscribes and binds again: inspect ping answers', { timeout: 90_000 }, async () => {
+    await server.stop();
+    await server.start();
+    redis.disconnect();
+    redis = new Redis(server.port, '127.0.0.1');
+    await waitFor('the mailbox binding again', async () => (await redis.smembers('_kombu.binding.celery.pidbox')).includes(`\x06\x16\x06\x16${NODE}.celery.pidbox`), 20_000, 100);
+    const pong = await waitFor('a pong after the restart', async () => {
+      const r = await runCli(['inspect', 'ping', '-d', NODE, '--timeout', '2', '--json'], { ASYNX_BROKER_URL: url });
+      return r.code === 0 ? (JSON.parse(r.stdout.trim().split('\n').pop()!) as unknown) : null;
+    }, 40_000, 200);
+    assert.deepEqual(pong, { [NODE]: { ok: 'pong' } });
   });
 });
