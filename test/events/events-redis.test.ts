@@ -99,10 +99,12 @@ describe('Celery events on Redis (celeryev over pub/sub)', { skip, timeout: 240_
     assert.equal(lastState(py!)!.tasks[id]!.worker, NODE);
   });
 
-  it('asynx events prints a Python worker\'s heartbeat (woken by the receiver) and its task events; --count stops it', async () => {
+  it('worker-offline at the asynx node\'s stop; then asynx events prints a Python worker\'s heartbeat (woken by the receiver) and its task events; --count stops it', async () => {
     // The asynx node's own heartbeats would be counted too: it goes first.
     await worker!.stop('SIGTERM', 20_000);
     worker = null;
+    await waitFor('worker-offline, sent before the node let go of Redis', () => seen.some((e) => e.type === 'worker-offline' && e.hostname === NODE), 10_000);
+    await waitFor('State: the node offline', () => lastState(py!)?.workers[NODE]?.alive === false, 10_000);
     pyWorker = await startCeleryWorker({ brokerUrl: url, app: 'redis_capp', nodeName: PY_NODE, queues: ['py-ev'], concurrency: 1, extraArgs: ['-E'], env });
     dump = spawnProcess(process.execPath, [BIN, 'events', '-b', url, '--json', '--count', '4'], { cwd: ROOT, env: { ...process.env, NO_COLOR: '1' } });
     // The receiver broadcasts the heartbeat command at start: the Python worker answers with a worker-heartbeat.
