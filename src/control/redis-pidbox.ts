@@ -1,8 +1,8 @@
 // Celery remote control on Redis, as kombu's pidbox runs there: requests by pub/sub, replies LPUSHed onto the client's list.
 
 import { LamportClock } from '../events/clock.js';
-import { bindingKey, bindingMember, listKey } from '../transports/redis-keys.js';
-import { closeRedis, connectRedis, directQueues, fanoutChannel, packMessage, redisDb, subscribeFanout, unpackMessage } from '../transports/redis-pubsub.js';
+import { bindingKey, bindingMember } from '../transports/redis-keys.js';
+import { closeRedis, connectRedis, fanoutChannel, pushDirect, packMessage, redisDb, subscribeFanout, unpackMessage } from '../transports/redis-pubsub.js';
 import { Releasers } from '../util/close-once.js';
 import { settlesWithin } from '../util/deadline.js';
 import { answerRequest, isForNode, parseRequest, replyAddress, requestExchangeName, type ControlHandler } from './request.js';
@@ -19,7 +19,8 @@ export interface RedisPidboxOptions {
  * the fanout exchange `celery.pidbox` on), with the binding `_kombu.binding.celery.pidbox` →
  * `<node>.celery.pidbox` recorded as kombu records it (removed at close). A reply is a kombu envelope
  * LPUSHed onto each list the request's `reply_to` exchange binds its routing key to
- * (`<oid>.reply.celery.pidbox`); with no binding (the client is gone) it is dropped. Expired requests and
+ * (`<oid>.reply.celery.pidbox`), checked atomically with the push; with no binding (the client is gone)
+ * it is dropped. Expired requests and
  * those for other nodes are ignored. Redis has no consumer counts, so a twin node is not detected here.
  */
 export async function startRedisPidbox(url: string, nodeName: string, handlers: Record<string, ControlHandler>, opts: RedisPidboxOptions = {}): Promise<{ close(): Promise<void> }> {
@@ -48,7 +49,7 @@ export async function startRedisPidbox(url: string, nodeName: string, handlers: 
     if (!to) return afterReply(); // a cast: no reply
     try {
       const raw = packMessage({ exchange: to.exchange, routingKey: to.routing_key, body: JSON.stringify({ [nodeName]: reply }), headers: { ticket: req.ticket ?? null, clock: clock.tick() }, deliveryMode: 1 });
-      for (const q of await directQueues(cmd, to.exchange, to.routing_key)) await cmd.lpush(listKey(q, 0), raw);
+      await pushDirect(cmd, to.exchange, to.routing_key, raw); // none bound: the client is gone, the reply is dropped
     } catch {
       // Redis went away: the caller times out, as with Celery
     }

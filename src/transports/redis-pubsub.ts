@@ -7,7 +7,7 @@ import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
 import { openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
 import { fromEnvelope, parseEnvelope } from './redis-envelope.js';
-import { bindingKey, parseBinding } from './redis-keys.js';
+import { bindingKey, listKey, parseBinding } from './redis-keys.js';
 
 /**
  * The pub/sub channel kombu publishes a fanout message on: `/{db}.<exchange>/<routing key>`, or
@@ -59,17 +59,23 @@ export function unpackMessage(raw: string): { headers: Record<string, unknown>; 
   return { headers: (m.headers ?? {}) as Record<string, unknown>, body: m.body };
 }
 
+/** LPUSH onto KEYS[2] only while ARGV[1] is still a member of the binding set KEYS[1]. */
+const PUSH_IF_BOUND = "if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return redis.call('LPUSH', KEYS[2], ARGV[2]) end return 0";
+
 /**
- * The queues a direct exchange routes `routingKey` to, from its `_kombu.binding.<exchange>` set. Empty
- * when none is bound: the message is dropped, as kombu drops it (a reply whose client has gone).
+ * Routes `raw` through the direct exchange `exchange` with `routingKey`, as kombu does: LPUSH onto each
+ * bound queue's list (priority 0). Each push checks, in the same step, that the binding is still there,
+ * so a reply landing just after its client deleted its list and binding does not leave a list behind.
+ * Returns how many queues got it.
  */
-export async function directQueues(cmd: Redis, exchange: string, routingKey: string): Promise<string[]> {
-  const queues = new Set<string>();
+export async function pushDirect(cmd: Redis, exchange: string, routingKey: string, raw: string): Promise<number> {
+  let n = 0;
   for (const m of await cmd.smembers(bindingKey(exchange))) {
     const b = parseBinding(m);
-    if (b && b.routingKey === routingKey) queues.add(b.queue);
+    if (!b || b.routingKey !== routingKey) continue;
+    n += Number((await cmd.eval(PUSH_IF_BOUND, 2, bindingKey(exchange), listKey(b.queue, 0), m, raw)) !== 0);
   }
-  return [...queues];
+  return n;
 }
 
 /** Runs `p` bounded by `ms`; a timeout or an error becomes BrokerUnavailableError naming `what`. */

@@ -93,6 +93,14 @@ describe('remote control on Redis (kombu pidbox over pub/sub)', { skip }, () => 
     assert.deepEqual(await redis.keys('*.reply.celery.pidbox*'), []);
   });
 
+  test('a reply for a client that is gone (no binding) is dropped: no list is made for it', { timeout: 30_000 }, async () => {
+    const before = (await redis.keys('*')).sort();
+    const req = packMessage({ exchange: 'celery.pidbox', routingKey: '', body: JSON.stringify({ method: 'ping', arguments: {}, destination: [NODE], pattern: null, matcher: null, ticket: 't-gone', reply_to: { exchange: 'reply.celery.pidbox', routing_key: 'gone-client' } }), headers: { clock: 1, expires: Date.now() / 1000 + 5 } });
+    assert.equal(await redis.publish('/0.celery.pidbox', req), 2);
+    await new Promise((r) => setTimeout(r, 1_000));
+    assert.deepEqual((await redis.keys('*')).sort(), before);
+  });
+
   test('after a Redis restart (keys gone) the asynx node subscribes and binds again: inspect ping answers', { timeout: 90_000 }, async () => {
     await server.stop();
     await server.start();
