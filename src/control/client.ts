@@ -1,6 +1,5 @@
 // The remote-control client (Celery's `app.control.broadcast`): send a command to nodes, gather their replies.
 
-import { redisNotYet } from '../errors.js';
 import { randomUUID } from 'node:crypto';
 import { LamportClock } from '../events/clock.js';
 import { parseBrokerUrl } from '../urls.js';
@@ -66,7 +65,8 @@ function destinationList(value: unknown): string[] | null {
 /**
  * Opens a remote-control client on `brokerUrl`. AMQP: kombu's Mailbox — the request goes to the fanout
  * exchange `celery.pidbox`, replies come to a private queue `<uuid>.reply.celery.pidbox` bound to
- * `reply.celery.pidbox`, so Python Celery workers answer too. SQLite (`sqlite://`): the broker file's
+ * `reply.celery.pidbox`, so Python Celery workers answer too. Redis: kombu's pidbox there — the request is
+ * PUBLISHed on `/{db}.celery.pidbox`, replies come to the list `<uuid>.reply.celery.pidbox`. SQLite (`sqlite://`): the broker file's
  * `control_requests` / `control_replies` tables, read by asynx workers on that file.
  *
  * @example
@@ -82,7 +82,7 @@ export async function openControlClient(brokerUrl: string, opts: ControlClientOp
   if (url.kind === 'sqlite') {
     wire = (await import('./sqlite-control-wire.js')).sqliteControlWire(url.path);
   } else if (url.kind === 'redis') {
-    throw redisNotYet('Remote control (inspect, control)');
+    wire = await (await import('./redis-control-wire.js')).redisControlWire(url.url, { connectTimeoutMs, namespace });
   } else {
     wire = await (await import('./amqp-control-wire.js')).amqpControlWire(brokerUrl, { connectTimeoutMs, namespace });
   }

@@ -1,4 +1,4 @@
-// The worker's side of remote control on either broker: one call, the AMQP pidbox or the SQLite mailbox.
+// The worker's side of remote control on any broker: one call, the AMQP or Redis pidbox or the SQLite mailbox.
 
 import type { LamportClock } from '../events/clock.js';
 import { parseBrokerUrl } from '../urls.js';
@@ -27,7 +27,8 @@ export interface Mailbox {
 /**
  * Starts answering remote control for `nodeName` with `handlers` (`ping` is built in). AMQP: kombu's
  * Mailbox (queue `<node>.celery.pidbox` on fanout `celery.pidbox`), so Python's `celery inspect` sees the
- * node; rejects with `asynx.worker.duplicateNode` when another live node holds that queue. SQLite: the
+ * node; rejects with `asynx.worker.duplicateNode` when another live node holds that queue. Redis: kombu's
+ * pidbox there (PSUBSCRIBE to `/{db}.celery.pidbox`, replies LPUSHed onto the client's list). SQLite: the
  * `control_requests` / `control_replies` tables of the broker file, polled every 50 ms.
  */
 export async function startMailbox(brokerUrl: string, nodeName: string, handlers: Record<string, ControlHandler>, opts: MailboxOptions = {}): Promise<Mailbox> {
@@ -36,8 +37,14 @@ export async function startMailbox(brokerUrl: string, nodeName: string, handlers
     const { startSqliteMailbox } = await import('./sqlite-mailbox.js');
     return startSqliteMailbox(url.path, nodeName, handlers, { ...(opts.clock ? { clock: opts.clock } : {}) });
   }
-  // Redis: kombu's pidbox over pub/sub is not built yet; the node runs without remote control.
-  if (url.kind === 'redis') return { close: async () => undefined };
+  if (url.kind === 'redis') {
+    const { startRedisPidbox } = await import('./redis-pidbox.js');
+    return startRedisPidbox(url.url, nodeName, handlers, {
+      ...(opts.clock ? { clock: opts.clock } : {}),
+      ...(opts.connectTimeoutMs !== undefined ? { connectTimeoutMs: opts.connectTimeoutMs } : {}),
+      ...(opts.namespace !== undefined ? { namespace: opts.namespace } : {}),
+    });
+  }
   const { startPidbox } = await import('./pidbox.js');
   return startPidbox(brokerUrl, nodeName, handlers, {
     ...(opts.clock ? { clock: opts.clock } : {}),

@@ -1,4 +1,4 @@
-// Opens the event sink for a broker: the SQLite transport's events table, or the celeryev exchange on RabbitMQ.
+// Opens the event sink for a broker: the SQLite transport's events table, the celeryev exchange on RabbitMQ or its channels on Redis.
 
 import type { SqliteTransport } from '../transports/sqlite.js';
 import type { Transport } from '../transports/transport.js';
@@ -28,14 +28,17 @@ class SqliteEventSink implements EventSink {
 }
 
 /**
- * The sink for a connected transport: the SQLite transport's events table, or (RabbitMQ) an
+ * The sink for a connected transport: the SQLite transport's events table, (Redis) a {@link RedisEventSink}
+ * PUBLISHing on kombu's `/{db}.celeryev/<routing key>` channels, or (RabbitMQ) an
  * {@link AmqpEventSink} on a connection of its own. The AMQP one waits (bounded) for its first connect;
  * when the broker does not answer in time it keeps the events and sends them once it connects.
  */
 export async function openEventSink(transport: Transport, brokerUrl: string, opts: EventSinkOptions): Promise<EventSink> {
   if (isSqlite(transport)) return new SqliteEventSink(transport);
-  // Redis: events over kombu's pub/sub channels are not built yet; they are dropped (events are best-effort).
-  if (transport.kind === 'redis') return { send: () => undefined, buffer: () => undefined, close: async () => undefined };
+  if (transport.kind === 'redis') {
+    const { RedisEventSink } = await import('./redis-sink.js');
+    return new RedisEventSink(parseBrokerUrl(brokerUrl).url, opts);
+  }
   const { AmqpEventSink } = await import('./amqp-sink.js');
   const sink = new AmqpEventSink(parseBrokerUrl(brokerUrl).url, opts);
   await sink.ready(Date.now() + opts.connectTimeoutMs).catch(() => undefined);

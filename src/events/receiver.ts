@@ -1,6 +1,5 @@
-// Reads Celery events from a broker: an exclusive celeryev.<uuid> queue on RabbitMQ, the events table on SQLite.
+// Reads Celery events from a broker: an exclusive celeryev.<uuid> queue on RabbitMQ, kombu's pub/sub channels on Redis, the events table on SQLite.
 
-import { redisNotYet } from '../errors.js';
 import { randomUUID } from 'node:crypto';
 import { inflateRawSync } from 'node:zlib';
 import type { ChannelModel, ConsumeMessage } from 'amqplib';
@@ -23,7 +22,7 @@ export interface ReceiveOptions {
   replay?: boolean;
   /** SQLite: pause between reads of the table, ms. @defaultValue 100 */
   pollIntervalMs?: number;
-  /** RabbitMQ: broadcast the `heartbeat` control command once consuming, to wake the workers (as Celery's receiver does). @defaultValue true */
+  /** RabbitMQ and Redis: broadcast the `heartbeat` control command once consuming, to wake the workers (as Celery's receiver does). @defaultValue true */
   wakeup?: boolean;
 }
 
@@ -61,20 +60,56 @@ function deliver(body: unknown, onEvent: Handler): void {
  * Calls `onEvent` for every Celery event on the broker, from asynx and Python Celery nodes alike, each
  * with `local_received` (float epoch seconds) added as Celery's receiver adds it; `timestamp` is left as
  * the sender wrote it. RabbitMQ: declares `celeryev.<uuid>` (auto-delete, message TTL 5 s, expires 60 s)
- * bound to the `celeryev` topic exchange with `#`, reconnecting by itself. SQLite: reads the `events`
+ * bound to the `celeryev` topic exchange with `#`, reconnecting by itself. Redis: PSUBSCRIBE to
+ * `/{db}.celeryev/*`, the channels kombu publishes celeryev on there (resubscribing after a reconnect;
+ * events published meanwhile are lost, as for Celery's receiver). SQLite: reads the `events`
  * table by id, from the newest row (or from the oldest retained one with `replay`).
  */
 export async function receiveEvents(brokerUrl: string, onEvent: Handler, opts: ReceiveOptions = {}): Promise<EventReceiver> {
   const broker = parseBrokerUrl(brokerUrl, opts.cwd);
   if (broker.kind === 'sqlite') return receiveSqlite(broker.path, onEvent, opts);
-  if (broker.kind === 'redis') throw redisNotYet('Receiving Celery events');
+  if (broker.kind === 'redis') return receiveRedis(broker.url, onEvent, opts);
   return receiveAmqp(broker.url, onEvent, opts);
+}
+
+/** The `heartbeat` broadcast Celery's receiver sends to wake the workers (a cast, expiring in 1 s). */
+function wakeupRequest(): string {
+  return JSON.stringify({ method: 'heartbeat', arguments: {}, destination: null, pattern: null, matcher: null });
+}
+
+async function receiveRedis(url: string, onEvent: Handler, opts: ReceiveOptions): Promise<EventReceiver> {
+  const { closeRedis, connectRedis, fanoutChannel, packMessage, redisDb, subscribeFanout, unpackMessage } = await import('../transports/redis-pubsub.js');
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
+  const db = redisDb(url);
+  // A binding of `#`, as Celery's receiver binds its queue: kombu subscribes to `/{db}.celeryev/*` for it.
+  const sub = await subscribeFanout(url, 'asynx-event-receiver', [fanoutChannel(db, EVENT_EXCHANGE, '#')], (_channel, payload) => {
+    const msg = unpackMessage(payload);
+    if (!msg) return;
+    let body: unknown;
+    try {
+      body = JSON.parse(msg.body);
+    } catch {
+      return; // not JSON: Celery's receiver refuses it too
+    }
+    deliver(body, onEvent);
+  }, { connectTimeoutMs });
+  if (opts.wakeup ?? true) {
+    try {
+      const cmd = await connectRedis(url, 'asynx-event-receiver-wakeup', { connectTimeoutMs });
+      const raw = packMessage({ exchange: 'celery.pidbox', routingKey: '', body: wakeupRequest(), headers: { clock: 1, expires: Date.now() / 1000 + 1 }, deliveryMode: 1 });
+      await cmd.publish(fanoutChannel(db, 'celery.pidbox', ''), raw).catch(() => undefined);
+      await closeRedis(cmd);
+    } catch {
+      // no wakeup: the workers' next heartbeat shows them anyway
+    }
+  }
+  return { close: () => sub.close() };
 }
 
 async function receiveAmqp(url: string, onEvent: Handler, opts: ReceiveOptions): Promise<EventReceiver> {
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5_000;
   const queue = `celeryev.${randomUUID()}`;
-  const conn = new AmqpConnection(url, { connectTimeoutMs, connectionName: 'asynx event receiver' });
+  const conn = new AmqpConnection(url, { connectTimeoutMs, connectionName: 'asynx-event-receiver' });
   let clock = 0;
   conn.onOpen(async (c: ChannelModel) => {
     const deadline = Date.now() + connectTimeoutMs;
@@ -101,7 +136,7 @@ async function receiveAmqp(url: string, onEvent: Handler, opts: ReceiveOptions):
     if (opts.wakeup ?? true) {
       // Celery's receiver broadcasts `heartbeat` so that workers announce themselves at once.
       await conn.bounded(ch.assertExchange('celery.pidbox', 'fanout', { durable: false }), deadline, what);
-      ch.publish('celery.pidbox', '', Buffer.from(JSON.stringify({ method: 'heartbeat', arguments: {}, destination: null, pattern: null, matcher: null })), {
+      ch.publish('celery.pidbox', '', Buffer.from(wakeupRequest()), {
         contentType: 'application/json',
         contentEncoding: 'utf-8',
         deliveryMode: 1,
