@@ -10,7 +10,7 @@ const TLS_KEYS = ['ssl_cert_reqs', 'ssl_ca_certs', 'ssl_certfile', 'ssl_keyfile'
 
 function badUrl(url: string, why: string): UsageError {
   return new UsageError(
-    'asynx.config.badBackend',
+    'asynx.config.badRedisBackend',
     `Result backend '${redact(url)}' ${why}: use redis://[:password@]host[:port][/db] (rediss://…?ssl_cert_reqs=required for TLS)`,
     { option: 'resultBackend', value: redact(url) },
   );

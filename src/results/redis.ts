@@ -304,7 +304,7 @@ async function quit(r: Redis): Promise<void> {
     return;
   }
   try {
-    await withDeadline(r.quit(), 2_000, () => new Error('QUIT timed out'));
+    await withDeadline(r.quit(), 2_000, () => new BrokerUnavailableError('Redis did not answer QUIT within 2000 ms'));
   } catch {
     r.disconnect();
   }

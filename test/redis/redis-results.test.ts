@@ -57,7 +57,7 @@ describe('redis:// result backend', { skip }, () => {
     assert.ok(await admin.exists(`celery-task-meta-${id}`), 'written in database 2');
     const ttl = await admin.ttl(`celery-task-meta-${id}`);
     assert.ok(ttl > 55 && ttl <= 60, `resultExpires 60 s is the TTL (got ${ttl})`);
-    assert.throws(() => new RedisResultBackend(`${server.url}/two`, { expiresMs: 1, connectTimeoutMs: 1, publishTimeoutMs: 1 }), (e: unknown) => e instanceof UsageError && e.code === 'asynx.config.badBackend');
+    assert.throws(() => new RedisResultBackend(`${server.url}/two`, { expiresMs: 1, connectTimeoutMs: 1, publishTimeoutMs: 1 }), (e: unknown) => e instanceof UsageError && e.code === 'asynx.config.badRedisBackend');
     assert.throws(() => new RedisResultBackend(`${server.url}/0?ssl_cert_reqs=none`, { expiresMs: 1, connectTimeoutMs: 1, publishTimeoutMs: 1 }), /rediss:\/\//);
     const env = await createResultBackend(resolveConfig({ brokerUrl: 'sqlite://./x.db' }, { resultBackend: 'rediss://127.0.0.1:1/0?ssl_cert_reqs=none' }));
     assert.equal(env.kind, 'redis');

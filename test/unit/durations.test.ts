@@ -67,7 +67,8 @@ describe('durations in app config', () => {
   it('broker and backend URLs are validated by the typed URL parsers', () => {
     assert.throws(() => resolveConfig({ brokerUrl: 'sqlite://' }), (e: unknown) => e instanceof UsageError && e.code === 'asynx.config.badBroker' && e.facts.option === 'brokerUrl');
     assert.throws(() => resolveConfig({ brokerUrl: 'kafka://x' }), namesOption('kafka'));
-    assert.throws(() => resolveConfig({ resultBackend: 'redis://x' }), namesOption('resultBackend'));
+    assert.throws(() => resolveConfig({ resultBackend: 'mongodb://x' }), namesOption('resultBackend'));
+    assert.equal(resolveConfig({ brokerUrl: 'redis://h:6390/2?visibility_timeout=30' }).resultBackend, 'redis://h:6390/2', 'the broker\'s Redis, less the transport\'s option');
     assert.equal(resolveConfig({ brokerUrl: 'amqps://h/v' }).resultBackend, 'rpc://');
   });
 });
