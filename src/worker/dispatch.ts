@@ -95,6 +95,8 @@ export class Dispatch {
       hostname,
       softTimeLimit: req.softTimeLimit ?? (changed ? (changed.soft ?? 0) : null),
       scheduledAt: scheduledAtOf(req.headers),
+      // decodeTaskMessage took args and kwargs from this very text: a prefork child parses it again instead.
+      body: p.delivery.message.body,
     };
     // The message's limits win, then those set by remote control (`time_limit`), then the task's own.
     const hard = req.timeLimit ?? (changed ? changed.hard : def.options.timeLimit);
