@@ -44,21 +44,22 @@ export async function startCeleryEvents(transport: Transport, config: ResolvedCo
   const { events, monitor } = src;
   const worker = (type: string, info: WorkerInfo, freq = info.freq): void =>
     d.send(type, { freq, active: info.active, processed: info.processed, loadavg: loadAverage(), ...SOFTWARE_INFO }, info.timestamp);
-  const task = (type: string, fields: Record<string, unknown>, at: number): void => {
-    if (monitor.taskEvents) d.send(type, fields, at);
+  // The fields are built only while task events are on: a repr of large args or results costs real time per task.
+  const task = (type: string, fields: () => Record<string, unknown>, at: number): void => {
+    if (monitor.taskEvents) d.send(type, fields(), at);
   };
   const off = [
     events.on('worker:online', (i) => worker('worker-online', i)),
     events.on('worker:heartbeat', (i) => worker('worker-heartbeat', i)),
     events.on('task:received', (t) =>
-      task('task-received', { uuid: t.taskId, name: t.name, args: saferepr(t.args), kwargs: saferepr(t.kwargs), root_id: t.rootId, parent_id: t.parentId, retries: t.retries, eta: t.eta, expires: t.expires }, t.timestamp),
+      task('task-received', () => ({ uuid: t.taskId, name: t.name, args: saferepr(t.args), kwargs: saferepr(t.kwargs), root_id: t.rootId, parent_id: t.parentId, retries: t.retries, eta: t.eta, expires: t.expires }), t.timestamp),
     ),
-    events.on('task:started', (t) => task('task-started', { uuid: t.taskId }, t.timestamp)),
-    events.on('task:succeeded', (t) => task('task-succeeded', { uuid: t.taskId, result: saferepr(t.result), runtime: t.runtime }, t.timestamp)),
-    events.on('task:failed', (t) => task('task-failed', { uuid: t.taskId, ...failureFields(t.exception) }, t.timestamp)),
-    events.on('task:retried', (t) => task('task-retried', { uuid: t.taskId, ...failureFields(t.exception) }, t.timestamp)),
-    events.on('task:revoked', (t) => task('task-revoked', { uuid: t.taskId, terminated: t.terminated, signum: t.signum === null ? null : signalNumber(signalName(t.signum) ?? 'SIGTERM'), expired: t.expired }, t.timestamp)),
-    events.on('task:rejected', (t) => task('task-rejected', { uuid: t.taskId, requeue: t.requeue }, t.timestamp)),
+    events.on('task:started', (t) => task('task-started', () => ({ uuid: t.taskId }), t.timestamp)),
+    events.on('task:succeeded', (t) => task('task-succeeded', () => ({ uuid: t.taskId, result: saferepr(t.result), runtime: t.runtime }), t.timestamp)),
+    events.on('task:failed', (t) => task('task-failed', () => ({ uuid: t.taskId, ...failureFields(t.exception) }), t.timestamp)),
+    events.on('task:retried', (t) => task('task-retried', () => ({ uuid: t.taskId, ...failureFields(t.exception) }), t.timestamp)),
+    events.on('task:revoked', (t) => task('task-revoked', () => ({ uuid: t.taskId, terminated: t.terminated, signum: t.signum === null ? null : signalNumber(signalName(t.signum) ?? 'SIGTERM'), expired: t.expired }), t.timestamp)),
+    events.on('task:rejected', (t) => task('task-rejected', () => ({ uuid: t.taskId, requeue: t.requeue }), t.timestamp)),
   ];
   monitor.sendHeartbeat = (freq = 5) => worker('worker-heartbeat', { ...src.info(), timestamp: Date.now() }, freq);
   let stopped: Promise<void> | null = null;

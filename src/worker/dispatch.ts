@@ -97,6 +97,8 @@ export class Dispatch {
       scheduledAt: scheduledAtOf(req.headers),
       group: req.group,
       groupIndex: req.groupIndex,
+      // decodeTaskMessage took args and kwargs from this very text: a prefork child parses it again instead.
+      body: p.delivery.message.body,
     };
     // The message's limits win, then those set by remote control (`time_limit`), then the task's own.
     const hard = req.timeLimit ?? (changed ? changed.hard : def.options.timeLimit);

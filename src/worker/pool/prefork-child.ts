@@ -1,7 +1,7 @@
 // Pool child entry point: load the app, handshake, run one task at a time, exit when the parent is gone.
 
 import { AsynxError, ExitCode } from '../../errors.js';
-import { type ChildMessage, type Job, type ParentMessage } from './ipc.js';
+import { fromWire, type ChildMessage, type Job, type ParentMessage } from './ipc.js';
 import { loadTaskTable, runJob, type TaskTable } from './job-runner.js';
 
 // Signals sent to the whole process group (Ctrl-C, systemd control-group, supervisord stopasgroup)
@@ -51,7 +51,7 @@ async function main(): Promise<void> {
       process.kill(process.pid, m.signal);
       return;
     }
-    if (m.type === 'run') void run(m.job);
+    if (m.type === 'run') void run(fromWire(m.job));
   });
   async function run(job: Job): Promise<void> {
     current = new AbortController();

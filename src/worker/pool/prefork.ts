@@ -5,7 +5,7 @@ import { closeSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AsynxError, ExitCode } from '../../errors.js';
-import { isChildMessage, type ChildMessage, type Job, type ParentMessage } from './ipc.js';
+import { isChildMessage, toWire, type ChildMessage, type Job, type ParentMessage } from './ipc.js';
 import type { JobResult, PoolOptions, TaskPool } from './task-pool.js';
 
 interface Slot {
@@ -251,7 +251,7 @@ export class PreforkPool implements TaskPool {
             slot.child.kill('SIGKILL');
           }, hardLimit * 1000);
         }
-        this.post(slot, { type: 'run', job });
+        this.post(slot, { type: 'run', job: toWire(job) });
       };
       if (!gate) dispatch();
       else

@@ -1,7 +1,7 @@
 // Thread pool entry point: load the app in this worker thread, handshake, run one task at a time, exit when told.
 
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
-import type { Job, ParentMessage } from './ipc.js';
+import { fromWire, type Job, type ParentMessage } from './ipc.js';
 import { loadTaskTable, runJob, type TaskTable } from './job-runner.js';
 import type { ThreadData, ThreadMessage } from './thread-ipc.js';
 
@@ -33,7 +33,7 @@ async function main(): Promise<void> {
   }
   port.on('message', (m: ParentMessage) => {
     if (m.type === 'exit') process.exit(0);
-    else if (m.type === 'run') void run(m.job);
+    else if (m.type === 'run') void run(fromWire(m.job));
   });
   async function run(job: Job): Promise<void> {
     const abort = new AbortController();

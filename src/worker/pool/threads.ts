@@ -275,7 +275,9 @@ export class ThreadPool implements TaskPool {
             void slot.worker.terminate();
           }, hardLimit * 1000);
         }
-        this.post(slot, { type: 'run', job });
+        // A thread gets the decoded arguments by structured clone: the body text would only be copied too.
+        const { body: _body, ...plain } = job;
+        this.post(slot, { type: 'run', job: plain });
       };
       if (!gate) dispatch();
       else
