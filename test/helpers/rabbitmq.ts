@@ -31,20 +31,36 @@ export function rabbitSkip(): string | false {
   return missing;
 }
 
-/** A free loopback TCP port (never 5672/25672/4369). */
+/**
+ * Ports {@link freePort} picks from: below Linux's ephemeral range (32768–60999 here), where every outgoing
+ * connection gets its local port. A port taken from that range (listen(0)) can be handed to some client
+ * socket in the seconds before the server binds it: a CI run lost a RabbitMQ start to
+ * `dist_port_already_used,39525,not_erlang`.
+ */
+const PICK_LOW = 20_000;
+const PICK_HIGH = 32_000;
+/** Ports already handed out by this process: never twice (a broker's three ports, or two brokers). */
+const handedOut = new Set<number>();
+
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A free loopback TCP port outside the ephemeral range (never 25672), not handed out before by this process. */
 export async function freePort(): Promise<number> {
-  for (;;) {
-    const port = await new Promise<number>((resolve, reject) => {
-      const srv = createServer();
-      srv.once('error', reject);
-      srv.listen(0, '127.0.0.1', () => {
-        const addr = srv.address();
-        const p = typeof addr === 'object' && addr ? addr.port : 0;
-        srv.close(() => resolve(p));
-      });
-    });
-    if (![5672, 25672, 4369].includes(port)) return port;
+  for (let i = 0; i < 500; i++) {
+    const port = PICK_LOW + Math.floor(Math.random() * (PICK_HIGH - PICK_LOW));
+    if (port === 25672 || handedOut.has(port)) continue;
+    if (await canListen(port)) {
+      handedOut.add(port);
+      return port;
+    }
   }
+  throw new Error(`No free loopback port between ${PICK_LOW} and ${PICK_HIGH} after 500 tries`);
 }
 
 function pidAlive(pid: number): boolean {
