@@ -4,18 +4,11 @@ import type { Channel, ChannelModel } from 'amqplib';
 import { AmqpConnection } from '../amqp/connection.js';
 import { Releasers } from '../util/close-once.js';
 import { eventRoutingKey, type CeleryEvent } from './event.js';
+import { TaskMultiBatch } from './task-multi.js';
 import type { EventSink, EventSinkOptions } from './sink.js';
 
 /** Celery's event exchange (`event_exchange`): topic, durable, as kombu declares `Exchange('celeryev', type='topic')`. */
 export const EVENT_EXCHANGE = 'celeryev';
-/** Celery's dispatcher flushes a group's buffer at this many events (`buffer_limit`). */
-export const BUFFER_LIMIT = 24;
-/**
- * Buffered task events leave at most this long after the first of them, ms. Celery flushes at the next
- * turn of its event loop instead; on a busy node that is a message every task or two, and each message
- * costs the broker more than its events (bench case 8).
- */
-export const FLUSH_MS = 100;
 /** Messages kept while the connection is down; the oldest go first beyond this. */
 const OFFLINE_MAX = 1_000;
 
@@ -40,8 +33,7 @@ export class AmqpEventSink implements EventSink {
   private readonly conn: AmqpConnection;
   private ch: Channel | null = null;
   private readonly outbound: Outbound[] = [];
-  private taskBuffer: CeleryEvent[] = [];
-  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly taskEvents = new TaskMultiBatch((events) => this.write({ routingKey: 'task.multi', body: Buffer.from(JSON.stringify(events)) }));
   private readonly headers: Record<string, string>;
   private readonly releasers = new Releasers();
 
@@ -58,7 +50,7 @@ export class AmqpEventSink implements EventSink {
       // A channel close is answered after the broker has taken every publish before it.
       await ch?.close().catch(() => undefined);
     });
-    this.releasers.add('send buffered events', () => this.flush());
+    this.releasers.add('send buffered events', () => this.taskEvents.flush());
   }
 
   private async onOpen(c: ChannelModel): Promise<void> {
@@ -99,22 +91,7 @@ export class AmqpEventSink implements EventSink {
 
   buffer(event: CeleryEvent): void {
     if (this.releasers.closed) return;
-    this.taskBuffer.push(event);
-    if (this.taskBuffer.length >= BUFFER_LIMIT) this.flush();
-    else if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
-      this.flushTimer.unref();
-    }
-  }
-
-  /** Sends the buffered task events as one `task.multi` list (Celery's `flush`). */
-  private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    const events = this.taskBuffer;
-    if (!events.length) return;
-    this.taskBuffer = [];
-    this.write({ routingKey: 'task.multi', body: Buffer.from(JSON.stringify(events)) });
+    this.taskEvents.add(event);
   }
 
   close(): Promise<void> {

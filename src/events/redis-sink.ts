@@ -4,9 +4,10 @@ import type { Redis } from 'ioredis';
 import { closeRedis, fanoutChannel, packMessage, redisDb } from '../transports/redis-pubsub.js';
 import { openRedis, parseRedisTarget } from '../transports/redis-connection.js';
 import { Releasers } from '../util/close-once.js';
-import { BUFFER_LIMIT, EVENT_EXCHANGE, FLUSH_MS } from './amqp-sink.js';
+import { EVENT_EXCHANGE } from './amqp-sink.js';
 import { eventRoutingKey, type CeleryEvent } from './event.js';
 import type { EventSink, EventSinkOptions } from './sink.js';
+import { TaskMultiBatch } from './task-multi.js';
 
 /** Messages kept while Redis is away; the oldest go first beyond this. */
 const OFFLINE_MAX = 1_000;
@@ -23,8 +24,7 @@ export class RedisEventSink implements EventSink {
   private readonly db: number;
   private readonly headers: Record<string, string>;
   private readonly outbound: Array<{ routingKey: string; body: string }> = [];
-  private taskBuffer: CeleryEvent[] = [];
-  private flushTimer: NodeJS.Timeout | null = null;
+  private readonly taskEvents = new TaskMultiBatch((events) => this.write('task.multi', JSON.stringify(events)));
   private readonly releasers = new Releasers();
 
   constructor(url: string, opts: EventSinkOptions) {
@@ -37,7 +37,7 @@ export class RedisEventSink implements EventSink {
     });
     this.conn.connect().catch(() => undefined); // it retries by itself; events made meanwhile wait in `outbound`
     this.releasers.add('close the events connection', () => closeRedis(this.conn));
-    this.releasers.add('send buffered events', () => this.flush());
+    this.releasers.add('send buffered events', () => this.taskEvents.flush());
   }
 
   private write(routingKey: string, body: string): void {
@@ -57,21 +57,7 @@ export class RedisEventSink implements EventSink {
 
   buffer(event: CeleryEvent): void {
     if (this.releasers.closed) return;
-    this.taskBuffer.push(event);
-    if (this.taskBuffer.length >= BUFFER_LIMIT) this.flush();
-    else if (!this.flushTimer) {
-      this.flushTimer = setTimeout(() => this.flush(), FLUSH_MS);
-      this.flushTimer.unref();
-    }
-  }
-
-  private flush(): void {
-    if (this.flushTimer) clearTimeout(this.flushTimer);
-    this.flushTimer = null;
-    const events = this.taskBuffer;
-    if (!events.length) return;
-    this.taskBuffer = [];
-    this.write('task.multi', JSON.stringify(events));
+    this.taskEvents.add(event);
   }
 
   close(): Promise<void> {
