@@ -5,7 +5,7 @@ import { AmqpConnection } from '../amqp/connection.js';
 import { LamportClock } from '../events/clock.js';
 import { Releasers } from '../util/close-once.js';
 import { mailboxHeldError } from './node-registry.js';
-import { answerRequest, isForNode, parseRequest, replyAddress, requestExchangeName, type ControlHandler } from './request.js';
+import { admitRequest, answerRequest, replyAddress, requestExchangeName, type ControlHandler } from './request.js';
 import { pyAmqpSafe } from '../amqp/field-table.js';
 
 export { isForNode, type ControlHandler } from './request.js';
@@ -47,11 +47,8 @@ export async function startPidbox(brokerUrl: string, nodeName: string, handlers:
 
   const onRequest = async (ch: Channel, msg: ConsumeMessage | null): Promise<void> => {
     if (!msg) return;
-    const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-    if (typeof headers.expires === 'number' && headers.expires > 0 && Date.now() / 1000 > headers.expires) return;
-    const req = parseRequest(msg.content.toString('utf8'));
-    if (!req || !isForNode(req, nodeName)) return;
-    if (typeof headers.clock === 'number') clock.adjust(headers.clock);
+    const req = admitRequest((msg.properties.headers ?? {}) as Record<string, unknown>, msg.content.toString('utf8'), nodeName, clock);
+    if (!req) return;
     const { reply, afterReply } = await answerRequest(handlers, req);
     const to = replyAddress(req);
     if (!to) return afterReply(); // a cast: no reply

@@ -5,7 +5,7 @@ import { bindingKey, bindingMember } from '../transports/redis-keys.js';
 import { closeRedis, connectRedis, fanoutChannel, pushDirect, packMessage, redisDb, subscribeFanout, unpackMessage } from '../transports/redis-pubsub.js';
 import { Releasers } from '../util/close-once.js';
 import { settlesWithin } from '../util/deadline.js';
-import { answerRequest, isForNode, parseRequest, replyAddress, requestExchangeName, type ControlHandler } from './request.js';
+import { admitRequest, answerRequest, replyAddress, requestExchangeName, type ControlHandler } from './request.js';
 
 /** Options of {@link startRedisPidbox}. */
 export interface RedisPidboxOptions {
@@ -39,11 +39,8 @@ export async function startRedisPidbox(url: string, nodeName: string, handlers: 
   const onRequest = async (payload: string): Promise<void> => {
     const msg = unpackMessage(payload);
     if (!msg) return;
-    const headers = msg.headers;
-    if (typeof headers.expires === 'number' && headers.expires > 0 && Date.now() / 1000 > headers.expires) return;
-    const req = parseRequest(msg.body);
-    if (!req || !isForNode(req, nodeName)) return;
-    if (typeof headers.clock === 'number') clock.adjust(headers.clock);
+    const req = admitRequest(msg.headers, msg.body, nodeName, clock);
+    if (!req) return;
     const { reply, afterReply } = await answerRequest(handlers, req);
     const to = replyAddress(req);
     if (!to) return afterReply(); // a cast: no reply

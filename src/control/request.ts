@@ -1,5 +1,7 @@
 // A remote-control request as kombu's Mailbox puts it on the wire (spec §6), which node it is for, and how a node answers it.
 
+import type { LamportClock } from '../events/clock.js';
+
 /** A remote-control command handler: gets the request's `arguments`, returns this node's answer. */
 export type ControlHandler = (args: Record<string, unknown>) => unknown | Promise<unknown>;
 
@@ -37,6 +39,19 @@ export function parseRequest(text: string): ControlRequest | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * A request that came with kombu's pidbox headers (AMQP properties, or the Redis envelope's headers), or null
+ * when this node drops it: past its `expires` (epoch seconds), not a JSON object, or for other nodes. The
+ * sender's `clock` is merged into `clock` for a request this node takes.
+ */
+export function admitRequest(headers: Record<string, unknown>, body: string, nodeName: string, clock: LamportClock): ControlRequest | null {
+  if (typeof headers.expires === 'number' && headers.expires > 0 && Date.now() / 1000 > headers.expires) return null;
+  const req = parseRequest(body);
+  if (!req || !isForNode(req, nodeName)) return null;
+  if (typeof headers.clock === 'number') clock.adjust(headers.clock);
+  return req;
 }
 
 /** The reply address of a request, or null for a cast (no reply wanted). */
