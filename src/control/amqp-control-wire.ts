@@ -7,11 +7,10 @@ import { Releasers } from '../util/close-once.js';
 import type { ControlWire } from './control-wire.js';
 import { replyExchangeName, requestExchangeName } from './request.js';
 import { pyAmqpSafe } from '../amqp/field-table.js';
+import { ReplyCollectors } from './reply-collectors.js';
 
 /** Kombu's reply queue arguments with Celery's defaults: control_queue_expires 10 s, control_queue_ttl 300 s. */
 const REPLY_QUEUE_ARGS = { 'x-expires': 10_000, 'x-message-ttl': 300_000 } as const;
-
-type Collector = (reply: Record<string, unknown>, clock: unknown) => void;
 
 /**
  * Connects and declares, as kombu does: exchange `<ns>.pidbox` (fanout, not durable), exchange
@@ -23,20 +22,13 @@ export async function amqpControlWire(brokerUrl: string, opts: { connectTimeoutM
   const exchange = requestExchangeName(opts.namespace);
   const replyExchange = replyExchangeName(opts.namespace);
   const conn = new AmqpConnection(brokerUrl, { connectTimeoutMs: opts.connectTimeoutMs, connectionName: 'asynx control' });
-  const collectors = new Map<string, Collector>();
+  const collectors = new ReplyCollectors();
   let channel: Channel | null = null;
   const oid = randomUUID();
   const onReply = (msg: ConsumeMessage | null): void => {
     if (!msg) return;
     const headers = (msg.properties.headers ?? {}) as Record<string, unknown>;
-    const collector = typeof headers.ticket === 'string' ? collectors.get(headers.ticket) : undefined;
-    if (!collector) return;
-    try {
-      const body = JSON.parse(msg.content.toString('utf8')) as unknown;
-      if (typeof body === 'object' && body !== null && !Array.isArray(body)) collector(body as Record<string, unknown>, headers.clock);
-    } catch {
-      // not JSON: kombu drops it too
-    }
+    collectors.deliver(headers.ticket, msg.content.toString('utf8'), headers.clock);
   };
   conn.onOpen(async (c: ChannelModel) => {
     const deadline = Date.now() + opts.connectTimeoutMs;
@@ -68,18 +60,7 @@ export async function amqpControlWire(brokerUrl: string, opts: { connectTimeoutM
       if (!ch) throw conn.unavailable('send a remote-control request', Date.now());
       // Our own reply queue's routing key, whatever the caller put there.
       if (req.reply_to) req.reply_to = { exchange: replyExchange, routing_key: oid };
-      let finish: () => void = () => undefined;
-      const done = new Promise<void>((resolve) => (finish = resolve));
-      let timer: NodeJS.Timeout | null = null;
-      if (collect) {
-        let count = 0;
-        collectors.set(collect.ticket, (reply, clock) => {
-          collect.onReply(reply, clock);
-          if (collect.limit !== null && ++count >= collect.limit) finish();
-        });
-        timer = setTimeout(finish, collect.timeoutMs);
-      }
-      try {
+      await collectors.send(collect, () => {
         ch.publish(exchange, '', Buffer.from(JSON.stringify(req)), {
           contentType: 'application/json',
           contentEncoding: 'utf-8',
@@ -87,11 +68,7 @@ export async function amqpControlWire(brokerUrl: string, opts: { connectTimeoutM
           priority: 0,
           headers: pyAmqpSafe(headers),
         });
-        if (collect) await done;
-      } finally {
-        if (timer) clearTimeout(timer);
-        if (collect) collectors.delete(collect.ticket);
-      }
+      });
     },
     close: () => releasers.close(),
   };

@@ -7,9 +7,8 @@ import { boundedRedis, closeRedis, connectRedis, fanoutChannel, packMessage, red
 import { Releasers } from '../util/close-once.js';
 import { settlesWithin } from '../util/deadline.js';
 import type { ControlWire } from './control-wire.js';
+import { ReplyCollectors } from './reply-collectors.js';
 import { replyExchangeName, requestExchangeName } from './request.js';
-
-type Collector = (reply: Record<string, unknown>, clock: unknown) => void;
 
 /** BRPOP's wait per round, s: the reader notices close() within it. */
 const BRPOP_S = 1;
@@ -27,7 +26,7 @@ export async function redisControlWire(url: string, opts: { connectTimeoutMs: nu
   const queue = `${oid}.${replyExchange}`;
   const member = bindingMember(oid, '', queue);
   const channel = fanoutChannel(redisDb(url), exchange, '');
-  const collectors = new Map<string, Collector>();
+  const collectors = new ReplyCollectors();
   const releasers = new Releasers();
   const cmd = await connectRedis(url, 'asynx-control', { connectTimeoutMs: opts.connectTimeoutMs });
   releasers.add('close the Redis connection', () => closeRedis(cmd));
@@ -54,14 +53,7 @@ export async function redisControlWire(url: string, opts: { connectTimeoutMs: nu
   const onReply = (raw: string): void => {
     const msg = unpackMessage(raw);
     if (!msg) return;
-    const collector = typeof msg.headers.ticket === 'string' ? collectors.get(msg.headers.ticket) : undefined;
-    if (!collector) return;
-    try {
-      const body = JSON.parse(msg.body) as unknown;
-      if (typeof body === 'object' && body !== null && !Array.isArray(body)) collector(body as Record<string, unknown>, msg.headers.clock);
-    } catch {
-      // not JSON: kombu drops it too
-    }
+    collectors.deliver(msg.headers.ticket, msg.body, msg.headers.clock);
   };
   const reader = (async () => {
     while (!releasers.closed) {
@@ -83,27 +75,8 @@ export async function redisControlWire(url: string, opts: { connectTimeoutMs: nu
     async send(req, headers, collect) {
       // Our own reply list's routing key, whatever the caller put there.
       if (req.reply_to) req.reply_to = { exchange: replyExchange, routing_key: oid };
-      let finish: () => void = () => undefined;
-      const done = new Promise<void>((resolve) => (finish = resolve));
-      let timer: NodeJS.Timeout | null = null;
-      if (collect) {
-        let count = 0;
-        collectors.set(collect.ticket, (reply, clock) => {
-          collect.onReply(reply, clock);
-          if (collect.limit !== null && ++count >= collect.limit) finish();
-        });
-      }
-      try {
-        const raw = packMessage({ exchange, routingKey: '', body: JSON.stringify(req), headers: { clock: headers.clock, expires: headers.expires } });
-        await boundedRedis(url, cmd.publish(channel, raw), opts.connectTimeoutMs, 'send a remote-control request');
-        if (collect) {
-          timer = setTimeout(finish, collect.timeoutMs);
-          await done;
-        }
-      } finally {
-        if (timer) clearTimeout(timer);
-        if (collect) collectors.delete(collect.ticket);
-      }
+      const raw = packMessage({ exchange, routingKey: '', body: JSON.stringify(req), headers: { clock: headers.clock, expires: headers.expires } });
+      await collectors.send(collect, () => boundedRedis(url, cmd.publish(channel, raw), opts.connectTimeoutMs, 'send a remote-control request').then(() => undefined));
     },
     close: () => releasers.close(),
   };
