@@ -10,9 +10,10 @@ import { LuaScript, SERVER_NOW_MS } from './redis-script.js';
  * (its delivery tag, the field of `unacked` once handed out), `queue`.
  *
  * waiting(): does a message of the holder task still exist, ready, delayed or handed out (a retry, a
- * hand-back, a late ack)? The copy last pushed is looked up first (ZSCORE, HEXISTS, LPOS: no Lua loop); only
- * when it is gone (acked, or restored with a redelivered mark) are the queue's lists, delayed zsets and the
- * `unacked` hash scanned for the task id, which costs one pass over them.
+ * hand-back, a late ack)? The copy last pushed is looked up (ZSCORE, LPOS while it may still be in its list or
+ * zset, HEXISTS in `unacked` once a worker took it: no Lua loop). With `scan` (before a new send claims the
+ * key), when that copy is gone, the queue's lists, delayed zsets and `unacked` are scanned for the task id
+ * too, one pass over them: a copy put back by a restore carries a redelivered mark, so it is not the same item.
  */
 const COMMON = `${SERVER_NOW_MS}
 local UNACKED, DELAYED, SEP = ARGV[1], ARGV[2], ARGV[3]
@@ -28,14 +29,13 @@ local function is_of(item, id)
   if e[1] ~= nil then e = e[1] end
   return type(e) == 'table' and type(e.headers) == 'table' and e.headers.id == id
 end
-local function waiting(r)
-  if r.raw ~= '' and r.list ~= '' then
-    if redis.call('ZSCORE', DELAYED .. r.list, r.raw) then return true end
-  end
+local function waiting(r, scan)
   if r.tag ~= '' and redis.call('HEXISTS', UNACKED, r.tag) == 1 then return true end
   if r.raw ~= '' and r.list ~= '' then
+    if redis.call('ZSCORE', DELAYED .. r.list, r.raw) then return true end
     if type(redis.pcall('LPOS', r.list, r.raw)) == 'number' then return true end
   end
+  if not scan then return false end
   if r.queue ~= '' then
     for _, step in ipairs({'', SEP .. '3', SEP .. '6', SEP .. '9'}) do
       local l = r.queue .. step
@@ -60,7 +60,7 @@ end
 const PUBLISH_UNIQUE = new LuaScript(`${COMMON}
 local now = now_ms()
 local r = record(KEYS[1])
-if r and (r.lease > now or waiting(r)) then return r.task end
+if r and (r.lease > now or waiting(r, true)) then return r.task end
 redis.call('DEL', KEYS[1])
 redis.call('HSET', KEYS[1], 'task', ARGV[4], 'owner', '', 'lease', 0, 'list', KEYS[2], 'raw', ARGV[5], 'tag', ARGV[6], 'queue', ARGV[7])
 push(KEYS[2], KEYS[3], KEYS[4], ARGV[5], ARGV[8])
@@ -74,13 +74,19 @@ end
 push(KEYS[2], KEYS[3], KEYS[4], ARGV[5], ARGV[8])
 return 1`);
 
-/** KEYS: dedupe keys. ARGV 4..: owner, lease ms, then one task per key. Returns 1 per key still held by that task, else 0. */
+/**
+ * KEYS: dedupe keys. ARGV 4..: owner, lease ms, '1' to renew (only keys this owner holds) or '0' to take
+ * them, then one task per key. Sets the lease of each key held by its task; returns 1 per key done, else 0.
+ */
 const HOLD = new LuaScript(`${COMMON}
 local until_ms = string.format('%.0f', now_ms() + tonumber(ARGV[5]))
 local out = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('HGET', key, 'task') == ARGV[5 + i] then
+  local v = redis.call('HMGET', key, 'task', 'owner')
+  if v[1] == ARGV[6 + i] and (ARGV[6] ~= '1' or v[2] == ARGV[4]) then
     redis.call('HSET', key, 'owner', ARGV[4], 'lease', until_ms)
+    -- Taken: the copy pushed left its list for \`unacked\` (found there by its tag), so no LPOS over the list.
+    if ARGV[6] ~= '1' then redis.call('HSET', key, 'raw', '') end
     out[i] = 1
   else
     out[i] = 0
@@ -90,13 +96,13 @@ return out`);
 
 /**
  * KEYS: dedupe key. ARGV 4..5: task, '1' to act only when no worker holds it (after an ack). Deletes the key
- * unless a message of the task still waits (then it is kept, not held). 2 = deleted, 1 = kept, 0 = not its key.
+ * unless the task's last copy still waits (then it is kept, not held). 2 = deleted, 1 = kept, 0 = not its key.
  */
 const RELEASE = new LuaScript(`${COMMON}
 local r = record(KEYS[1])
 if not r or r.task ~= ARGV[4] then return 0 end
 if ARGV[5] == '1' and r.lease > now_ms() then return 0 end
-if waiting(r) then
+if waiting(r, false) then
   redis.call('HSET', KEYS[1], 'owner', '', 'lease', 0)
   return 1
 end
@@ -137,10 +143,13 @@ export async function publishTracked(cmd: Redis, key: string, taskId: string, p:
   await PUBLISH_TRACKED.run(cmd, ...pushArgs(key, taskId, p));
 }
 
-/** Marks each key held by `owner` until the lease ends; resolves to the keys that another task holds now (or none). */
-export async function holdKeys(cmd: Redis, owner: string, leaseMs: number, holds: Array<[key: string, taskId: string]>): Promise<boolean[]> {
+/**
+ * Marks each key held by `owner` until the lease ends (`renew`: only keys it still owns). Resolves, per key,
+ * to false when its task no longer holds it (or, renewing, another worker took it over).
+ */
+export async function holdKeys(cmd: Redis, owner: string, leaseMs: number, holds: Array<[key: string, taskId: string]>, renew = false): Promise<boolean[]> {
   if (!holds.length) return [];
-  const r = (await HOLD.run(cmd, holds.map(([k]) => dedupeKey(k)), [...CONSTANTS, owner, Math.max(1, Math.round(leaseMs)), ...holds.map(([, t]) => t)])) as number[];
+  const r = (await HOLD.run(cmd, holds.map(([k]) => dedupeKey(k)), [...CONSTANTS, owner, Math.max(1, Math.round(leaseMs)), renew ? '1' : '0', ...holds.map(([, t]) => t)])) as number[];
   return r.map((n) => Number(n) === 1);
 }
 

@@ -255,7 +255,7 @@ export class RedisTransport implements Transport {
   /** Extends the leases of the dedupe keys held here; forgets those another worker holds now. */
   private async renewDedupe(): Promise<void> {
     const holds = [...this.dedupeHolds];
-    const still = await holdKeys(this.cmd, this.instance, this.visibilityMs, holds);
+    const still = await holdKeys(this.cmd, this.instance, this.visibilityMs, holds, true);
     holds.forEach(([k, t], i) => {
       if (!still[i] && this.dedupeHolds.get(k) === t) this.dedupeHolds.delete(k);
     });

@@ -62,6 +62,26 @@ describe('global rate limits and dedupe across workers on one Redis', { skip }, 
 
   test('a retried deduped task keeps its key through its next attempt; a failed one frees it', { timeout: 60_000 }, () => assertRetryKeepsKey(client, record));
 
+  test('a priority message blocks from its own list; on an acks-late worker the key goes once the message is acked', { timeout: 45_000 }, async () => {
+    const key = 'late';
+    const first = await client.sendTask('r.plain', [300], {}, { dedupeKey: key, queue: 'late', priority: 9 });
+    assert.equal((await client.sendTask('r.plain', [0], {}, { dedupeKey: key, queue: 'late', priority: 9 })).id, first.id, 'waiting in late\\x06\\x169');
+    assert.equal(await (await client.transport()).count('late'), 1);
+    const w = await startWorker({ brokerUrl, app: RATE_APP, args: ['-n', 'late@shared', '-c', '1', '-Q', 'late'], env: { ASYNX_TEST_RECORD: record, ASYNX_ACKS_LATE: 'true' } });
+    workers.push(w);
+    assert.equal(await first.get({ timeout: 20 }), 300);
+    const r = new Redis({ host: server.host, port: server.port, db: 3, lazyConnect: true });
+    try {
+      await waitFor('the key deleted after the late ack', async () => (await r.exists(`_asynx.dedupe.${key}`)) === 0, 5_000, 20);
+    } finally {
+      r.disconnect();
+    }
+    const next = await client.sendTask('r.plain', [0], {}, { dedupeKey: key, queue: 'late' });
+    assert.notEqual(next.id, first.id);
+    assert.equal(await next.get({ timeout: 20 }), 0);
+    await w.stop('SIGTERM');
+  });
+
   test('a worker killed -9 while running a deduped task frees the key when its lease (the visibility timeout) ends', { timeout: 45_000 }, async () => {
     const w = await startWorker({ brokerUrl, app: RATE_APP, args: ['-n', 'k@shared', '-c', '1', '-Q', 'kill'], env: { ASYNX_TEST_RECORD: record } });
     workers.push(w);
