@@ -1,6 +1,8 @@
 // Dedupe keys on Redis: claim-and-publish in one script, holds under a lease the worker renews, release unless a message still waits.
 
 import type { Redis } from 'ioredis';
+import { DEDUPE_HEADER } from '../protocol/message.js';
+import type { Envelope } from './redis-envelope.js';
 import { DEDUPE_KEY_PREFIX, DELAYED_INDEX, DELAYED_KEY_PREFIX, delayedKey, SEP, UNACKED } from './redis-keys.js';
 import { LuaScript, SERVER_NOW_MS } from './redis-script.js';
 
@@ -156,4 +158,49 @@ export async function holdKeys(cmd: Redis, owner: string, leaseMs: number, holds
 /** The task ended (or its message was acked, with `onlyIfIdle`): the key goes unless a message of the task still waits. */
 export async function releaseKey(cmd: Redis, key: string, taskId: string, onlyIfIdle = false): Promise<void> {
   await RELEASE.run(cmd, [dedupeKey(key)], [...CONSTANTS, taskId, onlyIfIdle ? '1' : '0']);
+}
+
+/** The dedupe keys one process holds for the tasks its worker took, under leases it renews while it lives. */
+export class DedupeHolds {
+  /** key → task id. */
+  private readonly holds = new Map<string, string>();
+
+  constructor(
+    private readonly cmd: Redis,
+    private readonly owner: string,
+    private readonly leaseMs: number,
+  ) {}
+
+  /** A worker here took the task holding `key`: held under a lease from now. */
+  async hold(key: string, taskId: string): Promise<void> {
+    const [held] = await holdKeys(this.cmd, this.owner, this.leaseMs, [[key, taskId]]);
+    if (held) this.holds.set(key, taskId);
+  }
+
+  /** The task ended here: not renewed any more, and the key goes unless a message of the task still waits. */
+  async release(key: string, taskId: string): Promise<void> {
+    if (this.holds.get(key) === taskId) this.holds.delete(key);
+    await releaseKey(this.cmd, key, taskId);
+  }
+
+  /** Extends the leases held here; forgets the keys another worker (or another task) holds now. */
+  async renew(): Promise<void> {
+    if (!this.holds.size) return;
+    const holds = [...this.holds];
+    const still = await holdKeys(this.cmd, this.owner, this.leaseMs, holds, true);
+    holds.forEach(([k, t], i) => {
+      if (!still[i] && this.holds.get(k) === t) this.holds.delete(k);
+    });
+  }
+
+  /**
+   * A message left Redis (acked, dead-lettered): if it was a deduped task's and no worker holds the key (it was
+   * released while this message still waited unacked: acks late), the key goes unless another message of it waits.
+   */
+  settle(e: Envelope | null): void {
+    const key = e?.headers[DEDUPE_HEADER];
+    const id = e?.headers.id;
+    if (typeof key !== 'string' || key === '' || typeof id !== 'string') return;
+    void releaseKey(this.cmd, key, id, true).catch(() => undefined);
+  }
 }

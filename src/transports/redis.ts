@@ -14,7 +14,7 @@ import { openRedis, parseRedisTarget, type RedisTarget } from './redis-connectio
 import { RedisConsumer } from './redis-consumer.js';
 import { addDelayed, countDelayed, DelayedMover, purgeDelayed } from './redis-delayed.js';
 import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, parseEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
-import { holdKeys, publishTracked, publishUnique, releaseKey, type Push } from './redis-dedupe.js';
+import { DedupeHolds, publishTracked, publishUnique, type Push } from './redis-dedupe.js';
 import { DELAYED_INDEX, delayedKey, listKey, listKeys } from './redis-keys.js';
 import { ackUnacked, appendUnacked, deadLetterUnacked, parkUnacked, popAndRecord, renewUnacked, restoreByTag, sweepUnacked } from './redis-qos.js';
 import { takeToken } from './redis-rate.js';
@@ -89,8 +89,8 @@ export class RedisTransport implements Transport {
   private readonly instance = randomBytes(4).toString('hex');
   private seq = 0;
   private readonly held = new Map<string, Held>();
-  /** Dedupe keys this process holds (key → task id), their leases renewed with the held deliveries. */
-  private readonly dedupeHolds = new Map<string, string>();
+  /** Dedupe keys this process holds, their leases renewed with the held deliveries. */
+  private readonly dedupe: DedupeHolds;
   private readonly consumers = new Set<ConsumerState>();
   private readonly declared = new Set<string>();
   private readonly mover: DelayedMover;
@@ -114,6 +114,7 @@ export class RedisTransport implements Transport {
       this.everReady = true;
     });
     this.mover = new DelayedMover(this.cmd, pollMs);
+    this.dedupe = new DedupeHolds(this.cmd, this.instance, this.visibilityMs);
     this.releasers.add('close the Redis connection', async () => {
       if (this.cmd.status === 'wait' || this.cmd.status === 'end') {
         this.cmd.disconnect();
@@ -234,15 +235,13 @@ export class RedisTransport implements Transport {
   /** A worker here took the task holding `key`: it counts as running while this process renews the lease. */
   async holdDedupe(key: string, taskId: string): Promise<void> {
     if (this.closing) throw this.closedError('hold a dedupe key');
-    const [held] = await this.bounded(holdKeys(this.cmd, this.instance, this.visibilityMs, [[key, taskId]]), this.opts.publishTimeoutMs, `hold dedupe key '${key}'`);
-    if (held) this.dedupeHolds.set(key, taskId);
+    await this.bounded(this.dedupe.hold(key, taskId), this.opts.publishTimeoutMs, `hold dedupe key '${key}'`);
   }
 
   /** The task holding `key` ended here: the key is free unless a message of it still waits (a retry). */
   async releaseDedupe(key: string, taskId: string): Promise<void> {
-    if (this.dedupeHolds.get(key) === taskId) this.dedupeHolds.delete(key);
     if (this.closing) throw this.closedError('release a dedupe key');
-    await this.bounded(releaseKey(this.cmd, key, taskId), this.opts.publishTimeoutMs, `release dedupe key '${key}'`);
+    await this.bounded(this.dedupe.release(key, taskId), this.opts.publishTimeoutMs, `release dedupe key '${key}'`);
   }
 
   /** A global rate limit's bucket, shared by every process on this Redis server and db (the server's clock). */
@@ -250,23 +249,6 @@ export class RedisTransport implements Transport {
     if (this.closing) throw this.closedError('take a rate-limit token');
     await this.connect();
     return this.bounded(takeToken(this.cmd, key, intervalMs), this.opts.publishTimeoutMs, `take a token of rate limit '${key}'`);
-  }
-
-  /** Extends the leases of the dedupe keys held here; forgets those another worker holds now. */
-  private async renewDedupe(): Promise<void> {
-    const holds = [...this.dedupeHolds];
-    const still = await holdKeys(this.cmd, this.instance, this.visibilityMs, holds, true);
-    holds.forEach(([k, t], i) => {
-      if (!still[i] && this.dedupeHolds.get(k) === t) this.dedupeHolds.delete(k);
-    });
-  }
-
-  /** After the message of a deduped task left Redis (acked, dead-lettered): its key goes if no worker holds it and no other message of it waits. */
-  private settleDedupe(h: Held): void {
-    const key = h.envelope?.headers[DEDUPE_HEADER];
-    const id = h.envelope?.headers.id;
-    if (typeof key !== 'string' || key === '' || typeof id !== 'string') return;
-    void releaseKey(this.cmd, key, id, true).catch(() => undefined);
   }
 
   // ---- consuming --------------------------------------------------------------------------
@@ -314,7 +296,7 @@ export class RedisTransport implements Transport {
     const renew = setInterval(() => {
       const tags = [...this.held.values()].filter((h) => h.recorded).map((h) => h.redisTag);
       void renewUnacked(this.cmd, tags).catch(() => undefined);
-      if (this.dedupeHolds.size) void this.renewDedupe().catch(() => undefined);
+      void this.dedupe.renew().catch(() => undefined);
     }, renewMs);
     sweep.unref();
     renew.unref();
@@ -396,7 +378,7 @@ export class RedisTransport implements Transport {
     if (!h) return;
     try {
       if (h.recorded) await this.bounded(ackUnacked(this.cmd, h.redisTag), this.opts.publishTimeoutMs, `ack message ${h.redisTag}`);
-      this.settleDedupe(h);
+      this.dedupe.settle(h.envelope);
     } finally {
       this.release(h);
     }
@@ -419,7 +401,7 @@ export class RedisTransport implements Transport {
         headers: { ...base.headers, 'x-asynx-reason': opts.reason ?? 'rejected', 'x-asynx-queue': h.queue, 'x-asynx-rejected-at': new Date().toISOString() },
       };
       await this.bounded(deadLetterUnacked(this.cmd, h.redisTag, this.deadList, dead), this.opts.publishTimeoutMs, `dead-letter message ${h.redisTag}`);
-      this.settleDedupe(h);
+      this.dedupe.settle(h.envelope);
     } finally {
       this.release(h);
     }
