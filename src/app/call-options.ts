@@ -49,8 +49,9 @@ export interface SendOptions {
    */
   rateLimit?: RateLimit;
   /**
-   * SQLite broker only: send nothing when a task with this `taskId` is already waiting or running, and
+   * SQLite and Redis brokers: send nothing when a task with this `taskId` is already waiting or running, and
    * return that task's result instead. Refused on RabbitMQ (at-least-once: make the task idempotent on its id).
+   * @see README "Deduplication"
    */
   dedupe?: boolean;
   /** Like `dedupe`, on a key of your own instead of the task id (the new task still gets its own id). */

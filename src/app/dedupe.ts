@@ -1,15 +1,14 @@
-// Deduplicated sends (`dedupe: true` with a taskId, or a `dedupeKey`): the header and the errors; the SQLite transport does the atomic check.
+// Deduplicated sends (`dedupe: true` with a taskId, or a `dedupeKey`): the header and the errors; the SQLite and Redis transports do the atomic check.
 
 import { UsageError } from '../errors.js';
 
-/** Header carrying the dedupe key of a message sent with `dedupe` / `dedupeKey` (the worker releases the key when the task ends). */
-export const DEDUPE_HEADER = 'asynx_dedupe';
+export { DEDUPE_HEADER } from '../protocol/message.js';
 
 /** The error for `dedupe` on a broker that cannot check atomically (RabbitMQ). */
 export function dedupeUnsupported(task: string, broker: string): UsageError {
   return new UsageError(
     'asynx.dedupe.unsupported',
-    `Task '${task}': dedupe needs the SQLite broker; on ${broker} delivery is at-least-once, so send with a taskId and make the task idempotent on it (README "Deduplication")`,
+    `Task '${task}': dedupe needs the SQLite or Redis broker; on ${broker} delivery is at-least-once, so send with a taskId and make the task idempotent on it (README "Deduplication")`,
     { task, broker },
   );
 }

@@ -5,7 +5,7 @@ import { UsageError } from '../errors.js';
 /**
  * A rate limit: Celery's rate string (`'10/s'`, `'100/m'`, `'2/h'`; a bare number such as `10` or `'10'`
  * means per second), or an object with `global: true` to share one limit across every worker node on the
- * same SQLite broker file (refused on RabbitMQ). `0` or `''` means no limit.
+ * same SQLite broker file or Redis server (refused on RabbitMQ). `0` or `''` means no limit.
  *
  * Per worker (Celery's behaviour) unless `global`: each node keeps one token bucket of capacity 1 per task
  * name, so starts are evenly spaced (`'100/m'` = at least 600 ms between two starts on one node).
@@ -19,7 +19,7 @@ export interface ResolvedRateLimit {
   text: string;
   /** Tasks per second (> 0). */
   perSecond: number;
-  /** Shared by every node on the same SQLite file. */
+  /** Shared by every node on the same SQLite file or Redis server. */
   global: boolean;
 }
 
@@ -72,7 +72,7 @@ export function resolveRateLimit(where: string, value: RateLimit | null | undefi
 export function globalRateUnsupported(task: string, broker: string): UsageError {
   return new UsageError(
     'asynx.rateLimit.globalUnsupported',
-    `Task '${task}': a global rate limit needs a shared store, and the ${broker} broker has none in asynx yet: use the SQLite broker, drop global (the limit is then per worker, as in Celery), or route the task to a queue consumed by one worker`,
+    `Task '${task}': a global rate limit needs a shared store, and the ${broker} broker has none in asynx yet: use the SQLite or Redis broker, drop global (the limit is then per worker, as in Celery), or route the task to a queue consumed by one worker`,
     { task, broker },
   );
 }

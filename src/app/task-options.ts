@@ -38,7 +38,7 @@ export interface TaskOptions {
   priority?: number;
   /**
    * Most starts per second, minute or hour (`'10/s'`, `'100/m'`, `'2/h'`, a bare number = per second), per
-   * worker node as in Celery, or shared by every node on the SQLite broker with `{ rate, global: true }`.
+   * worker node as in Celery, or shared by every node on the SQLite or Redis broker with `{ rate, global: true }`.
    * A task waiting on its limit holds no pool slot. Changed at run time by the `rate_limit` control command.
    * @defaultValue none
    * @see {@link RateLimit}

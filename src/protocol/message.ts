@@ -101,3 +101,6 @@ export interface ResultBody {
 }
 
 export const JSON_CONTENT_TYPE = 'application/json';
+
+/** Header carrying the dedupe key of a message sent with `dedupe` / `dedupeKey` (the worker releases the key when the task ends). */
+export const DEDUPE_HEADER = 'asynx_dedupe';

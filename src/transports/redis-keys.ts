@@ -1,4 +1,4 @@
-// kombu's Redis key layout: queue lists per priority step, binding sets, the ack-emulation keys; plus asynx's delayed store.
+// kombu's Redis key layout: queue lists per priority step, binding sets, the ack-emulation keys; plus asynx's delayed store, rate buckets and dedupe keys.
 
 /** Separator kombu puts between a queue and its priority step, and between the fields of a binding. */
 export const SEP = '\x06\x16';
@@ -16,6 +16,10 @@ export const UNACKED_MUTEX = 'unacked_mutex';
  * 5 minutes; two sweeps at once are harmless anyway (each restore is one atomic compare-and-move).
  */
 export const UNACKED_MUTEX_EXPIRE_MS = 300_000;
+/** String: a global rate limit's next start (epoch ms, server time), per bucket key (asynx's, not kombu's). */
+export const RATE_KEY_PREFIX = '_asynx.rate.';
+/** Hash: who holds a dedupe key (task, owner, lease) and where its last message went (asynx's, not kombu's). */
+export const DEDUPE_KEY_PREFIX = '_asynx.dedupe.';
 /** Set: the list keys whose delayed zset may hold messages (asynx's, not kombu's). */
 export const DELAYED_INDEX = '_asynx.delayed';
 const DELAYED_PREFIX = '_asynx.delayed.';

@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { AsynxError, BrokerUnavailableError } from '../errors.js';
 import { parseCeleryTime } from '../protocol/codec.js';
-import type { WireMessage } from '../protocol/message.js';
+import { DEDUPE_HEADER, type WireMessage } from '../protocol/message.js';
 import { Releasers } from '../util/close-once.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
@@ -14,8 +14,10 @@ import { openRedis, parseRedisTarget, type RedisTarget } from './redis-connectio
 import { RedisConsumer } from './redis-consumer.js';
 import { addDelayed, countDelayed, DelayedMover, purgeDelayed } from './redis-delayed.js';
 import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, parseEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
+import { DedupeHolds, publishTracked, publishUnique, type Push } from './redis-dedupe.js';
 import { DELAYED_INDEX, delayedKey, listKey, listKeys } from './redis-keys.js';
 import { ackUnacked, appendUnacked, deadLetterUnacked, parkUnacked, popAndRecord, renewUnacked, restoreByTag, sweepUnacked } from './redis-qos.js';
+import { takeToken } from './redis-rate.js';
 import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
 
 /** kombu's default visibility timeout: an unacked message is restored this long after it was handed out, ms. */
@@ -71,6 +73,11 @@ interface Held {
  * published a delayed message; one that a Python client LPUSHed with a future `eta` is moved there when popped,
  * so it never waits unacked past the visibility timeout (kombu#337's duplicates). Rejected (not requeued)
  * messages go to the `asynx.dead` list with headers `x-asynx-reason`, `x-asynx-queue`, `x-asynx-rejected-at`.
+ *
+ * Global rate limits and dedupe keys are shared by every asynx process on the server (same db): buckets in
+ * `_asynx.rate.<key>`, dedupe keys in `_asynx.dedupe.<key>`, each updated by one Lua script on the server's
+ * clock. A worker holds the key of a task it took under a lease of the visibility timeout, renewed while it
+ * lives, so a killed worker's key frees when the lease ends (unless a message of the task still waits).
  */
 export class RedisTransport implements Transport {
   readonly kind = 'redis';
@@ -82,6 +89,8 @@ export class RedisTransport implements Transport {
   private readonly instance = randomBytes(4).toString('hex');
   private seq = 0;
   private readonly held = new Map<string, Held>();
+  /** Dedupe keys this process holds, their leases renewed with the held deliveries. */
+  private readonly dedupe: DedupeHolds;
   private readonly consumers = new Set<ConsumerState>();
   private readonly declared = new Set<string>();
   private readonly mover: DelayedMover;
@@ -105,6 +114,7 @@ export class RedisTransport implements Transport {
       this.everReady = true;
     });
     this.mover = new DelayedMover(this.cmd, pollMs);
+    this.dedupe = new DedupeHolds(this.cmd, this.instance, this.visibilityMs);
     this.releasers.add('close the Redis connection', async () => {
       if (this.cmd.status === 'wait' || this.cmd.status === 'end') {
         this.cmd.disconnect();
@@ -185,17 +195,60 @@ export class RedisTransport implements Transport {
     const ms = opts.timeoutMs ?? this.opts.publishTimeoutMs;
     const what = `publish task ${message.headers.id ?? ''} to queue '${queue}'`;
     await this.ready(this.cmd, ms, what);
+    const push = this.pushOf(queue, message);
+    const key = message.headers[DEDUPE_HEADER];
+    if (typeof key === 'string' && key !== '') await this.bounded(publishTracked(this.cmd, key, message.headers.id, push), ms, what);
+    else if (push.dueMs !== null) await this.bounded(addDelayed(this.cmd, push.list, push.raw, push.dueMs), ms, what);
+    else await this.bounded(this.cmd.lpush(push.list, push.raw), ms, what);
+    this.delayed(push);
+  }
+
+  /** The envelope of a publish, the list it goes to, and its due time when its eta is ahead. */
+  private pushOf(queue: string, message: WireMessage): Push {
     const e = toEnvelope(queue, message);
-    const raw = JSON.stringify(e);
-    const list = listKey(queue, e.properties.priority);
     const eta = etaOf(message.headers, parseCeleryTime);
-    if (eta !== null && eta > Date.now()) {
-      await this.bounded(addDelayed(this.cmd, list, raw, eta), ms, what);
-      this.mover.start();
-      this.mover.poke(eta);
-      return;
-    }
-    await this.bounded(this.cmd.lpush(list, raw), ms, what);
+    return { list: listKey(queue, e.properties.priority), raw: JSON.stringify(e), tag: String(e.properties.delivery_tag), queue, dueMs: eta !== null && eta > Date.now() ? eta : null };
+  }
+
+  /** After a delayed push: the mover runs, and early enough for it. */
+  private delayed(push: Push): void {
+    if (push.dueMs === null) return;
+    this.mover.start();
+    this.mover.poke(push.dueMs);
+  }
+
+  /**
+   * Publishes unless a task holding the dedupe `key` still waits (ready or delayed, any priority) or runs
+   * under a live lease: the check, the claim and the push are one script. Null when sent, else the holder's id.
+   */
+  async publishUnique(queue: string, message: WireMessage, key: string, opts: PublishOptions = {}): Promise<string | null> {
+    if (this.closing) throw this.closedError(`publish to '${queue}'`);
+    const ms = opts.timeoutMs ?? this.opts.publishTimeoutMs;
+    const what = `publish task ${message.headers.id ?? ''} to queue '${queue}'`;
+    await this.ready(this.cmd, ms, what);
+    const push = this.pushOf(queue, message);
+    const holder = await this.bounded(publishUnique(this.cmd, key, message.headers.id, push), ms, what);
+    if (holder === null) this.delayed(push);
+    return holder;
+  }
+
+  /** A worker here took the task holding `key`: it counts as running while this process renews the lease. */
+  async holdDedupe(key: string, taskId: string): Promise<void> {
+    if (this.closing) throw this.closedError('hold a dedupe key');
+    await this.bounded(this.dedupe.hold(key, taskId), this.opts.publishTimeoutMs, `hold dedupe key '${key}'`);
+  }
+
+  /** The task holding `key` ended here: the key is free unless a message of it still waits (a retry). */
+  async releaseDedupe(key: string, taskId: string): Promise<void> {
+    if (this.closing) throw this.closedError('release a dedupe key');
+    await this.bounded(this.dedupe.release(key, taskId), this.opts.publishTimeoutMs, `release dedupe key '${key}'`);
+  }
+
+  /** A global rate limit's bucket, shared by every process on this Redis server and db (the server's clock). */
+  async takeRateToken(key: string, intervalMs: number): Promise<number> {
+    if (this.closing) throw this.closedError('take a rate-limit token');
+    await this.connect();
+    return this.bounded(takeToken(this.cmd, key, intervalMs), this.opts.publishTimeoutMs, `take a token of rate limit '${key}'`);
   }
 
   // ---- consuming --------------------------------------------------------------------------
@@ -243,6 +296,7 @@ export class RedisTransport implements Transport {
     const renew = setInterval(() => {
       const tags = [...this.held.values()].filter((h) => h.recorded).map((h) => h.redisTag);
       void renewUnacked(this.cmd, tags).catch(() => undefined);
+      void this.dedupe.renew().catch(() => undefined);
     }, renewMs);
     sweep.unref();
     renew.unref();
@@ -324,6 +378,7 @@ export class RedisTransport implements Transport {
     if (!h) return;
     try {
       if (h.recorded) await this.bounded(ackUnacked(this.cmd, h.redisTag), this.opts.publishTimeoutMs, `ack message ${h.redisTag}`);
+      this.dedupe.settle(h.envelope);
     } finally {
       this.release(h);
     }
@@ -346,6 +401,7 @@ export class RedisTransport implements Transport {
         headers: { ...base.headers, 'x-asynx-reason': opts.reason ?? 'rejected', 'x-asynx-queue': h.queue, 'x-asynx-rejected-at': new Date().toISOString() },
       };
       await this.bounded(deadLetterUnacked(this.cmd, h.redisTag, this.deadList, dead), this.opts.publishTimeoutMs, `dead-letter message ${h.redisTag}`);
+      this.dedupe.settle(h.envelope);
     } finally {
       this.release(h);
     }

@@ -72,17 +72,17 @@ export interface Transport {
   /** Closes connections; held deliveries go back to their queues. Idempotent. */
   close(): Promise<void>;
   /**
-   * Optional (SQLite): one shared token bucket of capacity 1 per `key`, updated atomically. Takes the token
+   * Optional (SQLite, Redis): one shared token bucket of capacity 1 per `key`, updated atomically. Takes the token
    * and resolves to 0 when one start may happen now, else to the ms until the next token (nothing taken).
    */
   takeRateToken?(key: string, intervalMs: number): Promise<number>;
   /**
-   * Optional (SQLite): publishes unless a task holding `key` is still waiting or running, atomically.
+   * Optional (SQLite, Redis): publishes unless a task holding `key` is still waiting or running, atomically.
    * Resolves to null when sent, else to the id of the task that holds the key (nothing sent).
    */
   publishUnique?(queue: string, message: WireMessage, key: string, opts?: PublishOptions): Promise<string | null>;
-  /** Optional (SQLite): a worker took the task holding `key`: it counts as running while this process renews it. */
+  /** Optional (SQLite, Redis): a worker took the task holding `key`: it counts as running while this process renews it. */
   holdDedupe?(key: string, taskId: string): Promise<void>;
-  /** Optional (SQLite): the task holding `key` ended here: the key is free unless a message of it still waits (a retry). */
+  /** Optional (SQLite, Redis): the task holding `key` ended here: the key is free unless a message of it still waits (a retry). */
   releaseDedupe?(key: string, taskId: string): Promise<void>;
 }

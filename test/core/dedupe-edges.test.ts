@@ -8,6 +8,7 @@ import { after, it } from 'node:test';
 import { Asynx } from '../../src/index.js';
 import { CANVAS_APP as APP } from '../helpers/canvas.js';
 import { RATE_APP } from '../helpers/rate-record.js';
+import { assertRetryKeepsKey } from '../helpers/shared-limits.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
 
@@ -49,18 +50,7 @@ it('a retried deduped task holds its key while it waits for and runs its next at
   workers.push(w);
   const client = new Asynx({ brokerUrl, configFile: false });
   try {
-    const first = await client.sendTask('r.retry_once', [3000], {}, { dedupeKey: 'retry' });
-    await waitFor('the retried attempt started', () => lines(record).some((l) => l.startsWith('attempt1 ')), 20_000, 20);
-    const during = await client.sendTask('r.retry_once', [0], {}, { dedupeKey: 'retry' });
-    assert.equal(during.id, first.id, 'the retried attempt still holds the key');
-    assert.equal(await first.get({ timeout: 20 }), 3000);
-    const after = await client.sendTask('r.retry_once', [0], {}, { dedupeKey: 'retry' });
-    assert.notEqual(after.id, first.id, 'freed once it ended');
-    await after.get({ timeout: 20 });
-
-    const failed = await client.sendTask('r.fail', [], {}, { dedupeKey: 'failed' });
-    await assert.rejects(failed.get({ timeout: 20 }), /no/);
-    assert.notEqual((await client.sendTask('r.plain', [0], {}, { dedupeKey: 'failed' })).id, failed.id, 'a FAILURE frees the key');
+    await assertRetryKeepsKey(client, record);
   } finally {
     await client.close();
   }

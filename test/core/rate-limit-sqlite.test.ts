@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { openControlClient, type ControlClient } from '../../src/control/client.js';
 import { Asynx, isAsynxError } from '../../src/index.js';
 import { assertNoStarvation, linesOf, RATE_APP, readRecord, sendMany } from '../helpers/rate-record.js';
+import { assertDedupeLifecycle, assertDedupeRace, assertGlobalRate } from '../helpers/shared-limits.js';
 import { tempDir, waitFor } from '../helpers/tmp.js';
 import { startWorker, type RunningWorker } from '../helpers/worker.js';
 
@@ -39,12 +40,7 @@ test('dedupe: four clients (four connections to one file) racing on one key send
   const brokerUrl = `sqlite://${join(tmp.dir, 'broker.db')}`;
   const apps = [0, 1, 2, 3].map(() => new Asynx({ brokerUrl, configFile: false }));
   try {
-    await Promise.all(apps.map((a) => a.connect()));
-    for (let round = 0; round < 5; round++) {
-      const ids = await Promise.all(apps.map((a) => a.sendTask('r.plain', [], {}, { dedupeKey: `race-${round}`, queue: 'race' }).then((r) => r.id)));
-      assert.equal(new Set(ids).size, 1, `every caller got the one task's id: ${ids.join(', ')}`);
-    }
-    assert.equal(await (await apps[0]!.transport()).count('race'), 5, 'one message per key');
+    await assertDedupeRace(apps, 'race');
   } finally {
     await Promise.all(apps.map((a) => a.close()));
     tmp.cleanup();
@@ -110,29 +106,7 @@ describe('rate limits on one SQLite worker', () => {
     assert.ok(starts[4]! - starts[0]! >= 1_700, `5 starts at 2/s span ≥ 2 s (got ${starts[4]! - starts[0]!} ms)`);
   });
 
-  test('dedupe: a second send while the task waits or runs sends nothing; after it ended a new one is sent', async () => {
-    const id = randomUUID();
-    const first = await client.sendTask('r.plain', [800], {}, { taskId: id, dedupe: true, countdown: 1 });
-    // Waiting (its countdown): nothing is sent, the existing task's result comes back.
-    const again = await client.sendTask('r.plain', [800], {}, { taskId: id, dedupe: true });
-    assert.equal(again.id, id);
-    assert.equal(await (await client.transport()).count('celery'), 1, 'one message waits, the duplicate was not sent');
-    await waitFor('the deduped task started', () => linesOf(readRecord(record), 'r.plain', 'start').some((l) => l.id === id), 10_000, 20);
-    // Running (acked early: the message is gone from the queue, the key is held by the worker).
-    assert.equal((await client.sendTask('r.plain', [800], {}, { taskId: id, dedupe: true })).id, id);
-    assert.equal(await first.get({ timeout: 15 }), 800);
-    const runs = () => linesOf(readRecord(record), 'r.plain', 'start').filter((l) => l.id === id).length;
-    assert.equal(runs(), 1, 'the duplicates were never sent');
-    // The first run's result is stored under the same id: wait for the second run itself.
-    assert.equal((await client.sendTask('r.plain', [0], {}, { taskId: id, dedupe: true })).id, id);
-    await waitFor('after it ended, the same id is sent again', () => runs() === 2, 10_000, 20);
-
-    // A dedupeKey of one's own: the second call returns the first call's task id.
-    const a = await client.sendTask('r.plain', [500], {}, { dedupeKey: 'report:42', countdown: 0.5 });
-    const b = await client.sendTask('r.plain', [500], {}, { dedupeKey: 'report:42' });
-    assert.equal(b.id, a.id);
-    await a.get({ timeout: 15 });
-  });
+  test('dedupe: a second send while the task waits or runs sends nothing; after it ended a new one is sent', () => assertDedupeLifecycle(client, record));
 });
 
 describe('a global rate limit shared by two nodes on one SQLite file', () => {
@@ -152,15 +126,5 @@ describe('a global rate limit shared by two nodes on one SQLite file', () => {
     tmp.cleanup();
   });
 
-  test('5/s over 30 tasks across 2 nodes holds the combined rate', async () => {
-    const ids = await sendMany(client, 'r.shared', 30);
-    await waitFor('30 shared-limit tasks ended', () => linesOf(readRecord(record), 'r.shared', 'end', ids).length === 30, 30_000, 100);
-    const starts = linesOf(readRecord(record), 'r.shared', 'start', ids);
-    const nodes = new Set(starts.map((l) => l.workerPid));
-    assert.deepEqual([...nodes].sort(), workers.map((w) => w.pid).sort(), 'both nodes ran some');
-    const times = starts.map((l) => l.at).sort((a, b) => a - b);
-    assert.ok(times[29]! - times[0]! >= 5_500, `30 starts at 5/s combined span ≥ 5.8 s (got ${times[29]! - times[0]!} ms)`);
-    // Spaced, not bursts: any 6 consecutive starts span about 1 s (5 intervals of 200 ms), whichever node ran them.
-    for (let i = 0; i + 5 < times.length; i++) assert.ok(times[i + 5]! - times[i]! >= 800, `starts ${i}..${i + 5} span ${times[i + 5]! - times[i]!} ms`);
-  });
+  test('5/s over 30 tasks across 2 nodes holds the combined rate', () => assertGlobalRate(client, record, workers.map((w) => w.pid)));
 });
