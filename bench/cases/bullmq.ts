@@ -1,6 +1,8 @@
 // Case 9, BullMQ peer: a private redis-server, a BullMQ Worker (concurrency 100, its own process) and two
 // publishing loops, an awaited Queue.add loop (256 in flight, as asynx's) and an addBulk loop, for no-op and
-// 10 ms tasks and enqueue → start latency; next to asynx AMQP async -c 100 in the same run.
+// 10 ms tasks and enqueue → start latency; next to asynx AMQP async -c 100 in the same run, and asynx on the
+// same Redis server (db 1, once the BullMQ worker stopped): prefork -c 2 and async -c 100, measured as the
+// AMQP rows are (cases 1, 4 and 5).
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -10,6 +12,7 @@ import { BENCH_DIR, type BenchContext } from '../context.js';
 import { failedRow, meets, median, percentile, ratio, type BenchRow } from '../report.js';
 import { client, mark, publishAll, startAsynx, until } from '../workers.js';
 import { spawnProcess } from '../../test/helpers/process.js';
+import { stamps } from './latency.js';
 import { endToEnd } from './limit.js';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -83,15 +86,15 @@ async function peerLatency(ctx: BenchContext, peer: Peer, n: number): Promise<nu
   return read();
 }
 
-/** asynx AMQP async -c 100 on 10 ms tasks, the same loop as case 4. */
-async function asynxSleep(ctx: BenchContext, url: string, n: number): Promise<number> {
+/** asynx async -c 100 on 10 ms tasks (`broker` names it: AMQP, Redis), the same loop as case 4. */
+async function asynxSleep(ctx: BenchContext, url: string, broker: string, n: number): Promise<number> {
   const queue = 'bench.bsleep';
   const w = await startAsynx(ctx, url, 100, queue, 'none', {}, 'async');
   const app = client(ctx, url);
   await mark(ctx, app, queue);
   const rates: number[] = [];
   for (let run = 1; run <= ctx.runs; run++) {
-    ctx.progress.step(`9 BullMQ: asynx AMQP async -c 100, 10 ms tasks, run ${run}/${ctx.runs}`);
+    ctx.progress.step(`9 BullMQ: asynx ${broker} async -c 100, 10 ms tasks, run ${run}/${ctx.runs}`);
     const t0 = performance.now();
     await publishAll(n, () => app.sendTask('bench.sleep', [10], {}, { queue, ignoreResult: true }), (d) => ctx.progress.tick(d, n));
     await mark(ctx, app, queue);
@@ -99,6 +102,72 @@ async function asynxSleep(ctx: BenchContext, url: string, n: number): Promise<nu
   }
   await w.stop();
   return median(rates);
+}
+
+/** What the BullMQ rows measured, for the asynx-on-Redis rows' ratios. */
+interface PeerFigures {
+  add: number;
+  bulk: number;
+  addSleep: number;
+  lat: number[];
+}
+
+/**
+ * asynx on the BullMQ rows' Redis server (db 1, the BullMQ worker stopped): prefork -c 2 and async -c 100 on
+ * no-op tasks (case 1's end-to-end loop), async -c 100 on 10 ms tasks (case 4's), enqueue → start of both
+ * (case 5's), each against BullMQ's figure of this run.
+ */
+async function asynxRedis(ctx: BenchContext, redisUrl: string, redisPid: number, peer: PeerFigures, n: number): Promise<BenchRow[]> {
+  const C = '9 BullMQ';
+  const url = `${redisUrl}/1`;
+  const rows: BenchRow[] = [];
+  const vsAdd = { label: 'BullMQ awaited add', value: peer.add };
+  const noop: Partial<Record<'prefork' | 'async', number | null>> = {};
+  for (const [pool, c] of [['prefork', 2], ['async', 100]] as const) {
+    const metric = `asynx Redis ${pool} -c ${c}, no-op`;
+    try {
+      ctx.progress.step(`9 BullMQ: starting asynx Redis ${pool} -c ${c}`);
+      const queue = `bench.r${pool}`;
+      const w = await startAsynx(ctx, url, c, queue, 'none', {}, pool);
+      const rate = (await endToEnd(ctx, w, url, queue, n, `9 BullMQ: asynx Redis ${pool} -c ${c}`, redisPid)).rate;
+      await w.stop();
+      noop[pool] = rate;
+      rows.push({ case: C, metric, value: rate, unit: 'tasks/s', baseline: vsAdd, ratio: ratio(rate, peer.add) });
+    } catch (err) {
+      rows.push(failedRow(C, metric, err));
+    }
+  }
+  const a = noop.async ?? null;
+  rows.push(
+    { case: C, metric: 'asynx Redis async -c 100 ÷ BullMQ concurrency 100 (awaited add), no-op', value: ratio(a, peer.add), unit: '×', target: '≥ 1.50', met: meets(ratio(a, peer.add), 1.5), note: 'same Redis server' },
+    { case: C, metric: 'asynx Redis async -c 100 ÷ BullMQ addBulk, no-op', value: ratio(a, peer.bulk), unit: '×', note: 'asynx publishes one task a call' },
+  );
+  try {
+    const rate = await asynxSleep(ctx, url, 'Redis', n);
+    rows.push({ case: C, metric: 'asynx Redis async -c 100, 10 ms tasks', value: rate, unit: 'tasks/s', baseline: { label: 'BullMQ awaited add', value: peer.addSleep }, ratio: ratio(rate, peer.addSleep), note: `${ratio(rate, 10_000)?.toFixed(2) ?? '?'} of the ideal 10,000/s` });
+  } catch (err) {
+    rows.push(failedRow(C, 'asynx Redis async -c 100, 10 ms tasks', err));
+  }
+  const b50 = percentile(peer.lat, 50);
+  const b99 = percentile(peer.lat, 99);
+  for (const [pool, c] of [['prefork', 2], ['async', 100]] as const) {
+    const label = `asynx Redis ${pool} -c ${c} enqueue → start`;
+    try {
+      const queue = `bench.rlat.${pool}`;
+      const w = await startAsynx(ctx, url, c, queue, 'none', {}, pool);
+      const xs = await stamps(ctx, client(ctx, url), queue, peer.lat.length, `9 BullMQ: ${label}`);
+      await w.stop();
+      const p50 = percentile(xs, 50);
+      const p99 = percentile(xs, 99);
+      rows.push(
+        { case: C, metric: `${label} p50`, value: p50, unit: 'ms', baseline: { label: 'BullMQ', value: b50 }, ratio: ratio(p50, b50) },
+        { case: C, metric: `${label} p99`, value: p99, unit: 'ms', baseline: { label: 'BullMQ', value: b99 }, ratio: ratio(p99, b99) },
+      );
+    } catch (err) {
+      rows.push(failedRow(C, label, err));
+    }
+  }
+  return rows;
 }
 
 export async function bullmq(ctx: BenchContext): Promise<BenchRow[]> {
@@ -119,12 +188,13 @@ export async function bullmq(ctx: BenchContext): Promise<BenchRow[]> {
         asynxNoop = (await endToEnd(ctx, w, rabbit.url, 'bench.basync', n, '9 BullMQ: asynx AMQP async -c 100', rabbit.pid())).rate;
         await w.stop();
       }
-      asynxSleepRate = await asynxSleep(ctx, rabbit.url, n);
+      asynxSleepRate = await asynxSleep(ctx, rabbit.url, 'AMQP', n);
     } catch (err) {
       rows.push(failedRow(C, 'asynx AMQP async -c 100', err));
     }
   }
   const peer = await startPeer(ctx, redis.url, 'bench-bull', 100);
+  let figures: PeerFigures | null = null;
   try {
     const add = await peerRate(ctx, peer, 'add', 'noop', n, 'awaited add, no-op');
     const bulk = await peerRate(ctx, peer, 'addBulk', 'noop', n, `addBulk (${BULK} a call), no-op`);
@@ -143,8 +213,10 @@ export async function bullmq(ctx: BenchContext): Promise<BenchRow[]> {
       { case: C, metric: 'BullMQ enqueue → start p50', value: percentile(lat, 50), unit: 'ms', ...(rawP50 !== null ? { baseline: { label: 'raw amqplib', value: rawP50 }, ratio: ratio(percentile(lat, 50), rawP50) } : {}) },
       { case: C, metric: 'BullMQ enqueue → start p99', value: percentile(lat, 99), unit: 'ms' },
     );
+    figures = { add, bulk, addSleep, lat };
   } finally {
     await peer.stop();
   }
+  rows.push(...(await asynxRedis(ctx, redis.url, redis.pid, figures, n)));
   return rows;
 }

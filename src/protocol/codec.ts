@@ -93,6 +93,11 @@ function badBody(problem: string, facts: ErrorFacts = {}): ProtocolError {
   return new ProtocolError('asynx.protocol.badBody', problem, facts);
 }
 
+/** The transport could not read the broker's item as a message at all (`detail` says why, Delivery.malformed). */
+export function badEnvelope(detail: string, facts: ErrorFacts = {}): ProtocolError {
+  return new ProtocolError('asynx.protocol.badEnvelope', `Cannot read the message: ${detail}; publish tasks with a Celery (kombu) or asynx client`, facts);
+}
+
 function badTime(option: string, value: unknown, problem: string): ProtocolError {
   return new ProtocolError('asynx.protocol.badTime', `'${option}' ${problem}`, { option, value });
 }

@@ -43,20 +43,34 @@ export function toEnvelope(queue: string, message: WireMessage): Envelope {
   };
 }
 
-/** Parses a list item; null when it is not a JSON object with a body string and headers and properties objects. */
-export function parseEnvelope(raw: string): Envelope | null {
+/** A list item read: the envelope, or what is wrong with it and its headers when they can be read. */
+export type ReadItem = { envelope: Envelope } | { envelope: null; problem: string; headers: Record<string, unknown> | null };
+
+const isObj = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/**
+ * Reads a list item: a JSON object with a body string and a properties object (headers, when present, an
+ * object; missing headers read as none). Anything else says why it is not one.
+ */
+export function readEnvelope(raw: string): ReadItem {
   let v: unknown;
   try {
     v = JSON.parse(raw);
-  } catch {
-    return null;
+  } catch (err) {
+    return { envelope: null, problem: `not JSON: ${(err as Error).message}`, headers: null };
   }
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) return null;
-  const e = v as Record<string, unknown>;
-  const obj = (x: unknown) => typeof x === 'object' && x !== null && !Array.isArray(x);
-  if (typeof e.body !== 'string' || !obj(e.properties)) return null;
-  if (!obj(e.headers)) e.headers = {};
-  return e as unknown as Envelope;
+  if (!isObj(v)) return { envelope: null, problem: `JSON ${Array.isArray(v) ? 'array' : v === null ? 'null' : typeof v}, not an object`, headers: null };
+  const headers = v.headers === undefined ? {} : isObj(v.headers) ? v.headers : null;
+  if (headers === null) return { envelope: null, problem: `'headers' is ${typeof v.headers}, not an object`, headers: null };
+  if (typeof v.body !== 'string') return { envelope: null, problem: v.body === undefined ? "no 'body'" : `'body' is ${typeof v.body}, not a string`, headers };
+  if (!isObj(v.properties)) return { envelope: null, problem: v.properties === undefined ? "no 'properties'" : "'properties' is not an object", headers };
+  v.headers = headers;
+  return { envelope: v as unknown as Envelope };
+}
+
+/** Parses a list item; null when it is not a kombu envelope ({@link readEnvelope} says why). */
+export function parseEnvelope(raw: string): Envelope | null {
+  return readEnvelope(raw).envelope;
 }
 
 /** The message a Delivery carries: snake-case properties (content type and encoding included), headers, body text. */

@@ -13,7 +13,7 @@ import { declareBinding } from './redis-bindings.js';
 import { openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
 import { RedisConsumer } from './redis-consumer.js';
 import { addDelayed, countDelayed, DelayedMover, purgeDelayed } from './redis-delayed.js';
-import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, parseEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
+import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, readEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
 import { DedupeHolds, publishTracked, publishUnique, type Push } from './redis-dedupe.js';
 import { DELAYED_INDEX, delayedKey, listKey, listKeys } from './redis-keys.js';
 import { ackUnacked, appendUnacked, deadLetterUnacked, parkUnacked, popAndRecord, renewUnacked, restoreByTag, sweepUnacked } from './redis-qos.js';
@@ -55,6 +55,8 @@ interface Held {
   redisTag: string;
   queue: string;
   envelope: Envelope | null;
+  /** The headers of an item that is no envelope, where they could be read (they go with it to the dead list). */
+  headers: Record<string, unknown>;
   raw: string;
   /** False when the unacked entry could not be written (Redis went away after the pop). */
   recorded: boolean;
@@ -305,7 +307,8 @@ export class RedisTransport implements Transport {
 
   /** One popped item: parked in the delayed store when its eta is ahead, else recorded as unacked and handed out. */
   private async onItem(state: ConsumerState, list: string, queue: string, raw: string, recordedTag: string | null): Promise<void> {
-    const e = parseEnvelope(raw);
+    const item = readEnvelope(raw);
+    const e = item.envelope;
     if (e) {
       const eta = etaOf(e.headers, parseCeleryTime);
       if (eta !== null && eta > Date.now()) {
@@ -329,14 +332,16 @@ export class RedisTransport implements Transport {
       recorded = await this.withRetry(() => appendUnacked(this.cmd, redisTag, e ?? raw, route.exchange, route.routingKey));
     }
     const tag = `${this.instance}:${++this.seq}`;
-    this.held.set(tag, { state, redisTag, queue, envelope: e, raw, recorded });
+    const headers = item.envelope === null ? (item.headers ?? {}) : {};
+    this.held.set(tag, { state, redisTag, queue, envelope: e, headers, raw, recorded });
     state.held++;
     const delivery: Delivery = {
       tag,
       queue,
-      message: e ? fromEnvelope(e) : { properties: {}, headers: {}, body: raw },
+      message: e ? fromEnvelope(e) : { properties: {}, headers, body: raw },
       redelivered,
       deliveryCount,
+      ...(item.envelope === null ? { malformed: `list item '${list}' is not a kombu message envelope (${item.problem})` } : {}),
     };
     try {
       state.onDelivery(delivery);
@@ -395,7 +400,7 @@ export class RedisTransport implements Transport {
         if (!back && !h.recorded) await this.bounded(this.cmd.lpush(h.envelope ? listKey(h.queue, h.envelope.properties.priority) : h.queue, h.raw), this.opts.publishTimeoutMs, what);
         return;
       }
-      const base: Envelope = h.envelope ?? { body: Buffer.from(h.raw, 'utf8').toString('base64'), headers: {}, properties: { body_encoding: 'base64' } };
+      const base: Envelope = h.envelope ?? { body: Buffer.from(h.raw, 'utf8').toString('base64'), headers: h.headers, properties: { body_encoding: 'base64' } };
       const dead: Envelope = {
         ...base,
         headers: { ...base.headers, 'x-asynx-reason': opts.reason ?? 'rejected', 'x-asynx-queue': h.queue, 'x-asynx-rejected-at': new Date().toISOString() },

@@ -13,6 +13,12 @@ export interface Delivery {
   readonly redelivered: boolean;
   /** How many times it has been handed out, this time included (1 on first delivery). */
   readonly deliveryCount: number;
+  /**
+   * Set when the broker's item is not a message in the transport's format (a Redis list item that is not a
+   * kombu envelope): what is wrong with it. `message` then carries the item as its body and whatever headers
+   * could be read; the worker dead-letters it with this reason.
+   */
+  readonly malformed?: string;
 }
 
 /** Called for each delivery; must not throw (the worker catches its own errors). */

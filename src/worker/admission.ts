@@ -3,7 +3,7 @@
 import { DEDUPE_HEADER } from '../app/dedupe.js';
 import { encodeError } from '../app/execute.js';
 import { AsynxError, NotRegistered, ProtocolError, TaskRevokedError, WorkerLostError } from '../errors.js';
-import { decodeTaskMessage, type TaskRequest } from '../protocol/codec.js';
+import { badEnvelope, decodeTaskMessage, type TaskRequest } from '../protocol/codec.js';
 import type { WireMessage } from '../protocol/message.js';
 import { errorBody } from '../results/body.js';
 import type { Delivery } from '../transports/transport.js';
@@ -137,6 +137,8 @@ export class Admission {
     }
     let req: TaskRequest;
     try {
+      // The transport could not read the item as a message: the reason is its, not the codec's.
+      if (d.malformed !== undefined) throw badEnvelope(d.malformed);
       req = decodeTaskMessage(d.message);
     } catch (err) {
       const e = err instanceof AsynxError ? err : new ProtocolError('asynx.protocol.invalid', (err as Error).message);

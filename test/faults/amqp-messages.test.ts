@@ -1,46 +1,24 @@
 // The message-level faults on RabbitMQ (one private node for the file): malformed messages published raw
-// with amqplib and interleaved with good ones, a poison task that kills its pool child every time, and a
-// rolling `asynx multi restart -b amqp://…` under load. Bad messages must end in the `asynx.dead` queue
-// (with an `x-asynx-reason` header), never run, and get a FAILURE result where they carry an id.
+// with amqplib and interleaved with good ones (the driver in malformed.ts, shared with Redis), a poison task
+// that kills its pool child every time, and a rolling `asynx multi restart -b amqp://…` under load. Bad
+// messages must end in the `asynx.dead` queue (with an `x-asynx-reason` header), never run, and get a FAILURE
+// result where they carry an id.
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import amqplib, { type ConfirmChannel, type Options } from 'amqplib';
-import Database from 'better-sqlite3';
+import amqplib, { type ConfirmChannel } from 'amqplib';
 import { Asynx } from '../../src/index.js';
 import { multi, multiArgv, type MultiOptions } from '../../src/multi/index.js';
-import { buildTaskMessage } from '../../src/protocol/codec.js';
 import { declareTaskQueue, toPublishOptions } from '../../src/transports/amqp-topology.js';
 import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
 import { BIN, FAULTS_APP, Ledger, Nodes, Progress, publishLedger, recordRow, scaled, scratch, waitFor } from './harness.js';
+import { type DeadLetter, malformedRow } from './malformed.js';
 
 const skip = rabbitSkip();
 const DEAD = 'asynx.dead';
 const MAX_DELIVERIES = 3;
-
-/** A raw AMQP message: what amqplib publishes. */
-interface Raw {
-  content: Buffer;
-  options: Options.Publish;
-}
-
-interface Bad {
-  kind: string;
-  /** The dead-letter reason (`x-asynx-reason`) must match this. */
-  reason: RegExp;
-  /** Whether the worker can read an id from it (then it gets a FAILURE result). */
-  hasId: boolean;
-  message: () => Raw;
-}
-
-interface DeadLetter {
-  reason: string;
-  queue: string;
-  id: string | null;
-  size: number;
-}
 
 describe('fault matrix on RabbitMQ: messages, poison, rolling restart', { skip }, () => {
   const tmp = scratch('amqp-msg');
@@ -92,124 +70,29 @@ describe('fault matrix on RabbitMQ: messages, poison, rolling restart', { skip }
   }
 
   it('malformed messages published raw are dead-lettered with their reason; every good task completes once', async () => {
-    const n = scaled(10_000);
     const queue = 'q-bad';
-    const ledger = new Ledger(join(tmp.dir, 'bad.ledger'));
-    const resultsDb = join(tmp.dir, 'bad-results.db');
     const ch = await channel(queue);
-    /** A valid ledger task as it goes on the wire. */
-    const good = (args: unknown[] = [ledger.path, 0]): Raw & { id: string } => {
-      const { message } = buildTaskMessage('f.ledger', args, {}, { ignoreResult: true });
-      return { id: message.headers.id, content: Buffer.from(message.body, 'utf8'), options: toPublishOptions(message.properties as unknown as Record<string, unknown>, message.headers) };
-    };
-    const headersOf = (r: Raw) => r.options.headers as Record<string, unknown>;
-    const withBody = (body: string | Buffer): Raw => ({ ...good(), content: Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8') });
-    const withHeaders = (f: (h: Record<string, unknown>) => Record<string, unknown>): Raw => {
-      const g = good();
-      return { ...g, options: { ...g.options, headers: f(headersOf(g)) } };
-    };
-    const bads: Bad[] = [
-      { kind: 'body not JSON', reason: /badJson/, hasId: true, message: () => withBody('[[1, 2], {}, {') },
-      { kind: 'body not [args, kwargs, embed]', reason: /badBody/, hasId: true, message: () => withBody('{"args": []}') },
-      { kind: 'args not an array', reason: /badBody/, hasId: true, message: () => withBody('["x", {}, {}]') },
-      { kind: 'no headers', reason: /noHeaders|noTask/, hasId: false, message: () => withHeaders(() => ({})) },
-      { kind: 'id not a string', reason: /noId/, hasId: false, message: () => withHeaders((h) => ({ ...h, id: 42 })) },
-      { kind: 'retries a string', reason: /badHeader/, hasId: true, message: () => withHeaders((h) => ({ ...h, retries: '-1' })) },
-      {
-        kind: 'unknown task',
-        reason: /notRegistered|NotRegistered|not registered/i,
-        hasId: true,
-        message: () => {
-          const { message } = buildTaskMessage('f.nope', [ledger.path], {});
-          return { content: Buffer.from(message.body, 'utf8'), options: toPublishOptions(message.properties as unknown as Record<string, unknown>, message.headers) };
+    try {
+      await malformedRow(
+        {
+          broker: 'amqp',
+          url: rabbit.url,
+          queue,
+          deadName: DEAD,
+          note: 'published raw with amqplib',
+          send: (out) => {
+            if (!('wire' in out)) throw new Error('AMQP has no raw items: send a task message');
+            const { properties, headers, body } = out.wire;
+            ch.publish('', queue, Buffer.isBuffer(body) ? body : Buffer.from(body, 'utf8'), toPublishOptions(properties, headers));
+          },
+          flush: () => ch.waitForConfirms(),
+          drainDead,
         },
-      },
-      {
-        kind: 'pickle content type',
-        reason: /contentType/,
-        hasId: true,
-        message: () => {
-          const g = good();
-          return { content: Buffer.from("cos\nsystem\n(S'touch /tmp/pwned'\ntR.", 'latin1'), options: { ...g.options, contentType: 'application/x-python-serialize', contentEncoding: 'binary' } };
-        },
-      },
-    ];
-    const goodIds: string[] = [];
-    const badIds = new Set<string>();
-    const badIdsWithResult: string[] = [];
-    let bigId = '';
-    let bigBadId = '';
-    const every = Math.max(1, Math.floor(n / 10));
-    const publish = (r: Raw) => ch.publish('', queue, r.content, r.options);
-    const t0 = Date.now();
-    const node = await nodes.start({ dir: tmp.dir, brokerUrl: rabbit.url, name: 'bad', concurrency: 2, args: ['-Q', queue], env: { ASYNX_RESULT_BACKEND: `sqlite://${resultsDb}` } });
-    const progress = new Progress(ledger);
-    for (let i = 0; i < n; i++) {
-      if (i === Math.floor(n / 2)) {
-        // 10 MB body on a valid task: through the broker and the pool IPC, and it runs.
-        const big = good([ledger.path, 0, 'x'.repeat(10 * 1024 * 1024)]);
-        publish(big);
-        bigId = big.id;
-        goodIds.push(bigId);
-        // 10 MB body that is not JSON: dead-lettered whole.
-        const bigBad = withBody(Buffer.alloc(10 * 1024 * 1024, '{'));
-        bigBadId = String(headersOf(bigBad).id);
-        badIds.add(bigBadId);
-        badIdsWithResult.push(bigBadId);
-        publish(bigBad);
-        await ch.waitForConfirms();
-        continue;
-      }
-      if (i % every === every - 1) {
-        for (const b of bads) {
-          const m = b.message();
-          const id = headersOf(m).id;
-          if (typeof id === 'string') badIds.add(id);
-          if (b.hasId) badIdsWithResult.push(String(id));
-          publish(m);
-        }
-      }
-      const g = good();
-      publish(g);
-      goodIds.push(g.id);
-      if (i % 500 === 499) await ch.waitForConfirms();
+        { dir: tmp.dir, nodes },
+      );
+    } finally {
+      await ch.close().catch(() => undefined);
     }
-    await ch.waitForConfirms();
-    await ch.close();
-    await ledger.waitAll(goodIds, 120_000);
-    const rounds = Math.floor(n / every);
-    const expectedDead = rounds * bads.length + 1;
-    const dead = await drainDead(expectedDead, 60_000);
-    // Every bad message with an id has its FAILURE result.
-    const results = new Database(resultsDb, { readonly: true, timeout: 10_000 });
-    const failed = () => new Set((results.prepare("SELECT task_id FROM results WHERE status = 'FAILURE'").all() as Array<{ task_id: string }>).map((r) => r.task_id));
-    await waitFor(`${badIdsWithResult.length} FAILURE results`, () => badIdsWithResult.every((id) => failed().has(id)), 30_000, 200).catch(() => undefined);
-    const failures = failed();
-    const goodResults = (results.prepare('SELECT count(*) AS n FROM results').get() as { n: number }).n - failures.size;
-    results.close();
-    progress.stop();
-    const { lost, duplicated } = ledger.tally(goodIds);
-    const ran = [...ledger.counts().keys()].filter((id) => badIds.has(id));
-    recordRow({ fault: `malformed ×${expectedDead} (8 kinds) + 10 MB bodies`, broker: 'amqp', mode: 'acks-early (≤1)', tasks: n, lost, duplicated, dropped: 0, recoverMs: null, totalMs: Date.now() - t0, note: `${dead.length} in ${DEAD} with reasons, ${badIdsWithResult.filter((id) => failures.has(id)).length} FAILURE results, 0 crashes` });
-    const code = await node.stop();
-    const log = node.log();
-    assert.equal(code, 0, 'the worker survived and stopped cleanly');
-    assert.equal(lost, 0);
-    assert.equal(duplicated, 0);
-    assert.deepEqual(ran, [], 'no malformed message ran');
-    assert.ok(ledger.counts().has(bigId), 'the 10 MB valid message ran');
-    assert.equal(dead.length, expectedDead, `every bad message is in ${DEAD}, and nothing else`);
-    assert.ok(dead.every((d) => d.queue === queue), 'x-asynx-queue names the task queue');
-    for (const b of bads) {
-      const sharing = bads.filter((x) => x.reason.source === b.reason.source).length;
-      const extra = b.kind === 'body not JSON' ? 1 : 0; // the 10 MB non-JSON body
-      assert.equal(dead.filter((d) => b.reason.test(d.reason)).length, rounds * sharing + extra, `${b.kind}: dead-lettered with a reason matching ${b.reason}`);
-    }
-    const bigDead = dead.find((d) => d.id === bigBadId);
-    assert.ok(bigDead && bigDead.size === 10 * 1024 * 1024 && /badJson/.test(bigDead.reason), 'the 10 MB non-JSON body is dead-lettered whole');
-    assert.deepEqual(badIdsWithResult.filter((id) => !failures.has(id)), [], 'every bad message with an id has a FAILURE result');
-    assert.equal(goodResults, 0, 'good tasks (ignore_result) stored nothing');
-    assert.doesNotMatch(log, /Pool child .* exited unexpectedly/, 'no pool child died');
   });
 
   it(`a poison task is dead-lettered after ${MAX_DELIVERIES} deliveries (acks late) with a reason; the rest are unaffected`, async () => {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Asynx } from '../../src/index.js';
 import { rabbitSkip, startRabbit, type RabbitNode } from '../helpers/rabbitmq.js';
-import { childPids, Ledger, Nodes, Progress, publishLedger, recordRow, scaled, scratch, waitFor, type NodeSpec } from './harness.js';
+import { childKillRow } from './child-kill.js';
+import { Ledger, Nodes, Progress, publishLedger, recordRow, scaled, scratch, waitFor, type NodeSpec } from './harness.js';
 
 const skip = rabbitSkip();
 
@@ -35,30 +36,8 @@ describe('fault matrix on RabbitMQ', { skip }, () => {
   }
 
   it('kill -9 of a pool child, repeatedly (acks late): every task completes, duplicates counted', async () => {
-    const n = scaled(10_000);
-    const { client, ledger, spec } = setup('child', { ASYNX_ACKS_LATE: '1' });
-    const t0 = Date.now();
-    const ids = await publishLedger(client, n, ledger, 1);
-    const node = await nodes.start(spec);
-    const progress = new Progress(ledger);
-    await waitFor('10% done', () => ledger.size() > n * 37 * 0.1, 60_000);
-    const kills: number[] = [];
-    for (let i = 0; i < 20 && ledger.tally(ids).lost > 0; i++) {
-      const kids = childPids(node.pid);
-      if (kids.length) {
-        process.kill(kids[Math.floor(Math.random() * kids.length)]!, 'SIGKILL');
-        kills.push(Date.now());
-      }
-      await sleep(250);
-    }
-    await ledger.waitAll(ids, 180_000);
-    progress.stop();
-    const { lost, duplicated } = ledger.tally(ids);
-    recordRow({ fault: `kill -9 pool child ×${kills.length}`, broker: 'amqp', mode: 'acks-late (≥1)', tasks: n, lost, duplicated, dropped: 0, recoverMs: progress.worst(kills), totalMs: Date.now() - t0 });
-    await node.stop();
-    assert.ok(kills.length >= 5, `the fault was injected (${kills.length} kills)`);
-    assert.equal(lost, 0);
-    assert.ok(duplicated <= kills.length, `at most one duplicate per kill (${duplicated})`);
+    const { client, ledger, spec } = setup('child');
+    await childKillRow({ broker: 'amqp', mode: 'acks-late', client, ledger, spec, nodes, n: scaled(10_000) });
   });
 
   it('kill -9 of a whole node, then start it again (acks late): every task completes', async () => {
