@@ -84,6 +84,10 @@ export abstract class RenewedLease implements Leadership {
   async start(onChange: () => void): Promise<void> {
     this.onChange = onChange;
     await this.open();
+    if (this.closing) {
+      await this.shut().catch(() => undefined); // closed while opening
+      return;
+    }
     this.opened = true;
     await this.renew();
     const tick = (): void => {
