@@ -246,8 +246,3 @@ export function toAsynxError(err: unknown, code: string, message: string, opts: 
   if (err instanceof AsynxError) return err;
   return new AsynxError(code, `${message}: ${errorMessage(err)}`, { ...opts, cause: err });
 }
-
-/** A feature that does not run on a Redis broker yet (UsageError `asynx.redis.notYet`). */
-export function redisNotYet(feature: string): UsageError {
-  return new UsageError('asynx.redis.notYet', `${feature} is not available on a Redis broker yet: use a sqlite:// or amqp:// broker for it, or wait for the Redis pub/sub part`, { option: 'brokerUrl' });
-}

@@ -3,6 +3,7 @@
 // SQLite broker: a lease row in the broker file (`beat_lease`), taken and renewed by one conditional
 // upsert ("mine, or expired"); the leader renews it every `renewMs` and leads only while its lease is
 // unexpired by its own clock, so a leader killed -9 is replaced once its lease runs out (`ttlMs`).
+// Redis broker: the same renewed lease as a key (`redis-lease.ts`).
 // RabbitMQ: a queue with `x-single-active-consumer` that every scheduler consumes from, holding one
 // token message. The broker delivers the token only to the single active consumer, which keeps it
 // unacknowledged; when that consumer's connection dies the broker promotes the next consumer and
@@ -32,7 +33,7 @@ export function schedulerName(): string {
   return `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
 }
 
-/** Options of {@link SqliteLease}. */
+/** Options of a renewed lease ({@link SqliteLease}, and the Redis lease). */
 export interface SqliteLeaseOptions {
   /** A lease not renewed for this long is free for another scheduler, ms. @defaultValue 3000 */
   ttlMs?: number;
@@ -42,32 +43,39 @@ export interface SqliteLeaseOptions {
   now?: () => number;
 }
 
-const LEASE_SCHEMA = `
-CREATE TABLE IF NOT EXISTS beat_lease (
-  name TEXT PRIMARY KEY,
-  holder TEXT NOT NULL,
-  expires_at INTEGER NOT NULL
-);`;
-
-/** The lease that makes one scheduler the leader on a SQLite broker file. */
-export class SqliteLease implements Leadership {
+/**
+ * A lease taken and renewed every `renewMs` ("mine, or expired"), leading only while it is unexpired by
+ * this scheduler's own clock: the validity is counted from before each take, so it ends no later than the
+ * store's. Subclasses say how to take and release it in their store.
+ */
+export abstract class RenewedLease implements Leadership {
   readonly holder = schedulerName();
-  private db: Db | null = null;
   private timer: NodeJS.Timeout | null = null;
-  /** This scheduler leads until then (by its clock), epoch ms; 0 when it does not lead. */
+  /** This scheduler leads until then (by its clock); 0 when it does not lead. */
   private validUntil = 0;
-  private readonly ttlMs: number;
-  private readonly renewMs: number;
+  protected readonly ttlMs: number;
+  protected readonly renewMs: number;
   private readonly now: () => number;
   private onChange: () => void = () => {};
   private closing: Promise<void> | null = null;
-  private renewing = false;
+  /** The take or renewal in flight, if any (close waits for it, so it cannot re-take a released lease). */
+  private renewing: Promise<void> | null = null;
+  private opened = false;
 
-  constructor(readonly path: string, opts: SqliteLeaseOptions = {}) {
+  constructor(opts: SqliteLeaseOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 3_000;
     this.renewMs = opts.renewMs ?? 1_000;
     this.now = opts.now ?? Date.now;
   }
+
+  /** Opens the store; a failure fails {@link start}. */
+  protected abstract open(): Promise<void>;
+  /** Takes or renews the lease for `ttlMs` when it is this holder's or free; true when this holder has it now. */
+  protected abstract take(): Promise<boolean>;
+  /** Drops the lease if this holder has it (at close; a failure leaves it to expire). */
+  protected abstract release(): Promise<void>;
+  /** Releases the store's handle. */
+  protected abstract shut(): Promise<void>;
 
   isLeader(): boolean {
     return this.now() < this.validUntil;
@@ -75,7 +83,12 @@ export class SqliteLease implements Leadership {
 
   async start(onChange: () => void): Promise<void> {
     this.onChange = onChange;
-    this.db = openBeatDb(this.path, LEASE_SCHEMA);
+    await this.open();
+    if (this.closing) {
+      await this.shut().catch(() => undefined); // closed while opening
+      return;
+    }
+    this.opened = true;
     await this.renew();
     const tick = (): void => {
       this.timer = setTimeout(() => {
@@ -84,34 +97,27 @@ export class SqliteLease implements Leadership {
         });
       }, this.renewMs);
     };
-    tick();
+    if (!this.closing) tick();
   }
 
-  /** Takes or renews the lease ("mine, or expired"); a failure (file locked) just leaves it to expire. */
-  private async renew(): Promise<void> {
-    const db = this.db;
-    if (!db || this.renewing) return;
-    this.renewing = true;
+  private renew(): Promise<void> {
+    if (!this.opened || this.closing) return Promise.resolve();
+    this.renewing ??= this.renewOnce().finally(() => {
+      this.renewing = null;
+    });
+    return this.renewing;
+  }
+
+  /** One take or renewal; a failure (file locked, Redis away) just leaves the lease to expire. */
+  private async renewOnce(): Promise<void> {
     const was = this.isLeader();
     try {
       const started = this.now();
-      const taken = await retryWhileBusy(
-        () =>
-          db
-            .prepare(
-              `INSERT INTO beat_lease (name, holder, expires_at) VALUES ('beat', ?, ?)
-               ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
-               WHERE beat_lease.holder = excluded.holder OR beat_lease.expires_at <= ?`,
-            )
-            .run(this.holder, started + this.ttlMs, started).changes === 1,
-        { path: this.path, what: 'renew the beat lease', timeoutMs: Math.max(100, this.renewMs / 2) },
-      );
-      // Counted from before the write: the row may say a little later, never earlier.
+      const taken = await this.take();
+      // Counted from before the write: the store may say a little later, never earlier.
       this.validUntil = taken ? started + this.ttlMs : 0;
     } catch {
       if (!this.isLeader()) this.validUntil = 0;
-    } finally {
-      this.renewing = false;
     }
     if (was !== this.isLeader()) this.onChange();
   }
@@ -119,19 +125,67 @@ export class SqliteLease implements Leadership {
   close(): Promise<void> {
     this.closing ??= (async () => {
       if (this.timer) clearTimeout(this.timer);
+      await this.renewing;
       this.validUntil = 0;
-      const db = this.db;
-      this.db = null;
-      if (!db) return;
-      try {
-        // Hand over at once: the next scheduler need not wait for the lease to expire.
-        db.prepare("DELETE FROM beat_lease WHERE name = 'beat' AND holder = ?").run(this.holder);
-      } catch {
-        // locked: the lease expires by itself
-      }
-      closeDatabase(db, this.path);
+      if (!this.opened) return;
+      this.opened = false;
+      // Hand over at once: the next scheduler need not wait for the lease to expire.
+      await this.release().catch(() => undefined);
+      await this.shut().catch(() => undefined);
     })();
     return this.closing;
+  }
+}
+
+const LEASE_SCHEMA = `
+CREATE TABLE IF NOT EXISTS beat_lease (
+  name TEXT PRIMARY KEY,
+  holder TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);`;
+
+/** The lease that makes one scheduler the leader on a SQLite broker file: a `beat_lease` row. */
+export class SqliteLease extends RenewedLease {
+  private db: Db | null = null;
+  private readonly clock: () => number;
+
+  constructor(readonly path: string, opts: SqliteLeaseOptions = {}) {
+    super(opts);
+    this.clock = opts.now ?? Date.now;
+  }
+
+  protected async open(): Promise<void> {
+    this.db = openBeatDb(this.path, LEASE_SCHEMA);
+  }
+
+  protected take(): Promise<boolean> {
+    const db = this.db!;
+    const started = this.clock();
+    return retryWhileBusy(
+      () =>
+        db
+          .prepare(
+            `INSERT INTO beat_lease (name, holder, expires_at) VALUES ('beat', ?, ?)
+             ON CONFLICT(name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+             WHERE beat_lease.holder = excluded.holder OR beat_lease.expires_at <= ?`,
+          )
+          .run(this.holder, started + this.ttlMs, started).changes === 1,
+      { path: this.path, what: 'renew the beat lease', timeoutMs: Math.max(100, this.renewMs / 2) },
+    );
+  }
+
+  protected async release(): Promise<void> {
+    try {
+      this.db?.prepare("DELETE FROM beat_lease WHERE name = 'beat' AND holder = ?").run(this.holder);
+    } catch {
+      // locked: the lease expires by itself
+    }
+  }
+
+  protected async shut(): Promise<void> {
+    const db = this.db;
+    this.db = null;
+    if (db) closeDatabase(db, this.path);
   }
 }
 

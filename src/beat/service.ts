@@ -11,7 +11,7 @@
 
 import { EventEmitter } from 'node:events';
 import type { Asynx } from '../app/app.js';
-import { errorMessage, redisNotYet } from '../errors.js';
+import { errorMessage } from '../errors.js';
 import { parseBrokerUrl } from '../urls.js';
 import { MAX_CATCH_UP, type PeriodicEntry } from './entry.js';
 import { AmqpLeadership, SqliteLease, type Leadership } from './leader.js';
@@ -44,9 +44,9 @@ export interface BeatEventMap {
 export interface BeatOptions {
   /** Entries to run. @defaultValue the app's (`app.periodic()` and the config file's `periodic` section) */
   entries?: PeriodicEntry[];
-  /** Last-run state. @defaultValue the broker's: a table in the SQLite file, or a file (`scheduleFile`) for RabbitMQ */
+  /** Last-run state. @defaultValue the broker's: a table in the SQLite file, the hash `asynx.beat.schedule` on Redis, or a file (`scheduleFile`) for RabbitMQ */
   store?: ScheduleStore;
-  /** Leader election. @defaultValue the broker's: a lease row (SQLite), or a single-active-consumer queue (RabbitMQ) */
+  /** Leader election. @defaultValue the broker's: a lease row (SQLite), a lease key (Redis), or a single-active-consumer queue (RabbitMQ) */
   leadership?: Leadership;
   /** RabbitMQ: the state file. @defaultValue `.asynx/beat-schedule.json` under the app's cwd */
   scheduleFile?: string;
@@ -94,7 +94,9 @@ export class Beat extends EventEmitter<BeatEventMap> {
       this.store = this.opts.store ?? new SqliteScheduleStore(broker.path);
       this.leadership = this.opts.leadership ?? new SqliteLease(broker.path);
     } else if (broker.kind === 'redis') {
-      throw redisNotYet('Beat');
+      const [{ RedisScheduleStore }, { RedisLease }] = await Promise.all([import('./redis-store.js'), import('./redis-lease.js')]);
+      this.store = this.opts.store ?? new RedisScheduleStore(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
+      this.leadership = this.opts.leadership ?? new RedisLease(broker.url, { connectTimeoutMs: config.connectTimeoutMs });
     } else {
       const { AmqpScheduleStore } = await import('./amqp-store.js');
       this.store = this.opts.store ?? new AmqpScheduleStore(broker.url, this.opts.scheduleFile ?? `${this.app.cwd}/.asynx/beat-schedule.json`, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });

@@ -35,10 +35,11 @@ const HELP = `
 Sends each periodic entry of the app (app.periodic(), and the config file's \`periodic\` section) when it
 is due. Run as many schedulers as you like (asynx beat, or asynx worker -B): they elect one leader, and
 each due time is sent once; when the leader dies another takes over (SQLite: a lease in the broker
-file, free 3 s after the leader's last renewal; RabbitMQ: a single-active-consumer queue, at once). Last-run state is written before each
-send: SQLite keeps it in the broker file; RabbitMQ in --schedule-file (default: beat-schedule.json
-beside --pidfile, else ./.asynx/beat-schedule.json), mirrored to the queue asynx.beat.state for the
-schedulers of other hosts. Stops on INT or TERM.
+file, free 3 s after the leader's last renewal; Redis: the lease key asynx.beat.leader, the same 3 s;
+RabbitMQ: a single-active-consumer queue, at once). Last-run state is written before each send: SQLite
+keeps it in the broker file; Redis in the hash asynx.beat.schedule; RabbitMQ in --schedule-file
+(default: beat-schedule.json beside --pidfile, else ./.asynx/beat-schedule.json), mirrored to the queue
+asynx.beat.state for the schedulers of other hosts. Stops on INT or TERM.
 
 Examples:
   $ asynx beat -A ./tasks.mjs
@@ -53,7 +54,7 @@ export function registerBeatCommand(program: Command, run: (fn: () => Promise<nu
     .description('Run the periodic-task scheduler (one leader per cluster; any number may run)')
     .requiredOption('-A, --app <module>', 'module (path or package) whose default or `app` export is the Asynx app')
     .option('--list', 'print the entries with their next run (in each entry\'s timezone) and exit')
-    .option('--schedule-file <path>', 'RabbitMQ: the last-run state file (SQLite keeps it in the broker file)')
+    .option('--schedule-file <path>', 'RabbitMQ: the last-run state file (SQLite and Redis keep it in the broker)')
     .option('--pidfile <path>', 'pidfile to write (removed on exit)')
     .option('-l, --loglevel <level>', 'debug | info | warning | error | critical', 'info')
     .option('-f, --logfile <path>', 'log file (default: stderr)')

@@ -63,8 +63,9 @@ const HELP = `
 Dead letters are messages a worker could not run: an unknown task name, a message that is not valid
 Celery protocol v2, or a poison task whose worker died on every delivery (ASYNX_MAX_DELIVERIES).
 On SQLite they are rows of the dead_letters table (ids are row ids); on RabbitMQ, messages of the
-queue asynx.dead (ids are task ids). On RabbitMQ, reading the queue takes the messages and gives
-them back in order (basic.get, then nack with requeue): list and show leave them in place.
+queue asynx.dead, on Redis items of the list asynx.dead (ids are task ids). On RabbitMQ, reading the
+queue takes the messages and gives them back in order (basic.get, then nack with requeue): list and
+show leave them in place.
 
 Examples:
   $ asynx dead list

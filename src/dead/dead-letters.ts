@@ -7,14 +7,15 @@ import { reprOf } from '../protocol/codec.js';
 export interface DeadLetter {
   /**
    * Stable id to pass to `show` / `requeue`. SQLite: the `dead_letters` row id (`"12"`). AMQP: the
-   * message's task id (`headers.id`), else its `message_id`, else `sha-` and a hash of its body.
+   * message's task id (`headers.id`), else its `message_id`, else `sha-` and a hash of its body. Redis:
+   * the task id, else `sha-` and a hash of the list item.
    */
   id: string;
   /** The queue it was taken from (where `requeue` sends it back), or null when not recorded. */
   queue: string | null;
   /** Why the worker gave up on it (`asynx.task.notRegistered: ...`, `delivered 4 times ...`). */
   reason: string;
-  /** How many times it was handed to a worker, or null where the broker does not count (AMQP). */
+  /** How many times it was handed to a worker (Redis: until it was dead-lettered), or null where the broker does not count (AMQP). */
   deliveries: number | null;
   /** Task name (`headers.task`), or null for a message that is not a task message. */
   task: string | null;
@@ -68,7 +69,7 @@ export interface RequeueOutcome {
  * Every method may reject with BrokerUnavailableError (exit code 69).
  */
 export interface DeadLetters {
-  readonly kind: 'sqlite' | 'amqp';
+  readonly kind: 'sqlite' | 'amqp' | 'redis';
   /** Dead letters, oldest first. On AMQP this reads the queue and gives every message back, in order. */
   list(opts?: ListDeadLettersOptions): Promise<DeadLetter[]>;
   /** One dead letter with its message; rejects with `asynx.dead.notFound` (exit 1) when there is none. */

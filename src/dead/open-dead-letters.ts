@@ -1,6 +1,5 @@
 // openDeadLetters(): the dead-letter store of a broker URL or of an app's configured broker.
 
-import { redisNotYet } from '../errors.js';
 import type { Asynx } from '../app/app.js';
 import { optionsFromEnv, resolveConfig, type ResolvedConfig } from '../config.js';
 import { parseBrokerUrl } from '../urls.js';
@@ -13,7 +12,7 @@ export interface OpenDeadLettersOptions {
 }
 
 /**
- * Opens the dead-letter store of a broker: a `sqlite://` or `amqp://` URL (timeouts from `ASYNX_*`),
+ * Opens the dead-letter store of a broker: a `sqlite://`, `amqp://` or `redis://` URL (timeouts from `ASYNX_*`),
  * or an app (its resolved config: broker, timeouts, `maxPriority`). Close it with `close()`.
  *
  * @example
@@ -40,7 +39,10 @@ export async function openDeadLetters(target: string | Asynx, opts: OpenDeadLett
     const { SqliteDeadLetters } = await import('./sqlite.js');
     return new SqliteDeadLetters(broker.path);
   }
-  if (broker.kind === 'redis') throw redisNotYet('The dead-letter tools (the transport moves rejected messages to the `asynx.dead` list)');
+  if (broker.kind === 'redis') {
+    const { RedisDeadLetters } = await import('./redis.js');
+    return new RedisDeadLetters(broker.url, { connectTimeoutMs: config.connectTimeoutMs, publishTimeoutMs: config.publishTimeoutMs });
+  }
   const { AmqpDeadLetters } = await import('./amqp.js');
   const dead = new AmqpDeadLetters(broker.url, {
     connectTimeoutMs: config.connectTimeoutMs,

@@ -110,6 +110,18 @@ export function markRestored(e: Envelope): void {
   e.properties.delivery_info = { ...(e.properties.delivery_info ?? {}), redelivered: true };
 }
 
+/**
+ * Undoes {@link markRestored} and gives the envelope a new delivery tag, in place: the message starts afresh
+ * (delivery count 1), as on a requeue from the dead letters. `routingKey` re-routes it (anonymous exchange).
+ */
+export function freshDelivery(e: Envelope, routingKey?: string): void {
+  delete e.properties[RESTORES];
+  delete e.headers.redelivered;
+  const { redelivered: _r, ...info } = e.properties.delivery_info ?? {};
+  e.properties.delivery_info = routingKey === undefined ? info : { ...info, exchange: '', routing_key: routingKey };
+  e.properties.delivery_tag = randomUUID();
+}
+
 /** How many times the message has been handed out, this time included. */
 export function deliveryCountOf(e: Envelope): number {
   return restoresOf(e) + 1;
