@@ -35,7 +35,7 @@ of the broker database (its retention: eventsMaxCount, eventsMaxAge). Stops on I
 
 Examples:
   $ asynx events
-  $ asynx events --replay --count 3
+  $ asynx events --replay --count 2
   $ asynx events --json --replay --count 1
   $ asynx events -b amqp://guest:guest@127.0.0.1:5672//
 
