@@ -16,9 +16,12 @@ import { LuaScript, SERVER_NOW_MS } from './redis-script.js';
  * zset, HEXISTS in `unacked` once a worker took it: no Lua loop). With `scan` (before a new send claims the
  * key), when that copy is gone, the queue's lists, delayed zsets and `unacked` are scanned for the task id
  * too, one pass over them: a copy put back by a restore carries a redelivered mark, so it is not the same item.
+ * The scan reads at most 10,000 items at each end of a list, 10,000 of a zset and of `unacked`: past that, a copy it did not reach
+ * counts as gone (the new send goes out, so the task may run twice), rather than stalling Redis.
  */
 const COMMON = `${SERVER_NOW_MS}
 local UNACKED, DELAYED, SEP = ARGV[1], ARGV[2], ARGV[3]
+local SCAN_MAX = 10000
 local function record(key)
   local v = redis.call('HMGET', key, 'task', 'owner', 'lease', 'list', 'raw', 'tag', 'queue')
   if not v[1] then return nil end
@@ -38,14 +41,23 @@ local function waiting(r, scan)
     if type(redis.pcall('LPOS', r.list, r.raw)) == 'number' then return true end
   end
   if not scan then return false end
+  -- Bounded: a restored copy goes to one end of its list (the consuming end for a sweep, the far end for a
+  -- requeue), so SCAN_MAX items at each end are searched; a deeper list, zset or unacked hash is not read
+  -- whole inside a script (Redis would stall).
   if r.queue ~= '' then
     for _, step in ipairs({'', SEP .. '3', SEP .. '6', SEP .. '9'}) do
       local l = r.queue .. step
-      for _, m in ipairs(redis.call('LRANGE', l, 0, -1)) do if is_of(m, r.task) then return true end end
-      for _, m in ipairs(redis.call('ZRANGE', DELAYED .. l, 0, -1)) do if is_of(m, r.task) then return true end end
+      local n = redis.call('LLEN', l)
+      local ranges = n <= 2 * SCAN_MAX and {{0, -1}} or {{0, SCAN_MAX - 1}, {-SCAN_MAX, -1}}
+      for _, range in ipairs(ranges) do
+        for _, m in ipairs(redis.call('LRANGE', l, range[1], range[2])) do if is_of(m, r.task) then return true end end
+      end
+      for _, m in ipairs(redis.call('ZRANGE', DELAYED .. l, 0, SCAN_MAX - 1)) do if is_of(m, r.task) then return true end end
     end
   end
-  for _, m in ipairs(redis.call('HVALS', UNACKED)) do if is_of(m, r.task) then return true end end
+  if redis.call('HLEN', UNACKED) <= SCAN_MAX then
+    for _, m in ipairs(redis.call('HVALS', UNACKED)) do if is_of(m, r.task) then return true end end
+  end
   return false
 end
 local function push(list, zset, index, raw, due)
