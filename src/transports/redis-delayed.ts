@@ -2,13 +2,14 @@
 
 import type { Redis } from 'ioredis';
 import { DELAYED_INDEX, DELAYED_KEY_PREFIX, delayedKey, listKeys } from './redis-keys.js';
+import { LuaScript } from './redis-script.js';
 
 /**
  * One atomic pass over every list with delayed messages: LPUSHes the due ones (earliest first, at most
  * ARGV[2] per list) onto the list and removes them from the zset, drops emptied lists from the index, and
  * returns `{moved, earliest remaining due time or ''}`.
  */
-const MOVE_DUE = `
+const MOVE_DUE = new LuaScript(`
 local moved = 0
 local nextDue = nil
 for _, list in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -28,7 +29,7 @@ for _, list in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   end
 end
 if nextDue == nil then return {moved, ''} end
-return {moved, string.format('%.0f', nextDue)}`;
+return {moved, string.format('%.0f', nextDue)}`);
 
 /** Parks a message (its envelope JSON) for `list` until `dueMs` (epoch ms). */
 export async function addDelayed(cmd: Redis, list: string, raw: string, dueMs: number): Promise<void> {
@@ -37,7 +38,7 @@ export async function addDelayed(cmd: Redis, list: string, raw: string, dueMs: n
 
 /** Moves every due message to its list. Resolves to how many moved and when the next one is due (epoch ms), if any. */
 export async function moveDue(cmd: Redis, nowMs = Date.now(), perList = 500): Promise<{ moved: number; nextDueMs: number | null }> {
-  const [moved, next] = (await cmd.eval(MOVE_DUE, 1, DELAYED_INDEX, Math.floor(nowMs), perList, DELAYED_KEY_PREFIX)) as [number, string];
+  const [moved, next] = (await MOVE_DUE.run(cmd, [DELAYED_INDEX], [Math.floor(nowMs), perList, DELAYED_KEY_PREFIX])) as [number, string];
   return { moved: Number(moved), nextDueMs: next === '' ? null : Number(next) };
 }
 

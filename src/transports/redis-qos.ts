@@ -5,9 +5,10 @@ import type { Redis } from 'ioredis';
 import { lookupQueues } from './redis-bindings.js';
 import { type Envelope, markRestored, parseEnvelope } from './redis-envelope.js';
 import { listKey, UNACKED, UNACKED_INDEX, UNACKED_MUTEX, UNACKED_MUTEX_EXPIRE_MS } from './redis-keys.js';
+import { LuaScript } from './redis-script.js';
 
 /** Removes the entry if it still holds `expected`, and pushes the restored message to every target list, atomically. */
-const RESTORE = `
+const RESTORE = new LuaScript(`
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 if cur ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
@@ -15,7 +16,7 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 for i = 3, #KEYS do
   if ARGV[4] == '1' then redis.call('LPUSH', KEYS[i], ARGV[3]) else redis.call('RPUSH', KEYS[i], ARGV[3]) end
 end
-return 1`;
+return 1`);
 
 /** Deletes the mutex only if this sweep still holds it. */
 const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
@@ -29,7 +30,7 @@ const nowS = () => Date.now() / 1000;
  * message when the worker dies in between). The delivery tag is the envelope's (`fallbackTag` if it has
  * none); exchange and routing key come from its delivery_info (anonymous exchange, the list's queue otherwise).
  */
-const POP_AND_RECORD = `
+const POP_AND_RECORD = new LuaScript(`
 for i = 3, #KEYS do
   local raw = redis.call('RPOP', KEYS[i])
   if raw then
@@ -52,7 +53,7 @@ for i = 3, #KEYS do
     return {KEYS[i], raw, tag}
   end
 end
-return false`;
+return false`);
 
 /** What {@link popAndRecord} took: the list, the item as stored, and the tag it is recorded under. */
 export interface Popped {
@@ -63,7 +64,7 @@ export interface Popped {
 
 /** Pops and records atomically (see POP_AND_RECORD); null when every list is empty. `queues[i]` is the queue of `lists[i]`. */
 export async function popAndRecord(cmd: Redis, lists: string[], queues: string[], fallbackTag: string): Promise<Popped | null> {
-  const r = (await cmd.eval(POP_AND_RECORD, 2 + lists.length, UNACKED, UNACKED_INDEX, ...lists, String(nowS()), fallbackTag, ...queues)) as [string, string, string] | null;
+  const r = (await POP_AND_RECORD.run(cmd, [UNACKED, UNACKED_INDEX, ...lists], [String(nowS()), fallbackTag, ...queues])) as [string, string, string] | null;
   return r ? { list: r[0], raw: r[1], tag: r[2] } : null;
 }
 
@@ -131,7 +132,7 @@ export async function restoreByTag(cmd: Redis, tag: string, leftmost: boolean): 
     restored = typeof m === 'string' ? m : JSON.stringify(m);
     targets = queues;
   }
-  const n = await cmd.eval(RESTORE, 2 + targets.length, UNACKED, UNACKED_INDEX, ...targets, tag, payload, restored, leftmost ? '1' : '0');
+  const n = await RESTORE.run(cmd, [UNACKED, UNACKED_INDEX, ...targets], [tag, payload, restored, leftmost ? '1' : '0']);
   return n === 1;
 }
 
