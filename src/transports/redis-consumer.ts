@@ -5,6 +5,8 @@ import { PRIORITY_STEPS, queueOfList, SEP } from './redis-keys.js';
 
 /** Server-side BRPOP timeout, seconds (kombu's). */
 const BRPOP_TIMEOUT_S = 1;
+/** Most messages taken by one pop-and-record call (bounded by the free prefetch slots too). */
+const MAX_BATCH = 32;
 /** Pause after a failed BRPOP (Redis away) before the next try, ms. */
 const RETRY_MS = 250;
 
@@ -12,8 +14,8 @@ const RETRY_MS = 250;
 export interface ConsumerHooks {
   /** Deliveries of this consumer not settled yet (BRPOP pauses at `prefetch`). */
   held(): number;
-  /** Pops the first ready item of `lists` and records it as unacked, atomically; null when none is ready. */
-  pop(lists: string[], queues: string[]): Promise<{ list: string; raw: string; tag: string } | null>;
+  /** Pops up to `max` ready items of `lists` (in order) and records them as unacked, atomically; empty when none is ready. */
+  pop(lists: string[], queues: string[], max: number): Promise<Array<{ list: string; raw: string; tag: string }>>;
   /**
    * Handles one popped item (hands it out, or parks it); resolves when it is recorded. `tag` is the unacked
    * entry pop() wrote, null for an item BRPOP took (not recorded yet).
@@ -25,9 +27,10 @@ export interface ConsumerHooks {
 }
 
 /**
- * Pops from `queues` while held deliveries stay under `prefetch`. Keys go priority step first, then queue, so
- * one BRPOP takes the highest-priority message of any queue; after each pop the queue it came from moves to
- * the end of the order (kombu's round-robin cycle), so a busy queue cannot starve the others.
+ * Pops from `queues` while held deliveries stay under `prefetch`, as many as there are free slots (at most 32)
+ * per call. Keys go priority step first, then queue, so a pop takes the highest-priority messages of any
+ * queue; after each pop the queue it last took from moves to the end of the order (kombu's round-robin
+ * cycle), so a busy queue cannot starve the others.
  */
 export class RedisConsumer {
   private order: string[];
@@ -90,11 +93,14 @@ export class RedisConsumer {
       // Ready messages are taken by the atomic pop-and-record script; BRPOP only waits for the next one when
       // every list is empty (and the item it returns is recorded right after: the one gap left, idle to busy).
       try {
-        const popped = await this.hooks.pop(this.keys(), this.keyQueues());
-        if (popped) {
-          const queue = queueOfList(popped.list);
-          this.rotate(queue);
-          await this.hooks.onItem(popped.list, queue, popped.raw, popped.tag).catch((err) => this.hooks.onError(err));
+        const room = Math.min(MAX_BATCH, this.prefetch - this.hooks.held());
+        const popped = await this.hooks.pop(this.keys(), this.keyQueues(), room);
+        if (popped.length) {
+          for (const item of popped) {
+            const queue = queueOfList(item.list);
+            await this.hooks.onItem(item.list, queue, item.raw, item.tag).catch((err) => this.hooks.onError(err));
+          }
+          this.rotate(queueOfList(popped[popped.length - 1]!.list));
           continue;
         }
       } catch (err) {

@@ -25,16 +25,21 @@ const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call
 const nowS = () => Date.now() / 1000;
 
 /**
- * Pops the first message of `lists` (in order) and records it in `unacked` / `unacked_index`, in one atomic
- * script: no moment exists in which the message is in neither place (kombu's BRPOP, then HSET, loses a
- * message when the worker dies in between). The delivery tag is the envelope's (`fallbackTag` if it has
- * none); exchange and routing key come from its delivery_info (anonymous exchange, the list's queue otherwise).
+ * Pops up to `max` messages from `lists` (in order: a list is emptied before the next is read) and records each
+ * in `unacked` / `unacked_index`, in one atomic script: no moment exists in which a message is in neither place
+ * (kombu's BRPOP, then HSET, loses a message when the worker dies in between). The delivery tag is the
+ * envelope's (the fallback tag plus its index in the batch if it has none); exchange and routing key come from
+ * its delivery_info (anonymous exchange, the list's queue otherwise). KEYS: unacked, unacked_index, lists.
+ * ARGV: now (s), fallback tag, the queue of each list, max.
  */
 const POP_AND_RECORD = new LuaScript(`
+local out = {}
+local max = tonumber(ARGV[#KEYS + 1])
 for i = 3, #KEYS do
-  local raw = redis.call('RPOP', KEYS[i])
-  if raw then
-    local tag, ex, rk = ARGV[2], '', ARGV[i]
+  while #out < max * 3 do
+    local raw = redis.call('RPOP', KEYS[i])
+    if not raw then break end
+    local tag, ex, rk = ARGV[2] .. ':' .. (#out / 3), '', ARGV[i]
     local ok, e = pcall(cjson.decode, raw)
     local entry
     if ok and type(e) == 'table' and type(e.properties) == 'table' then
@@ -50,10 +55,13 @@ for i = 3, #KEYS do
     end
     redis.call('HSET', KEYS[1], tag, entry)
     redis.call('ZADD', KEYS[2], ARGV[1], tag)
-    return {KEYS[i], raw, tag}
+    out[#out + 1] = KEYS[i]
+    out[#out + 1] = raw
+    out[#out + 1] = tag
   end
+  if #out >= max * 3 then break end
 end
-return false`);
+return out`);
 
 /** What {@link popAndRecord} took: the list, the item as stored, and the tag it is recorded under. */
 export interface Popped {
@@ -62,10 +70,15 @@ export interface Popped {
   tag: string;
 }
 
-/** Pops and records atomically (see POP_AND_RECORD); null when every list is empty. `queues[i]` is the queue of `lists[i]`. */
-export async function popAndRecord(cmd: Redis, lists: string[], queues: string[], fallbackTag: string): Promise<Popped | null> {
-  const r = (await POP_AND_RECORD.run(cmd, [UNACKED, UNACKED_INDEX, ...lists], [String(nowS()), fallbackTag, ...queues])) as [string, string, string] | null;
-  return r ? { list: r[0], raw: r[1], tag: r[2] } : null;
+/**
+ * Pops and records up to `max` messages atomically (see POP_AND_RECORD); empty when every list is empty.
+ * `queues[i]` is the queue of `lists[i]`.
+ */
+export async function popAndRecord(cmd: Redis, lists: string[], queues: string[], fallbackTag: string, max = 1): Promise<Popped[]> {
+  const r = ((await POP_AND_RECORD.run(cmd, [UNACKED, UNACKED_INDEX, ...lists], [String(nowS()), fallbackTag, ...queues, Math.max(1, Math.floor(max))])) ?? []) as string[];
+  const out: Popped[] = [];
+  for (let i = 0; i + 2 < r.length; i += 3) out.push({ list: r[i]!, raw: r[i + 1]!, tag: r[i + 2]! });
+  return out;
 }
 
 /** Moves a recorded (unacked) message whose eta is ahead into the delayed store, atomically. */
@@ -78,9 +91,34 @@ export async function appendUnacked(cmd: Redis, tag: string, e: Envelope | strin
   await cmd.multi().hset(UNACKED, tag, JSON.stringify([e, exchange, routingKey])).zadd(UNACKED_INDEX, nowS(), tag).exec();
 }
 
-/** Acknowledges: ZREM + HDEL in one MULTI. */
-export async function ackUnacked(cmd: Redis, tag: string): Promise<void> {
-  await cmd.multi().zrem(UNACKED_INDEX, tag).hdel(UNACKED, tag).exec();
+
+/**
+ * Acks made in the same turn of the event loop go out together: one MULTI with one ZREM and one HDEL of
+ * every tag (one write and one round trip instead of one per message). Each ack resolves when its batch ran.
+ */
+export class AckBatch {
+  private tags: string[] = [];
+  private waiters: Array<{ resolve: () => void; reject: (err: unknown) => void }> = [];
+
+  constructor(private readonly cmd: Redis) {}
+
+  ack(tag: string): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.tags.push(tag);
+      this.waiters.push({ resolve, reject });
+      if (this.tags.length === 1) setImmediate(() => this.flush());
+    });
+  }
+
+  private flush(): void {
+    const { tags, waiters } = this;
+    this.tags = [];
+    this.waiters = [];
+    this.cmd.multi().zrem(UNACKED_INDEX, ...tags).hdel(UNACKED, ...tags).exec().then(
+      () => waiters.forEach((w) => w.resolve()),
+      (err: unknown) => waiters.forEach((w) => w.reject(err)),
+    );
+  }
 }
 
 /** Moves a rejected message to the dead-letter list and drops its entry, in one MULTI. */

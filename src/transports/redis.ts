@@ -16,7 +16,7 @@ import { addDelayed, countDelayed, DelayedMover, purgeDelayed } from './redis-de
 import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, readEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
 import { DedupeHolds, publishTracked, publishUnique, type Push } from './redis-dedupe.js';
 import { DELAYED_INDEX, delayedKey, listKey, listKeys } from './redis-keys.js';
-import { ackUnacked, appendUnacked, deadLetterUnacked, parkUnacked, popAndRecord, renewUnacked, restoreByTag, sweepUnacked } from './redis-qos.js';
+import { AckBatch, appendUnacked, deadLetterUnacked, parkUnacked, popAndRecord, renewUnacked, restoreByTag, sweepUnacked } from './redis-qos.js';
 import { takeToken } from './redis-rate.js';
 import type { Consumer, Delivery, DeliveryHandler, PublishOptions, Transport, TransportCapabilities } from './transport.js';
 
@@ -96,6 +96,8 @@ export class RedisTransport implements Transport {
   private readonly consumers = new Set<ConsumerState>();
   private readonly declared = new Set<string>();
   private readonly mover: DelayedMover;
+  /** Acks of one event-loop turn, sent as one MULTI. */
+  private readonly acks: AckBatch;
   private readonly releasers = new Releasers();
   private timers: NodeJS.Timeout[] = [];
   private everReady = false;
@@ -116,6 +118,7 @@ export class RedisTransport implements Transport {
       this.everReady = true;
     });
     this.mover = new DelayedMover(this.cmd, pollMs);
+    this.acks = new AckBatch(this.cmd);
     this.dedupe = new DedupeHolds(this.cmd, this.instance, this.visibilityMs);
     this.releasers.add('close the Redis connection', async () => {
       if (this.cmd.status === 'wait' || this.cmd.status === 'end') {
@@ -269,7 +272,7 @@ export class RedisTransport implements Transport {
     const state = { held: 0, onDelivery, blocking } as ConsumerState;
     state.consumer = new RedisConsumer(queues, Math.max(1, prefetch), blocking, this.cmd, {
       held: () => state.held,
-      pop: (lists, queues) => popAndRecord(this.cmd, lists, queues, randomUUID()),
+      pop: (lists, queues, max) => popAndRecord(this.cmd, lists, queues, randomUUID(), max),
       onItem: (list, queue, raw, tag) => this.onItem(state, list, queue, raw, tag),
       putBack: async (list, raw) => {
         await this.cmd.rpush(list, raw);
@@ -382,7 +385,7 @@ export class RedisTransport implements Transport {
     const h = this.take(delivery);
     if (!h) return;
     try {
-      if (h.recorded) await this.bounded(ackUnacked(this.cmd, h.redisTag), this.opts.publishTimeoutMs, `ack message ${h.redisTag}`);
+      if (h.recorded) await this.bounded(this.acks.ack(h.redisTag), this.opts.publishTimeoutMs, `ack message ${h.redisTag}`);
       this.dedupe.settle(h.envelope);
     } finally {
       this.release(h);
