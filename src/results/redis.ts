@@ -10,6 +10,7 @@ import { redact } from '../util/redact.js';
 import type { ChordStore, ResultBackend, ResultTarget } from './backend.js';
 import { defineChordCommands, redisChordStore, setAndPublish } from './redis-chords.js';
 import { decodeGroup, decodeMeta, encodeGroup, encodeMeta, groupKey, TASK_PREFIX, taskKey } from './redis-meta.js';
+import { closeRedis } from '../transports/redis-connection.js';
 import { redisBackendOptions } from './redis-target.js';
 
 /**
@@ -81,7 +82,7 @@ export class RedisResultBackend implements ResultBackend {
       const closed = new BrokerUnavailableError(`The Redis result backend on ${redact(this.url)} was closed while waiting for a result`);
       for (const set of [...this.waiters.values()]) for (const w of [...set]) w.abort(closed);
       this.waiters.clear();
-      await Promise.all([this.sub, this.cmd].map((c) => (c ? quit(c) : undefined)));
+      await Promise.all([this.sub, this.cmd].map((c) => (c ? closeRedis(c, 2_000) : undefined)));
       this.sub = null;
       this.cmd = null;
     });
@@ -297,15 +298,3 @@ export class RedisResultBackend implements ResultBackend {
   }
 }
 
-/** QUIT, bounded; a connection that is not up, or does not answer, is dropped. */
-async function quit(r: Redis): Promise<void> {
-  if (r.status !== 'ready') {
-    r.disconnect();
-    return;
-  }
-  try {
-    await withDeadline(r.quit(), 2_000, () => new BrokerUnavailableError('Redis did not answer QUIT within 2000 ms'));
-  } catch {
-    r.disconnect();
-  }
-}

@@ -5,7 +5,9 @@ import type { Redis } from 'ioredis';
 import { BrokerUnavailableError } from '../errors.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
-import { openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
+import { closeRedis, openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
+
+export { closeRedis } from './redis-connection.js';
 import { fromEnvelope, parseEnvelope } from './redis-envelope.js';
 import { bindingKey, listKey, parseBinding } from './redis-keys.js';
 
@@ -101,14 +103,6 @@ export async function connectRedis(url: string, name: string, opts: { connectTim
   return conn;
 }
 
-/** Lets go of a connection: QUIT, bounded at 1 s, else a hard disconnect. */
-export async function closeRedis(conn: Redis): Promise<void> {
-  if (conn.status === 'wait' || conn.status === 'end') {
-    conn.disconnect();
-    return;
-  }
-  await withDeadline(conn.quit(), 1_000, () => new BrokerUnavailableError('QUIT timed out')).catch(() => conn.disconnect());
-}
 
 /**
  * PSUBSCRIBEs to `patterns` on a connection of its own; `onMessage` gets each message's channel and payload.
