@@ -77,6 +77,13 @@ describe('a worker through Redis Sentinel', { skip }, () => {
     const first = await client.sendTask('t.add', [1, 2]);
     assert.equal(await first.get({ timeout: 15 }), 3);
     assert.match((await metaOn(set.master.port, first.id)) ?? '', /"SUCCESS"/, 'the result is on the first master');
+    // Remote control over sentinel: status names the node, stats reports kombu's sentinel transport.
+    const status = await runCli(['status', '-b', url, '--timeout', '2'], {}, 30_000);
+    assert.equal(status.code, 0, status.stderr);
+    assert.equal(status.stdout, '->  sentinel@localhost: OK\n\n1 node online.\n');
+    const stats = await runCli(['inspect', 'stats', '-b', url, '-d', 'sentinel@localhost', '--json'], {}, 30_000);
+    const broker = (JSON.parse(stats.stdout) as Record<string, { broker: Record<string, unknown> }>)['sentinel@localhost']!.broker;
+    assert.deepEqual([broker.transport, broker.hostname, broker.port, broker.virtual_host, broker.transport_options], ['sentinel', '127.0.0.1', set.sentinel.port, '0', { master_name: 'm' }]);
 
     // The sentinel promotes the replica and tells its subscribers (+switch-master): every asynx connection,
     // the worker's and the client's, leaves the old master at once, long before the sentinel turns the old
