@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Redis } from 'ioredis';
+import { resolveConfig } from '../../src/config.js';
 import { Asynx, isAsynxError } from '../../src/index.js';
 import { redisBackendOptions } from '../../src/results/redis-target.js';
 import { parseRedisTarget } from '../../src/transports/redis-connection.js';
@@ -25,6 +26,9 @@ describe('sentinel URLs', () => {
     const backend = redisBackendOptions('sentinel://10.0.0.1:26379/3;sentinel://10.0.0.2:26379/3?master_name=m&sentinelPassword=sp');
     assert.deepEqual([backend.name, backend.db, backend.sentinelPassword, backend.sentinels?.length], ['m', 3, 'sp', 2]);
     assert.equal(redact('sentinel://:pw1@h1:26379;sentinel://:pw2@h2/0?master_name=m&sentinel_password=pw3'), 'sentinel://:****@h1:26379;sentinel://:****@h2/0?master_name=m&sentinel_password=****');
+    // With no resultBackend set, results go through the same sentinels, less the transport's visibility_timeout.
+    assert.equal(resolveConfig({ brokerUrl: 'redis+sentinel://h1,h2:26380/4?master_name=m&visibility_timeout=60' }).resultBackend, 'redis+sentinel://h1,h2:26380/4?master_name=m');
+    assert.equal(resolveConfig({ brokerUrl: 'sentinel://h1:26379/4?visibility_timeout=60;sentinel://h2:26379/4?master_name=m' }).resultBackend, 'sentinel://h1:26379/4;sentinel://h2:26379/4?master_name=m');
   });
 
   test('no master_name: a UsageError that says what to write; a bad part or option names itself', async () => {
