@@ -4,13 +4,14 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { AsynxError, BrokerUnavailableError, TimeoutError } from '../errors.js';
 import { READY_STATES, type ResultBody } from '../protocol/message.js';
+import { closeRedis } from '../transports/redis-connection.js';
+import { watchFailover } from '../transports/redis-failover.js';
 import { Releasers } from '../util/close-once.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
 import type { ChordStore, ResultBackend, ResultTarget } from './backend.js';
 import { defineChordCommands, redisChordStore, setAndPublish } from './redis-chords.js';
 import { decodeGroup, decodeMeta, encodeGroup, encodeMeta, groupKey, TASK_PREFIX, taskKey } from './redis-meta.js';
-import { closeRedis } from '../transports/redis-connection.js';
 import { redisBackendOptions } from './redis-target.js';
 
 /**
@@ -140,8 +141,9 @@ export class RedisResultBackend implements ResultBackend {
       autoResubscribe: false,
       retryStrategy: (times) => Math.min(100 * times, 2_000),
     });
-    // Failures surface on the commands; the connection reconnects by itself.
+    // Failures surface on the commands; the connection reconnects by itself (through sentinels: at once on a failover).
     r.on('error', () => undefined);
+    watchFailover(r, this.options);
     setup(r);
     try {
       await withDeadline(r.connect(), this.opts.connectTimeoutMs, () => new BrokerUnavailableError(`Cannot connect to the Redis result backend ${redact(this.url)} within ${this.opts.connectTimeoutMs} ms: is Redis running there?`, { facts: { url: redact(this.url) } }));
@@ -297,4 +299,3 @@ export class RedisResultBackend implements ResultBackend {
     return this.releasers.close();
   }
 }
-

@@ -4,6 +4,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { BrokerUnavailableError, UsageError } from '../errors.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
+import { watchFailover } from './redis-failover.js';
 import { isSentinelUrl, parseSentinelUrl } from './redis-sentinel-url.js';
 
 /** What a broker URL says: where to connect, and the transport options in its query string. */
@@ -76,10 +77,11 @@ export function parseRedisTarget(url: string): RedisTarget {
  * A connection that reconnects by itself (ioredis, backoff capped at 2 s) and queues commands while it is
  * away; callers bound their waits. `blocking` connections never give up on a command (a BRPOP waits for the
  * reconnect and is sent again). On a sentinel target each (re)connect asks the sentinels for the master, so
- * after a failover the same supervision lands on the new one.
+ * after a failover the same supervision lands on the new one, at once when the sentinels announce it
+ * (see watchFailover).
  */
 export function openRedis(target: RedisTarget, name: string, opts: { connectTimeoutMs: number; blocking?: boolean }): Redis {
-  return new Redis({
+  const conn = new Redis({
     ...target.options,
     lazyConnect: true,
     connectionName: name,
@@ -88,13 +90,11 @@ export function openRedis(target: RedisTarget, name: string, opts: { connectTime
     maxRetriesPerRequest: opts.blocking ? null : 20,
     retryStrategy: (times) => Math.min(100 * times, 2_000),
   });
+  watchFailover(conn, target.options);
+  return conn;
 }
 
-/**
- * Lets go of a connection: QUIT, bounded by `ms`, else a hard disconnect. Then disconnect() all the same:
- * ioredis stops a Sentinel connection's failover detector (its own subscriptions to the sentinels, which
- * would otherwise reconnect forever) only there, not on QUIT.
- */
+/** Lets go of a connection: QUIT when it is up, bounded by `ms`; then disconnect() (the drop of one that did not answer, or was not up). */
 export async function closeRedis(conn: Redis, ms = 1_000): Promise<void> {
   if (conn.status === 'ready') await withDeadline(conn.quit(), ms, () => new BrokerUnavailableError(`Redis did not answer QUIT within ${ms} ms`)).catch(() => undefined);
   conn.disconnect();

@@ -6,10 +6,10 @@ import { BrokerUnavailableError } from '../errors.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
 import { closeRedis, openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
-
-export { closeRedis } from './redis-connection.js';
 import { fromEnvelope, parseEnvelope } from './redis-envelope.js';
 import { bindingKey, listKey, parseBinding } from './redis-keys.js';
+
+export { closeRedis } from './redis-connection.js';
 
 /**
  * The pub/sub channel kombu publishes a fanout message on: `/{db}.<exchange>/<routing key>`, or
@@ -102,7 +102,6 @@ export async function connectRedis(url: string, name: string, opts: { connectTim
   }
   return conn;
 }
-
 
 /**
  * PSUBSCRIBEs to `patterns` on a connection of its own; `onMessage` gets each message's channel and payload.

@@ -14,7 +14,7 @@ export function isSentinelUrl(url: string): boolean {
 
 /** What a sentinel URL names. */
 export interface SentinelTarget {
-  /** ioredis options: `sentinels`, `name`, `db`, the master's credentials, `sentinelPassword`, the failover detector, a reconnect on READONLY. */
+  /** ioredis options: `sentinels`, `name`, `db`, the master's credentials, `sentinelPassword`, a reconnect on READONLY. */
   options: RedisOptions;
   /** The values of the caller's `extra` query options that the URL gives. */
   query: Map<string, string>;
@@ -99,9 +99,6 @@ export function parseSentinelUrl(url: string, option: 'brokerUrl' | 'resultBacke
     name,
     role: 'master',
     db: db === undefined ? 0 : Number(db),
-    // Leave the old master when a sentinel announces +switch-master: it takes writes (lost when it is made a
-    // replica, some 10 s later) until the sentinel reconfigures it and drops its clients.
-    failoverDetector: true,
     reconnectOnError: reconnectOnReadonly,
   };
   if (auth !== undefined) {

@@ -5,5 +5,8 @@
  * `sentinel://:pw@h1;sentinel://:pw@h2` is redacted, and so is a `sentinel_password` query option.
  */
 export function redact(url: string): string {
-  return url.replace(/(^|;)([a-z][a-z0-9+.-]*:\/\/[^:@/;]*):[^@/;]*@/gi, '$1$2:****@').replace(/([?&](?:sentinel_password|sentinelPassword)=)[^&;#]*/g, '$1****');
+  return url
+    .replace(/^([a-z][a-z0-9+.-]*:\/\/[^:@/]*):[^@/]*@/i, '$1:****@')
+    .replace(/(;[a-z][a-z0-9+.-]*:\/\/[^:@/;]*):[^@/;]*@/gi, '$1:****@')
+    .replace(/([?&](?:sentinel_password|sentinelPassword)=)[^&;#]*/g, '$1****');
 }
