@@ -102,7 +102,7 @@ export function brokerInfo(brokerUrl: string, connectTimeoutMs: number): Record<
 
 /** The broker URL as `celery inspect conf` prints it: the password masked with eight stars. */
 export function maskedUrl(url: string): string {
-  return redact(url).replace(':****@', ':********@');
+  return redact(url).replace(/:\*{4}@/g, ':********@');
 }
 
 /** kombu `Queue.as_dict(recurse=True)` of a task queue as asynx declares it (a same-named durable direct exchange). */
