@@ -273,7 +273,16 @@ export function resolveConfig(...sources: AsynxOptions[]): ResolvedConfig {
 
 /** The broker's Redis as the result backend: the same server and database, less the transport's own query options. */
 function resultsOnBrokerRedis(brokerUrl: string): string {
-  const u = new URL(brokerUrl);
-  u.searchParams.delete('visibility_timeout');
-  return u.toString();
+  // By text, part by part: kombu's `sentinel://h1;sentinel://h2` and `redis+sentinel://h1,h2` are no WHATWG URLs.
+  return brokerUrl
+    .split(';')
+    .map((part) => {
+      const q = part.indexOf('?');
+      if (q < 0) return part;
+      const params = new URLSearchParams(part.slice(q + 1));
+      params.delete('visibility_timeout');
+      const rest = params.toString();
+      return rest ? `${part.slice(0, q)}?${rest}` : part.slice(0, q);
+    })
+    .join(';');
 }

@@ -1,12 +1,12 @@
-// The duplicate-node error and the claim options, shared by the SQLite claim and the AMQP mailbox check.
+// The duplicate-node error and the claim options, shared by the SQLite and Redis claims and the AMQP mailbox check.
 
 import { AsynxError, ExitCode } from '../errors.js';
 
 /** Options of {@link claimNodeName} (tests shorten the timers). */
 export interface NodeClaimOptions {
-  /** SQLite: how often the claim's heartbeat is refreshed, ms. @defaultValue 2000 */
+  /** SQLite, Redis: how often the claim's heartbeat (Redis: its lease) is refreshed, ms. @defaultValue 2000 */
   refreshMs?: number;
-  /** SQLite: a claim whose heartbeat is older than this is free, ms. @defaultValue 5 × refreshMs */
+  /** SQLite: a claim whose heartbeat is older than this is free; Redis: the lease of the claim key, ms. @defaultValue 5 × refreshMs */
   staleMs?: number;
   /** AMQP: Celery's `control_exchange`. @defaultValue `celery` */
   namespace?: string;

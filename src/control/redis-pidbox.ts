@@ -21,7 +21,8 @@ export interface RedisPidboxOptions {
  * LPUSHed onto each list the request's `reply_to` exchange binds its routing key to
  * (`<oid>.reply.celery.pidbox`), checked atomically with the push; with no binding (the client is gone)
  * it is dropped. Expired requests and
- * those for other nodes are ignored. Redis has no consumer counts, so a twin node is not detected here.
+ * those for other nodes are ignored. Redis has no consumer counts: a twin node is refused by the node claim
+ * (redis-node-claim.ts) before the worker consumes, not here.
  */
 export async function startRedisPidbox(url: string, nodeName: string, handlers: Record<string, ControlHandler>, opts: RedisPidboxOptions = {}): Promise<{ close(): Promise<void> }> {
   const ns = opts.namespace ?? 'celery';

@@ -1,8 +1,9 @@
-// redis:// and rediss:// result-backend URLs → ioredis options (Celery's form: redis://[user:password@]host[:port][/db][?options]).
+// redis://, rediss:// and sentinel result-backend URLs → ioredis options (Celery's form: redis://[user:password@]host[:port][/db][?options]).
 
 import { readFileSync } from 'node:fs';
 import type { RedisOptions } from 'ioredis';
 import { UsageError } from '../errors.js';
+import { isSentinelUrl, parseSentinelUrl } from '../transports/redis-sentinel-url.js';
 import { redact } from '../util/redact.js';
 
 /** Query options Celery's Redis result backend takes for TLS (rediss://), the only ones asynx reads. */
@@ -11,7 +12,7 @@ const TLS_KEYS = ['ssl_cert_reqs', 'ssl_ca_certs', 'ssl_certfile', 'ssl_keyfile'
 function badUrl(url: string, why: string): UsageError {
   return new UsageError(
     'asynx.config.badRedisBackend',
-    `Result backend '${redact(url)}' ${why}: use redis://[:password@]host[:port][/db] (rediss://…?ssl_cert_reqs=required for TLS)`,
+    `Result backend '${redact(url)}' ${why}: use redis://[:password@]host[:port][/db] (rediss://…?ssl_cert_reqs=required for TLS, redis+sentinel://host1:26379,host2:26379[/db]?master_name=<name> through Sentinel)`,
     { option: 'resultBackend', value: redact(url) },
   );
 }
@@ -28,9 +29,12 @@ function readPem(url: string, key: string, path: string): Buffer {
  * Parses a `redis://` / `rediss://` result-backend URL as Celery does: the path is the database number
  * (default 0), `rediss://` is TLS with `ssl_cert_reqs` (`required` by default here; `none` or `optional`
  * skip the certificate check, as `CERT_NONE` / `CERT_OPTIONAL` do in Celery) and `ssl_ca_certs`,
- * `ssl_certfile`, `ssl_keyfile` as PEM file paths. Any other query option is a UsageError.
+ * `ssl_certfile`, `ssl_keyfile` as PEM file paths. Any other query option is a UsageError. A sentinel URL
+ * (`redis+sentinel://…?master_name=…`, or Celery's `sentinel://…;sentinel://…`) gives Sentinel options:
+ * each connection asks the sentinels for the master.
  */
 export function redisBackendOptions(url: string): RedisOptions {
+  if (isSentinelUrl(url)) return parseSentinelUrl(url, 'resultBackend').options;
   let u: URL;
   try {
     u = new URL(url);

@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { Redis, type RedisOptions } from 'ioredis';
 import { AsynxError, BrokerUnavailableError, TimeoutError } from '../errors.js';
 import { READY_STATES, type ResultBody } from '../protocol/message.js';
+import { closeRedis } from '../transports/redis-connection.js';
+import { watchFailover } from '../transports/redis-failover.js';
 import { Releasers } from '../util/close-once.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
@@ -81,7 +83,7 @@ export class RedisResultBackend implements ResultBackend {
       const closed = new BrokerUnavailableError(`The Redis result backend on ${redact(this.url)} was closed while waiting for a result`);
       for (const set of [...this.waiters.values()]) for (const w of [...set]) w.abort(closed);
       this.waiters.clear();
-      await Promise.all([this.sub, this.cmd].map((c) => (c ? quit(c) : undefined)));
+      await Promise.all([this.sub, this.cmd].map((c) => (c ? closeRedis(c, 2_000) : undefined)));
       this.sub = null;
       this.cmd = null;
     });
@@ -139,8 +141,9 @@ export class RedisResultBackend implements ResultBackend {
       autoResubscribe: false,
       retryStrategy: (times) => Math.min(100 * times, 2_000),
     });
-    // Failures surface on the commands; the connection reconnects by itself.
+    // Failures surface on the commands; the connection reconnects by itself (through sentinels: at once on a failover).
     r.on('error', () => undefined);
+    watchFailover(r, this.options);
     setup(r);
     try {
       await withDeadline(r.connect(), this.opts.connectTimeoutMs, () => new BrokerUnavailableError(`Cannot connect to the Redis result backend ${redact(this.url)} within ${this.opts.connectTimeoutMs} ms: is Redis running there?`, { facts: { url: redact(this.url) } }));
@@ -294,18 +297,5 @@ export class RedisResultBackend implements ResultBackend {
   /** Closes for good: pending waits reject, the connections close. The same promise on every call. */
   close(): Promise<void> {
     return this.releasers.close();
-  }
-}
-
-/** QUIT, bounded; a connection that is not up, or does not answer, is dropped. */
-async function quit(r: Redis): Promise<void> {
-  if (r.status !== 'ready') {
-    r.disconnect();
-    return;
-  }
-  try {
-    await withDeadline(r.quit(), 2_000, () => new BrokerUnavailableError('Redis did not answer QUIT within 2000 ms'));
-  } catch {
-    r.disconnect();
   }
 }

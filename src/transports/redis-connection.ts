@@ -1,8 +1,11 @@
-// redis:// and rediss:// URLs → ioredis connections (kombu's URL form: redis://[user:password@]host[:port][/db][?options]).
+// redis://, rediss:// and sentinel URLs → ioredis connections (kombu's URL form: redis://[user:password@]host[:port][/db][?options]).
 
 import { Redis, type RedisOptions } from 'ioredis';
-import { UsageError } from '../errors.js';
+import { BrokerUnavailableError, UsageError } from '../errors.js';
+import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
+import { watchFailover } from './redis-failover.js';
+import { isSentinelUrl, parseSentinelUrl } from './redis-sentinel-url.js';
 
 /** What a broker URL says: where to connect, and the transport options in its query string. */
 export interface RedisTarget {
@@ -14,11 +17,34 @@ export interface RedisTarget {
 const KNOWN = ['visibility_timeout', 'ssl_cert_reqs'];
 
 function badUrl(url: string, why: string): UsageError {
-  return new UsageError('asynx.config.badRedisUrl', `Redis URL '${redact(url)}' ${why}: use redis://[:password@]host[:port][/db][?visibility_timeout=<seconds>] (rediss:// for TLS)`, { option: 'brokerUrl', value: redact(url) });
+  return new UsageError(
+    'asynx.config.badRedisUrl',
+    `Redis URL '${redact(url)}' ${why}: use redis://[:password@]host[:port][/db][?visibility_timeout=<seconds>] (rediss:// for TLS, redis+sentinel://host1:26379,host2:26379[/db]?master_name=<name> through Sentinel)`,
+    { option: 'brokerUrl', value: redact(url) },
+  );
 }
 
-/** Parses a `redis://` / `rediss://` URL; an unknown query option or a bad value is a UsageError. */
+function visibilityMs(url: string, v: string): number {
+  const s = Number(v);
+  if (!Number.isFinite(s) || s <= 0) throw badUrl(url, `has visibility_timeout=${v}, not a positive number of seconds`);
+  return Math.round(s * 1000);
+}
+
+/** `redis+sentinel://…` / `sentinel://…;sentinel://…`: every connection asks the sentinels for the master. */
+function parseSentinelTarget(url: string): RedisTarget {
+  const { options, query } = parseSentinelUrl(url, 'brokerUrl', ['visibility_timeout']);
+  const target: RedisTarget = { options };
+  const v = query.get('visibility_timeout');
+  if (v !== undefined) target.visibilityTimeoutMs = visibilityMs(url, v);
+  return target;
+}
+
+/**
+ * Parses a `redis://` / `rediss://` URL, or a sentinel one (`redis+sentinel://`, kombu's `sentinel://`); an
+ * unknown query option or a bad value is a UsageError.
+ */
 export function parseRedisTarget(url: string): RedisTarget {
+  if (isSentinelUrl(url)) return parseSentinelTarget(url);
   let u: URL;
   try {
     u = new URL(url);
@@ -38,11 +64,7 @@ export function parseRedisTarget(url: string): RedisTarget {
   const target: RedisTarget = { options };
   for (const [k, v] of u.searchParams) {
     if (!KNOWN.includes(k)) throw badUrl(url, `has option '${k}', which asynx does not know (known: ${KNOWN.join(', ')})`);
-    if (k === 'visibility_timeout') {
-      const s = Number(v);
-      if (!Number.isFinite(s) || s <= 0) throw badUrl(url, `has visibility_timeout=${v}, not a positive number of seconds`);
-      target.visibilityTimeoutMs = Math.round(s * 1000);
-    }
+    if (k === 'visibility_timeout') target.visibilityTimeoutMs = visibilityMs(url, v);
   }
   if (tls) {
     const reqs = (u.searchParams.get('ssl_cert_reqs') ?? 'required').toLowerCase();
@@ -54,10 +76,12 @@ export function parseRedisTarget(url: string): RedisTarget {
 /**
  * A connection that reconnects by itself (ioredis, backoff capped at 2 s) and queues commands while it is
  * away; callers bound their waits. `blocking` connections never give up on a command (a BRPOP waits for the
- * reconnect and is sent again).
+ * reconnect and is sent again). On a sentinel target each (re)connect asks the sentinels for the master, so
+ * after a failover the same supervision lands on the new one, at once when the sentinels announce it
+ * (see watchFailover).
  */
 export function openRedis(target: RedisTarget, name: string, opts: { connectTimeoutMs: number; blocking?: boolean }): Redis {
-  return new Redis({
+  const conn = new Redis({
     ...target.options,
     lazyConnect: true,
     connectionName: name,
@@ -66,4 +90,12 @@ export function openRedis(target: RedisTarget, name: string, opts: { connectTime
     maxRetriesPerRequest: opts.blocking ? null : 20,
     retryStrategy: (times) => Math.min(100 * times, 2_000),
   });
+  watchFailover(conn, target.options);
+  return conn;
+}
+
+/** Lets go of a connection: QUIT when it is up, bounded by `ms`; then disconnect() (the drop of one that did not answer, or was not up). */
+export async function closeRedis(conn: Redis, ms = 1_000): Promise<void> {
+  if (conn.status === 'ready') await withDeadline(conn.quit(), ms, () => new BrokerUnavailableError(`Redis did not answer QUIT within ${ms} ms`)).catch(() => undefined);
+  conn.disconnect();
 }

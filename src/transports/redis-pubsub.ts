@@ -5,9 +5,11 @@ import type { Redis } from 'ioredis';
 import { BrokerUnavailableError } from '../errors.js';
 import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
-import { openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
+import { closeRedis, openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
 import { fromEnvelope, parseEnvelope } from './redis-envelope.js';
 import { bindingKey, listKey, parseBinding } from './redis-keys.js';
+
+export { closeRedis } from './redis-connection.js';
 
 /**
  * The pub/sub channel kombu publishes a fanout message on: `/{db}.<exchange>/<routing key>`, or
@@ -99,15 +101,6 @@ export async function connectRedis(url: string, name: string, opts: { connectTim
     throw err;
   }
   return conn;
-}
-
-/** Lets go of a connection: QUIT, bounded at 1 s, else a hard disconnect. */
-export async function closeRedis(conn: Redis): Promise<void> {
-  if (conn.status === 'wait' || conn.status === 'end') {
-    conn.disconnect();
-    return;
-  }
-  await withDeadline(conn.quit(), 1_000, () => new BrokerUnavailableError('QUIT timed out')).catch(() => conn.disconnect());
 }
 
 /**

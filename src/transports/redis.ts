@@ -10,7 +10,7 @@ import { withDeadline } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
 import { etaOf } from './amqp-topology.js';
 import { declareBinding } from './redis-bindings.js';
-import { openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
+import { closeRedis, openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
 import { RedisConsumer } from './redis-consumer.js';
 import { addDelayed, countDelayed, DelayedMover, purgeDelayed } from './redis-delayed.js';
 import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, readEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
@@ -120,13 +120,7 @@ export class RedisTransport implements Transport {
     this.mover = new DelayedMover(this.cmd, pollMs);
     this.acks = new AckBatch(this.cmd);
     this.dedupe = new DedupeHolds(this.cmd, this.instance, this.visibilityMs);
-    this.releasers.add('close the Redis connection', async () => {
-      if (this.cmd.status === 'wait' || this.cmd.status === 'end') {
-        this.cmd.disconnect();
-        return;
-      }
-      await withDeadline(this.cmd.quit(), 1_000, () => new BrokerUnavailableError('QUIT timed out')).catch(() => this.cmd.disconnect());
-    });
+    this.releasers.add('close the Redis connection', () => closeRedis(this.cmd));
     this.releasers.add('restore held deliveries', () => this.restoreHeld());
     this.releasers.add('stop consuming', async () => {
       for (const t of this.timers) clearInterval(t);
@@ -288,7 +282,7 @@ export class RedisTransport implements Transport {
   private async stopConsumer(state: ConsumerState): Promise<void> {
     if (!this.consumers.delete(state)) return;
     await state.consumer.cancel();
-    await withDeadline(state.blocking.quit(), 1_000, () => new BrokerUnavailableError('QUIT timed out')).catch(() => state.blocking.disconnect());
+    await closeRedis(state.blocking);
   }
 
   /** The delayed mover, the visibility sweep and the renewal of held deliveries, once a consumer runs. */

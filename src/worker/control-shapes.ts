@@ -3,6 +3,7 @@
 import { constants } from 'node:os';
 import { saferepr } from '../protocol/saferepr.js';
 import type { TaskRequest } from '../protocol/codec.js';
+import { parseSentinelUrl } from '../transports/redis-sentinel-url.js';
 import { parseBrokerUrl } from '../urls.js';
 import { redact } from '../util/redact.js';
 
@@ -62,6 +63,24 @@ export function brokerInfo(brokerUrl: string, connectTimeoutMs: number): Record<
   const base = { insist: false, connect_timeout: connectTimeoutMs / 1000, transport_options: {}, uri_prefix: null, failover_strategy: 'round-robin', alternates: [] };
   const b = parseBrokerUrl(brokerUrl);
   if (b.kind === 'sqlite') return { hostname: b.path, userid: null, virtual_host: '/', port: null, ssl: false, transport: 'sqlite', login_method: null, heartbeat: null, ...base };
+  if (b.kind === 'redis' && b.sentinel) {
+    // kombu's sentinel transport: the first sentinel, the others as alternates, master_name a transport option.
+    const { options, sentinels } = parseSentinelUrl(brokerUrl, 'brokerUrl', ['visibility_timeout']);
+    const [first, ...rest] = sentinels;
+    return {
+      hostname: first!.host,
+      userid: options.username ?? null,
+      virtual_host: String(options.db ?? 0),
+      port: first!.port,
+      ssl: false,
+      transport: 'sentinel',
+      login_method: null,
+      heartbeat: null,
+      ...base,
+      transport_options: { master_name: options.name },
+      alternates: rest.map((s) => `sentinel://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}/${options.db ?? 0}`),
+    };
+  }
   const u = new URL(brokerUrl);
   if (b.kind === 'redis') {
     const db = u.pathname.replace(/^\//, '') || '0';
@@ -83,7 +102,7 @@ export function brokerInfo(brokerUrl: string, connectTimeoutMs: number): Record<
 
 /** The broker URL as `celery inspect conf` prints it: the password masked with eight stars. */
 export function maskedUrl(url: string): string {
-  return redact(url).replace(':****@', ':********@');
+  return redact(url).replace(/:\*{4}@/g, ':********@');
 }
 
 /** kombu `Queue.as_dict(recurse=True)` of a task queue as asynx declares it (a same-named durable direct exchange). */

@@ -75,6 +75,8 @@ const SKIP: Record<string, string> = {
   "asynx worker -A ./tasks.mjs -b 'redis://redis.internal:6379/0?visibility_timeout=600'": REDIS,
   'asynx beat -A ./tasks.mjs -b redis://redis.internal:6379/0': 'needs the remote Redis host redis.internal (test/beat/beat-redis.test.ts runs two asynx beat on a private redis-server)',
   'asynx dead list -b redis://redis.internal:6379/0': 'needs the remote Redis host redis.internal (test/redis/dead-letters.test.ts runs asynx dead on a private redis-server)',
+  "asynx worker -A ./tasks.mjs -b 'redis+sentinel://sentinel1.internal:26379,sentinel2.internal:26379/0?master_name=mymaster'":
+    'needs remote sentinels sentinel1.internal, sentinel2.internal (test/redis/sentinel.test.ts runs a worker through a private master, replica and sentinel)',
   'asynx dashboard --port 8080 --read-only': 'the same command is run by test/core/help-examples.test.ts (page served, no action buttons, TERM → exit 0); port 8080 is not freed between the two files',
   'celery -A proj inspect ping -d w1@host': 'needs a Python Celery project `proj` on RabbitMQ (test/interop/pidbox.test.ts runs celery inspect against an asynx node)',
 };

@@ -1,11 +1,12 @@
 // A private redis-server per test file (or bench run): loopback port, no persistence, temp dir; stop by pid.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
 import { freePort } from './rabbitmq.js';
 import { killQuietly, onAbort, rmQuietly, waitGoneSync } from './reaper.js';
 
@@ -68,9 +69,13 @@ interface Proc {
   exited: Promise<void>;
 }
 
-function spawnServer(port: number, dir: string, extra: string[]): Proc {
+/** Name of the config file written into a server's dir when `startRedis({ conf })` is given one. */
+const CONF = 'redis.conf';
+
+function spawnServer(port: number, dir: string, extra: string[], conf: boolean): Proc {
   const out = openSync(join(dir, 'server.out'), 'a');
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', ...extra];
+  // A config file must come first on the command line (a sentinel rewrites its own, so it lives in the dir).
+  const args = [...(conf ? [join(dir, CONF)] : []), '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir, '--daemonize', 'no', '--protected-mode', 'yes', ...extra];
   const child: ChildProcess = spawn(SERVER, args, { cwd: dir, stdio: ['ignore', out, out] });
   closeSync(out);
   let gone = child.pid === undefined;
@@ -103,13 +108,24 @@ async function stopServer(p: Proc): Promise<void> {
  * Starts `redis-server` on a free (or the given) loopback port with persistence off (`args` may turn an AOF
  * on: `--appendonly yes`); resolves once it answers PING.
  */
-export async function startRedis(opts: { startTimeoutMs?: number; args?: string[]; /** Reuse a port (a restart); a free one by default. */ port?: number } = {}): Promise<RedisServer> {
+export async function startRedis(
+  opts: {
+    startTimeoutMs?: number;
+    args?: string[];
+    /** Reuse a port (a restart); a free one by default. */
+    port?: number;
+    /** Text of a config file, written into the server's dir and passed first (a sentinel's: with `args: ['--sentinel']`). */
+    conf?: string;
+  } = {},
+): Promise<RedisServer> {
   const missing = redisMissing();
   if (missing) throw new Error(missing);
   const dir = mkdtempSync(join(tmpdir(), 'asynx-redis-'));
   const port = opts.port ?? (await freePort());
   const timeoutMs = opts.startTimeoutMs ?? 15_000;
-  let proc = spawnServer(port, dir, opts.args ?? []);
+  const conf = opts.conf !== undefined;
+  if (conf) writeFileSync(join(dir, CONF), opts.conf!);
+  let proc = spawnServer(port, dir, opts.args ?? [], conf);
   const unregister = onAbort(() => {
     killQuietly(proc.pid);
     waitGoneSync([proc.pid], 2_000);
@@ -143,7 +159,7 @@ export async function startRedis(opts: { startTimeoutMs?: number; args?: string[
     stop: () => stopServer(proc),
     async start() {
       if (!proc.gone()) return;
-      proc = spawnServer(port, dir, opts.args ?? []);
+      proc = spawnServer(port, dir, opts.args ?? [], conf);
       await answered();
     },
     dispose() {
@@ -162,4 +178,131 @@ export async function startRedis(opts: { startTimeoutMs?: number; args?: string[
     throw err;
   }
   return server;
+}
+
+/** A private master, one replica of it and one sentinel watching them (issue 13's failover tests). */
+export interface RedisSentinelSet {
+  /** The first master (a replica after a failover). */
+  readonly master: RedisServer;
+  /** The replica (the master after a failover). */
+  readonly replica: RedisServer;
+  readonly sentinel: RedisServer;
+  /** The master group name the sentinel monitors. */
+  readonly masterName: string;
+  /** `redis+sentinel://127.0.0.1:<sentinel port>/<db>?master_name=<name>` */
+  url(db?: number): string;
+  /** The port of the master the sentinel names now. */
+  masterPort(): Promise<number>;
+  /**
+   * `SENTINEL FAILOVER <name>`, then waits (bounded) until the sentinel names the other server as master and
+   * it answers ROLE as one; resolves to the old and new master ports. The old master still takes writes
+   * until the sentinel makes it a replica (and drops its clients), about 10 s later: see waitReplica().
+   */
+  failover(timeoutMs?: number): Promise<{ from: number; to: number }>;
+  /** Waits (bounded) until the server at `port` is a replica of `masterPort`. */
+  waitReplica(port: number, masterPort: number, timeoutMs?: number): Promise<void>;
+  /** The names of the connections open on the server at `port` (CLIENT LIST), unnamed ones left out. */
+  clientNames(port: number): Promise<string[]>;
+  /** Waits (bounded) until the sentinel names `port` as master and that server answers `ROLE` as master. */
+  waitMaster(port: number, timeoutMs?: number): Promise<void>;
+  /** Stops all three and deletes their dirs. Idempotent. */
+  dispose(): Promise<void>;
+}
+
+/**
+ * Starts a master, a replica (`--replicaof`) and a sentinel (`sentinel monitor <name> 127.0.0.1 <port> 1`,
+ * quorum 1, short down-after and failover timeouts) on free loopback ports; resolves once the sentinel
+ * knows the replica (a failover needs one to promote).
+ */
+export async function startRedisSentinel(opts: { masterName?: string; downAfterMs?: number; failoverTimeoutMs?: number } = {}): Promise<RedisSentinelSet> {
+  const name = opts.masterName ?? 'm';
+  const started: RedisServer[] = [];
+  const dispose = async () => {
+    for (const s of started.reverse()) await s.dispose();
+  };
+  try {
+    const master = await startRedis();
+    started.push(master);
+    const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+    started.push(replica);
+    const conf = [
+      `sentinel monitor ${name} 127.0.0.1 ${master.port} 1`,
+      `sentinel down-after-milliseconds ${name} ${opts.downAfterMs ?? 1_000}`,
+      `sentinel failover-timeout ${name} ${opts.failoverTimeoutMs ?? 5_000}`,
+      `sentinel parallel-syncs ${name} 1`,
+      '',
+    ].join('\n');
+    const sentinel = await startRedis({ conf, args: ['--sentinel'] });
+    started.push(sentinel);
+    const ask = async <T>(port: number, fn: (r: Redis) => Promise<T>): Promise<T> => {
+      const r = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 1_000 });
+      r.on('error', () => undefined);
+      try {
+        await r.connect();
+        return await fn(r);
+      } finally {
+        r.disconnect();
+      }
+    };
+    const masterPort = async () => Number(((await ask(sentinel.port, (r) => r.call('SENTINEL', 'get-master-addr-by-name', name))) as [string, string])[1]);
+    const waitMaster = async (port: number, timeoutMs = 20_000) => {
+      const deadline = Date.now() + timeoutMs;
+      let last = '';
+      for (;;) {
+        try {
+          const named = await masterPort();
+          const role = ((await ask(port, (r) => r.call('ROLE'))) as [string])[0];
+          if (named === port && role === 'master') return;
+          last = `sentinel names ${named}, ${port} is ${role}`;
+        } catch (err) {
+          last = (err as Error).message;
+        }
+        if (Date.now() > deadline) throw new Error(`127.0.0.1:${port} did not become master of ${name} within ${timeoutMs} ms (${last})`);
+        await sleep(100);
+      }
+    };
+    // The sentinel learns of the replica from the master's INFO (every 10 s at first, 1 s once it is down):
+    // until it does, SENTINEL FAILOVER answers "NOGOODSLAVE".
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const replicas = (await ask(sentinel.port, (r) => r.call('SENTINEL', 'replicas', name)).catch(() => [])) as string[][];
+      const link = (await ask(replica.port, (r) => r.call('INFO', 'replication')).catch(() => '')) as string;
+      if (replicas.some((f) => f.includes(String(replica.port))) && /master_link_status:up/.test(link)) break;
+      if (Date.now() > deadline) throw new Error(`the sentinel on ${sentinel.port} did not see the replica ${replica.port} of ${master.port} within 30 s`);
+      await sleep(200);
+    }
+    return {
+      master,
+      replica,
+      sentinel,
+      masterName: name,
+      url: (db = 0) => `redis+sentinel://127.0.0.1:${sentinel.port}/${db}?master_name=${name}`,
+      masterPort,
+      waitMaster,
+      async failover(timeoutMs = 20_000) {
+        const from = await masterPort();
+        const to = from === master.port ? replica.port : master.port;
+        await ask(sentinel.port, (r) => r.call('SENTINEL', 'failover', name));
+        await waitMaster(to, timeoutMs);
+        return { from, to };
+      },
+      async waitReplica(port, of, timeoutMs = 30_000) {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          const role = (await ask(port, (r) => r.call('ROLE')).catch(() => ['?'])) as string[];
+          if (role[0] === 'slave' && Number(role[2]) === of) return;
+          if (Date.now() > deadline) throw new Error(`127.0.0.1:${port} was not made a replica of ${of} within ${timeoutMs} ms (ROLE: ${role.join(' ')})`);
+          await sleep(100);
+        }
+      },
+      async clientNames(port) {
+        const list = (await ask(port, (r) => r.call('CLIENT', 'LIST'))) as string;
+        return [...list.matchAll(/ name=(\S+)/g)].map((m) => m[1]!);
+      },
+      dispose,
+    };
+  } catch (err) {
+    await dispose();
+    throw err;
+  }
 }
