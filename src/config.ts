@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { UsageError } from './errors.js';
-import { parseBackendUrl, parseBrokerUrl } from './urls.js';
+import { parseBackendUrl, parseBrokerUrl, REDIS_TRANSPORT_OPTIONS } from './urls.js';
 import { durationMs, type Duration } from './util/duration.js';
 
 export { sqlitePath } from './urls.js';
@@ -280,7 +280,7 @@ function resultsOnBrokerRedis(brokerUrl: string): string {
       const q = part.indexOf('?');
       if (q < 0) return part;
       const params = new URLSearchParams(part.slice(q + 1));
-      params.delete('visibility_timeout');
+      for (const k of REDIS_TRANSPORT_OPTIONS) params.delete(k);
       const rest = params.toString();
       return rest ? `${part.slice(0, q)}?${rest}` : part.slice(0, q);
     })

@@ -49,3 +49,6 @@ export function parseBackendUrl(url: string, cwd = process.cwd()): BackendUrl {
   if (url === 'none') return { kind: 'none', url: 'none' };
   throw new UsageError('asynx.config.badBackend', `Result backend '${url}' is not supported: use sqlite://<path>, rpc://, redis://host:port/db or none`, { option: 'resultBackend', value: url });
 }
+
+/** Query options of a Redis broker URL that belong to the transport, not to a result backend on the same Redis. */
+export const REDIS_TRANSPORT_OPTIONS = ['visibility_timeout', 'delayed_delivery'] as const;

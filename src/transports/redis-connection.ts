@@ -3,6 +3,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { BrokerUnavailableError, UsageError } from '../errors.js';
 import { withDeadline } from '../util/deadline.js';
+import { REDIS_TRANSPORT_OPTIONS as TRANSPORT_QUERY_OPTIONS } from '../urls.js';
 import { redact } from '../util/redact.js';
 import { watchFailover } from './redis-failover.js';
 import { isSentinelUrl, parseSentinelUrl } from './redis-sentinel-url.js';
@@ -12,9 +13,15 @@ export interface RedisTarget {
   options: RedisOptions;
   /** `?visibility_timeout=<seconds>` (kombu's transport option of that name), ms; undefined when absent. */
   visibilityTimeoutMs?: number;
+  /**
+   * `?delayed_delivery=false`: countdown/eta messages are LPUSHed onto their list at once, as Celery's client
+   * does, for queues that only Python workers consume (they hold such a message until its eta). By default
+   * (true) they wait in asynx's delayed zset, which only asynx processes move.
+   */
+  delayedDelivery?: boolean;
 }
 
-const KNOWN = ['visibility_timeout', 'ssl_cert_reqs'];
+const KNOWN = [...TRANSPORT_QUERY_OPTIONS, 'ssl_cert_reqs'];
 
 function badUrl(url: string, why: string): UsageError {
   return new UsageError(
@@ -30,12 +37,21 @@ function visibilityMs(url: string, v: string): number {
   return Math.round(s * 1000);
 }
 
+function flag(url: string, name: string, v: string): boolean {
+  const t = v.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(t)) return true;
+  if (['false', '0', 'no', 'off'].includes(t)) return false;
+  throw badUrl(url, `has ${name}=${v}, not true or false`);
+}
+
 /** `redis+sentinel://…` / `sentinel://…;sentinel://…`: every connection asks the sentinels for the master. */
 function parseSentinelTarget(url: string): RedisTarget {
-  const { options, query } = parseSentinelUrl(url, 'brokerUrl', ['visibility_timeout']);
+  const { options, query } = parseSentinelUrl(url, 'brokerUrl', TRANSPORT_QUERY_OPTIONS);
   const target: RedisTarget = { options };
   const v = query.get('visibility_timeout');
   if (v !== undefined) target.visibilityTimeoutMs = visibilityMs(url, v);
+  const d = query.get('delayed_delivery');
+  if (d !== undefined) target.delayedDelivery = flag(url, 'delayed_delivery', d);
   return target;
 }
 
@@ -65,6 +81,7 @@ export function parseRedisTarget(url: string): RedisTarget {
   for (const [k, v] of u.searchParams) {
     if (!KNOWN.includes(k)) throw badUrl(url, `has option '${k}', which asynx does not know (known: ${KNOWN.join(', ')})`);
     if (k === 'visibility_timeout') target.visibilityTimeoutMs = visibilityMs(url, v);
+    if (k === 'delayed_delivery') target.delayedDelivery = flag(url, k, v);
   }
   if (tls) {
     const reqs = (u.searchParams.get('ssl_cert_reqs') ?? 'required').toLowerCase();

@@ -202,10 +202,13 @@ export class RedisTransport implements Transport {
     this.delayed(push);
   }
 
-  /** The envelope of a publish, the list it goes to, and its due time when its eta is ahead. */
+  /**
+   * The envelope of a publish, the list it goes to, and its due time when its eta is ahead (null with
+   * `?delayed_delivery=false`: the message goes onto its list now, and its consumer holds it until the eta).
+   */
   private pushOf(queue: string, message: WireMessage): Push {
     const e = toEnvelope(queue, message);
-    const eta = etaOf(message.headers, parseCeleryTime);
+    const eta = this.target.delayedDelivery === false ? null : etaOf(message.headers, parseCeleryTime);
     return { list: listKey(queue, e.properties.priority), raw: JSON.stringify(e), tag: String(e.properties.delivery_tag), queue, dueMs: eta !== null && eta > Date.now() ? eta : null };
   }
 

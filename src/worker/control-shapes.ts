@@ -4,7 +4,7 @@ import { constants } from 'node:os';
 import { saferepr } from '../protocol/saferepr.js';
 import type { TaskRequest } from '../protocol/codec.js';
 import { parseSentinelUrl } from '../transports/redis-sentinel-url.js';
-import { parseBrokerUrl } from '../urls.js';
+import { parseBrokerUrl, REDIS_TRANSPORT_OPTIONS } from '../urls.js';
 import { redact } from '../util/redact.js';
 
 /** What the worker tells about one of its tasks. */
@@ -65,7 +65,7 @@ export function brokerInfo(brokerUrl: string, connectTimeoutMs: number): Record<
   if (b.kind === 'sqlite') return { hostname: b.path, userid: null, virtual_host: '/', port: null, ssl: false, transport: 'sqlite', login_method: null, heartbeat: null, ...base };
   if (b.kind === 'redis' && b.sentinel) {
     // kombu's sentinel transport: the first sentinel, the others as alternates, master_name a transport option.
-    const { options, sentinels } = parseSentinelUrl(brokerUrl, 'brokerUrl', ['visibility_timeout']);
+    const { options, sentinels } = parseSentinelUrl(brokerUrl, 'brokerUrl', REDIS_TRANSPORT_OPTIONS);
     const [first, ...rest] = sentinels;
     return {
       hostname: first!.host,

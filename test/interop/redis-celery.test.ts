@@ -100,4 +100,23 @@ describe('Celery interop on Redis', { skip }, () => {
     assert.equal(runs().length, before + 2, 'each ran once');
     await py.stop();
   });
+
+  test('an asynx client with ?delayed_delivery=false sends a countdown to a queue only a Python worker consumes and exits at once: the Python worker runs it after the countdown', { timeout: 90_000 }, async () => {
+    const py = await startCeleryWorker({ brokerUrl: url, app: 'redis_capp', nodeName: `py-redis2-${process.pid}@localhost`, queues: ['py-only'], concurrency: 1, env: { INTEROP_OUT: out } });
+    stops.push(() => py.stop());
+    const before = runs().length;
+    // By default the countdown waits in asynx's delayed zset, which only asynx processes move: with the client
+    // gone and no asynx worker on this Redis, it would wait there. Celery's way puts it on the list now.
+    const app = new Asynx({ configFile: false, brokerUrl: `${url}?delayed_delivery=false`, resultBackend: 'none' });
+    const sentAt = Date.now();
+    const r = await app.sendTask('add', [6, 7], {}, { queue: 'py-only', countdown: 1 });
+    await app.close();
+    assert.equal(await redis.zcard('_asynx.delayed.py-only'), 0, 'not parked in the delayed zset');
+    const got = await waitFor('the Python worker to run it', () => (runs().length > before ? runs().slice(before) : null), 30_000, 50);
+    assert.equal(got[0]!.id, r.id);
+    assert.equal(got[0]!.by, 'py');
+    assert.equal(got[0]!.sum, 13);
+    assert.ok(got[0]!.at >= sentAt + 1000 - 5, `ran ${sentAt + 1000 - got[0]!.at} ms before its countdown`);
+    await py.stop();
+  });
 });

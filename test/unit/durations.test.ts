@@ -69,6 +69,7 @@ describe('durations in app config', () => {
     assert.throws(() => resolveConfig({ brokerUrl: 'kafka://x' }), namesOption('kafka'));
     assert.throws(() => resolveConfig({ resultBackend: 'mongodb://x' }), namesOption('resultBackend'));
     assert.equal(resolveConfig({ brokerUrl: 'redis://h:6390/2?visibility_timeout=30' }).resultBackend, 'redis://h:6390/2', 'the broker\'s Redis, less the transport\'s option');
+    assert.equal(resolveConfig({ brokerUrl: 'redis://h/2?delayed_delivery=false&visibility_timeout=30' }).resultBackend, 'redis://h/2', 'less both transport options');
     assert.equal(resolveConfig({ brokerUrl: 'amqps://h/v' }).resultBackend, 'rpc://');
   });
 });

@@ -42,5 +42,13 @@ describe('Redis URLs', () => {
     assert.throws(() => parseRedisTarget('redis://:s3cret@h/0?visibility=5'), bad(/option 'visibility'/));
     assert.throws(() => parseRedisTarget('redis://h/0?visibility_timeout=-1'), bad(/positive number of seconds/));
     assert.throws(() => parseRedisTarget('redis://h/zero'), bad(/not a number/));
+    assert.throws(() => parseRedisTarget('redis://h/0?delayed_delivery=maybe'), bad(/delayed_delivery=maybe, not true or false/));
+  });
+
+  it('delayed_delivery=false (for queues only Python workers consume) is read from redis:// and sentinel URLs', () => {
+    assert.equal(parseRedisTarget('redis://h/0').delayedDelivery, undefined);
+    assert.equal(parseRedisTarget('redis://h/0?delayed_delivery=false').delayedDelivery, false);
+    assert.equal(parseRedisTarget('redis://h/0?delayed_delivery=true&visibility_timeout=5').delayedDelivery, true);
+    assert.equal(parseRedisTarget('redis+sentinel://s1:26379,s2/0?master_name=m&delayed_delivery=0').delayedDelivery, false);
   });
 });
