@@ -211,6 +211,9 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
       { ...resolved, logger },
     );
     const uninstall = installSignals(worker, logger, { hupRestarts: process.env.ASYNX_DETACHED === '1' || !process.stdout.isTTY });
+    // The node runs until it is stopped. With the async or solo pool on SQLite nothing else need hold the
+    // event loop: a node whose last queue was cancelled (cancel_consumer) would otherwise exit, status 0.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     try {
       await worker.start();
       if (flags.beat && app) {
@@ -222,6 +225,7 @@ export async function runWorker(flags: WorkerFlags, cwd = process.cwd(), pairs: 
       }
       await worker.done;
     } finally {
+      clearInterval(keepAlive);
       uninstall();
       await beat?.close();
     }

@@ -171,3 +171,29 @@ describe('remote control of an asynx node on SQLite', () => {
     assert.equal(await worker.exited, 0);
   });
 });
+
+describe('an async-pool node on SQLite whose only queue is cancelled', () => {
+  test('stays up, answers ping, and consumes again after add_consumer (it exited with status 0 before)', async () => {
+    const tmp = tempDir('asynx-rc-async-');
+    const brokerUrl = `sqlite://${join(tmp.dir, 'broker.db')}`;
+    const node = 'rc-async@sqlite';
+    const w = await startWorker({ brokerUrl, args: ['-n', node, '-P', 'async', '-c', '4', '-Q', 'only'] });
+    const client = new Asynx({ brokerUrl, configFile: false });
+    const control = await openControlClient(brokerUrl);
+    try {
+      const ask = async (method: string, args: Record<string, unknown> = {}) => (await control.broadcast(method, args, { destination: [node], timeoutMs: 5000 }))[0]?.[node];
+      assert.deepEqual(await ask('cancel_consumer', { queue: 'only' }), { ok: 'no longer consuming from only' });
+      const r = await client.sendTask('t.add', [3, 4], {}, { queue: 'only' });
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.equal(w.proc.exitCode, null, `the node exited: ${w.output()}`);
+      assert.deepEqual(await ask('ping'), { ok: 'pong' });
+      assert.deepEqual(await ask('add_consumer', { queue: 'only' }), { ok: 'add consumer only' });
+      assert.equal(await r.get({ timeout: 10 }), 7);
+    } finally {
+      await control.close();
+      await client.close();
+      await w.stop();
+      tmp.cleanup();
+    }
+  });
+});
