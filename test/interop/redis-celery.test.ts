@@ -119,4 +119,46 @@ describe('Celery interop on Redis', { skip }, () => {
     assert.ok(got[0]!.at >= sentAt + 1000 - 5, `ran ${sentAt + 1000 - got[0]!.at} ms before its countdown`);
     await py.stop();
   });
+
+  test('kwargs, an absolute eta and expires both ways: each side runs add(a=…, b=…) after its eta and never the expired one', { timeout: 120_000 }, async () => {
+    const w = await startWorker({ brokerUrl: url, app: APP, args: ['-n', 'js-kw@localhost', '-c', '1', '-Q', 'kw-js'], env: { INTEROP_OUT: out } });
+    stops.push(() => w.stop('SIGTERM', 20_000));
+    const py = await startCeleryWorker({ brokerUrl: url, app: 'redis_capp', nodeName: `py-kw-${process.pid}@localhost`, queues: ['kw-py'], concurrency: 1, env: { INTEROP_OUT: out } });
+    stops.push(() => py.stop());
+    const before = runs().length;
+    // Python → asynx: kwargs with an eta 1 s ahead, and a task whose expires is already past.
+    const sent = await runPython(['-c', [
+      'import time, datetime as d, redis_capp as c',
+      'now = d.datetime.now(d.timezone.utc)',
+      "a = c.app.send_task('add', kwargs={'a': 7, 'b': 8}, eta=now + d.timedelta(seconds=1), queue='kw-js')",
+      "b = c.app.send_task('add', args=(1, 1), expires=now - d.timedelta(seconds=5), queue='kw-js')",
+      'print(a.id, b.id, now.timestamp() * 1000)',
+    ].join('; ')], { brokerUrl: url, env: { INTEROP_OUT: out } });
+    assert.equal(sent.code, 0, sent.stderr);
+    const [pyEta, pyExpired, pySentAt] = sent.stdout.trim().split(/\s+/);
+    // asynx → Python: the same two.
+    const app = new Asynx({ configFile: false, brokerUrl: url, resultBackend: 'none' });
+    stops.push(() => app.close());
+    const jsSentAt = Date.now();
+    const jsEta = await app.sendTask('add', [], { a: 20, b: 3 }, { queue: 'kw-py', eta: new Date(jsSentAt + 1000) });
+    const jsExpired = await app.sendTask('add', [2, 2], {}, { queue: 'kw-py', expires: new Date(jsSentAt - 5000) });
+    const got = await waitFor('both eta tasks to run', () => {
+      const r = runs().slice(before);
+      return r.some((x) => x.id === pyEta) && r.some((x) => x.id === jsEta.id) ? r : null;
+    }, 30_000, 50);
+    const byId = new Map(got.map((r) => [r.id, r]));
+    assert.equal(byId.get(pyEta!)?.by, 'js');
+    assert.equal(byId.get(pyEta!)?.sum, 15);
+    assert.ok(byId.get(pyEta!)!.at >= Number(pySentAt) + 1000 - 50, 'asynx ran it after its eta');
+    assert.equal(byId.get(jsEta.id)?.by, 'py');
+    assert.equal(byId.get(jsEta.id)?.sum, 23);
+    assert.ok(byId.get(jsEta.id)!.at >= jsSentAt + 1000 - 50, 'Python ran it after its eta');
+    await sleep(1500);
+    const ids = runs().slice(before).map((r) => r.id);
+    assert.ok(!ids.includes(pyExpired!), 'asynx did not run the expired task');
+    assert.ok(!ids.includes(jsExpired.id), 'Python did not run the expired task');
+    assert.equal(ids.length, 2, 'each ran once');
+    await py.stop();
+    await w.stop('SIGTERM', 20_000);
+  });
 });
