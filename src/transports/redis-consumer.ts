@@ -1,10 +1,13 @@
 // A fair multi-queue consumer on Redis: BRPOP over queue × priority lists on its own connection, rotating the queue order.
 
 import type { Redis } from 'ioredis';
+import { settlesWithin } from '../util/deadline.js';
 import { PRIORITY_STEPS, queueOfList, SEP } from './redis-keys.js';
 
 /** Server-side BRPOP timeout, seconds (kombu's). */
 const BRPOP_TIMEOUT_S = 1;
+/** How long cancel() waits for the loop to end before it drops the blocking connection, ms. */
+const CANCEL_WAIT_MS = 2_000;
 /** Most messages taken by one pop-and-record call (bounded by the free prefetch slots too). */
 const MAX_BATCH = 32;
 /** Pause after a failed BRPOP (Redis away) before the next try, ms. */
@@ -142,15 +145,20 @@ export class RedisConsumer {
    * with Redis away the blocking connection is dropped, and nothing was popped).
    */
   async cancel(): Promise<void> {
-    if (this.cancelled) return this.loop ?? undefined;
+    if (this.cancelled) {
+      if (this.loop) await settlesWithin(this.loop, CANCEL_WAIT_MS);
+      return;
+    }
     this.cancelled = true;
     this.wake();
-    if (this.inBrpop && this.clientId !== null) await this.cmd.client('UNBLOCK', this.clientId).catch(() => undefined);
+    // Each wait is bounded: with Redis away, a command waits in ioredis's offline queue through its retries
+    // (tens of seconds), and a warm shutdown must not wait for them.
+    if (this.inBrpop && this.clientId !== null) await settlesWithin(this.cmd.client('UNBLOCK', this.clientId), 500);
     if (!this.loop) return;
-    let timer: NodeJS.Timeout | undefined;
-    const ended = await Promise.race([this.loop.then(() => true), new Promise<boolean>((r) => (timer = setTimeout(() => r(false), 2_000)))]);
-    clearTimeout(timer);
-    if (!ended) this.blocking.disconnect();
-    await this.loop;
+    if (await settlesWithin(this.loop, CANCEL_WAIT_MS)) return;
+    this.blocking.disconnect();
+    // A pop still waiting on the command connection ends when it gives up; what it took is recorded in
+    // `unacked`, so a sweep puts it back.
+    await settlesWithin(this.loop, 1_000);
   }
 }

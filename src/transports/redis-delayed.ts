@@ -3,6 +3,7 @@
 import type { Redis } from 'ioredis';
 import { DELAYED_INDEX, DELAYED_KEY_PREFIX, delayedKey, listKeys } from './redis-keys.js';
 import { LuaScript } from './redis-script.js';
+import { settlesWithin } from '../util/deadline.js';
 
 /**
  * One atomic pass over every list with delayed messages: LPUSHes the due ones (earliest first, at most
@@ -119,11 +120,14 @@ export class DelayedMover {
     if (!this.stopped) this.schedule(wait);
   }
 
-  /** Stops; resolves once a pass in progress ended. */
+  /**
+   * Stops; resolves once a pass in progress ended, or after 1 s (with Redis away a pass waits in ioredis's
+   * offline queue through its retries; the move is one script, so an abandoned pass moved all or nothing).
+   */
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    await this.pass;
+    if (this.pass) await settlesWithin(this.pass, 1_000);
   }
 }

@@ -64,4 +64,18 @@ describe('asynx worker on Redis', { skip }, () => {
     direct.disconnect();
     assert.equal((JSON.parse(raw) as { status: string; result: unknown }).result, 42, `stored under Celery's key in db 3: ${raw}`);
   });
+
+  for (const pool of ['async', 'prefork']) {
+    test(`a -P ${pool} worker whose Redis has gone away stops on SIGTERM within 15 s, exit 0 (it waited through ioredis's retries before)`, { timeout: 60_000 }, async () => {
+      const own = await startRedis();
+      const w = await startWorker({ brokerUrl: `${own.url}/0`, app: PLAIN_APP, args: ['-n', `gone-${pool}@localhost`, '-P', pool, '-c', '2'] });
+      stops.push(() => w.stop('SIGKILL', 5_000));
+      await own.dispose();
+      await sleep(1_000); // the consumer is waiting on a dead connection
+      const t0 = Date.now();
+      const code = await w.stop('SIGTERM', 15_000);
+      assert.equal(code, 0, `after ${Date.now() - t0} ms: ${w.output().slice(-800)}`);
+      assert.ok(Date.now() - t0 < 15_000);
+    });
+  }
 });
