@@ -156,8 +156,10 @@ export async function limit(ctx: BenchContext): Promise<BenchRow[]> {
     { case: '2 peer', metric: 'asynx / Celery throughput (prefork -c 2)', value: ratio(a.rate, c.rate), unit: '×', target: '≥ 4', met: meets(ratio(a.rate, c.rate), 4) },
     { case: '2 peer', metric: 'Celery CPU per task (client + worker + broker)', value: c.cpuUs, unit: 'µs', baseline: { label: 'asynx', value: a.cpuUs }, ratio: ratio(c.cpuUs, a.cpuUs), note: describeSplit(c.split) },
   );
-  // Celery's thread pool is far slower on no-op tasks: a quarter of N keeps a run within the marker's wait.
-  const nt = Math.max(10, Math.round(n / 4));
+  // Celery 5.2's thread pool at -c 2 is far slower on no-op tasks: ~400/s for the first hundred, then ~44/s
+  // (measured 2026-12-02: its consumer waits on its own timers between prefetch windows), so 5,000 tasks ran
+  // past the marker's 120 s wait. A twentieth of N (1,000) gives the row a figure; a rate is a rate.
+  const nt = Math.max(10, Math.round(n / 20));
   try {
     ctx.progress.step('2 peer: starting a Celery worker (-P threads -c 2)');
     const tw = await startCelery(ctx, rabbit.url, 2, 'bench.cthreads', undefined, 'threads');
