@@ -9,6 +9,7 @@
 
 import type { Redis } from 'ioredis';
 import { boundedRedis, closeRedis, connectRedis } from '../transports/redis-pubsub.js';
+import { deleteIfHolds } from '../transports/redis-script.js';
 import { RenewedLease, type SqliteLeaseOptions } from './leader.js';
 
 /** The key holding the leading scheduler's name. */
@@ -19,8 +20,6 @@ const TAKE = `
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('PEXPIRE', KEYS[1], ARGV[2]) return 1 end
 return 0`;
-/** DEL the key only while it names ARGV[1] (release by the holder). */
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 /** Options of {@link RedisLease}. */
 export interface RedisLeaseOptions extends SqliteLeaseOptions {
@@ -52,7 +51,7 @@ export class RedisLease extends RenewedLease {
   }
 
   protected async release(): Promise<void> {
-    if (this.conn) await boundedRedis(this.url, this.conn.eval(RELEASE, 1, REDIS_LEADER_KEY, this.holder), 1_000, 'release the beat lease');
+    if (this.conn) await boundedRedis(this.url, deleteIfHolds(this.conn, REDIS_LEADER_KEY, this.holder), 1_000, 'release the beat lease');
   }
 
   protected async shut(): Promise<void> {

@@ -5,6 +5,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { isAlive } from '../process/proc.js';
 import { boundedRedis, closeRedis, connectRedis } from '../transports/redis-pubsub.js';
+import { deleteIfHolds } from '../transports/redis-script.js';
 import { settlesWithin } from '../util/deadline.js';
 import { redact } from '../util/redact.js';
 import { duplicateNodeError, type NodeClaimOptions } from './duplicate-node.js';
@@ -31,8 +32,6 @@ interface ClaimValue {
 const TAKE_OVER = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) and 1 end return 0";
 /** KEYS: the claim. ARGV: our value, lease ms. Renews our lease; writes the claim again when the key is gone (a restarted or failed-over Redis lost it); 0 when another holds it. */
 const RENEW = "local v = redis.call('GET', KEYS[1]) if v == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end if not v then redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 2 end return 0";
-/** KEYS: the claim. ARGV: our value. Deletes only our own claim. */
-const RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0";
 
 /** Names held by Worker instances of this process, per broker URL: the pid check cannot tell them apart. */
 const heldHere = new Set<string>();
@@ -100,7 +99,7 @@ export async function claimRedisNode(url: string, nodeName: string, opts: NodeCl
       closing ??= (async () => {
         clearInterval(timer);
         heldHere.delete(heldKey);
-        await settlesWithin(conn.eval(RELEASE, 1, key, value), 1_000);
+        await settlesWithin(deleteIfHolds(conn, key, value), 1_000); // only our own claim
         await closeRedis(conn);
       })();
       return closing;

@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { lookupQueues } from './redis-bindings.js';
 import { type Envelope, markRestored, parseEnvelope } from './redis-envelope.js';
 import { listKey, UNACKED, UNACKED_INDEX, UNACKED_MUTEX, UNACKED_MUTEX_EXPIRE_MS } from './redis-keys.js';
-import { LuaScript } from './redis-script.js';
+import { deleteIfHolds, LuaScript } from './redis-script.js';
 
 /** Removes the entry if it still holds `expected`, and pushes the restored message to every target list, atomically. */
 const RESTORE = new LuaScript(`
@@ -18,8 +18,6 @@ for i = 3, #KEYS do
 end
 return 1`);
 
-/** Deletes the mutex only if this sweep still holds it. */
-const RELEASE = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
 
 /** Epoch seconds, as kombu scores the index. */
 const nowS = () => Date.now() / 1000;
@@ -191,6 +189,6 @@ export async function sweepUnacked(cmd: Redis, visibilityMs: number, limit = 100
     for (const tag of tags) if (await restoreByTag(cmd, tag, false)) n++;
     return n;
   } finally {
-    await cmd.eval(RELEASE, 1, UNACKED_MUTEX, token).catch(() => undefined);
+    await deleteIfHolds(cmd, UNACKED_MUTEX, token).catch(() => undefined); // only if this sweep still holds it
   }
 }

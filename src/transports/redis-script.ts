@@ -30,3 +30,11 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 `;
+
+/** KEYS[1]: a lock or lease key. ARGV[1]: its holder's value. Deletes the key only while it still holds that value. */
+const DELETE_IF_HOLDS = new LuaScript("if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0");
+
+/** Releases a lock or lease by its holder: deletes `key` only while it holds `value` (one atomic compare). True when deleted. */
+export async function deleteIfHolds(cmd: Redis, key: string, value: string): Promise<boolean> {
+  return Number(await DELETE_IF_HOLDS.run(cmd, [key], [value])) === 1;
+}
