@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import { parseCeleryTime } from '../protocol/codec.js';
 import { etaOf } from '../transports/amqp-topology.js';
 import { declareBinding } from '../transports/redis-bindings.js';
-import { deliveryCountOf, type Envelope, freshDelivery, fromEnvelope, parseEnvelope } from '../transports/redis-envelope.js';
+import { deliveryCountOf, type Envelope, freshDelivery, fromEnvelope, parseEnvelope, wrapRawItem } from '../transports/redis-envelope.js';
 import { DELAYED_INDEX, delayedKey, listKey } from '../transports/redis-keys.js';
 import { boundedRedis, closeRedis, connectRedis } from '../transports/redis-pubsub.js';
 import { redact } from '../util/redact.js';
@@ -157,7 +157,7 @@ export class RedisDeadLetters implements DeadLetters {
 
   /** The envelope to push for `item` to `queue`: dead-letter headers dropped, a fresh delivery. */
   private revived(item: Item, queue: string): { queue: string; raw: string; list: string; dueMs: number | null } {
-    const e: Envelope = item.envelope ? (JSON.parse(item.raw) as Envelope) : { body: Buffer.from(item.raw, 'utf8').toString('base64'), headers: {}, properties: { body_encoding: 'base64' } };
+    const e: Envelope = item.envelope ? (JSON.parse(item.raw) as Envelope) : wrapRawItem(item.raw);
     for (const k of DEAD_HEADERS) delete e.headers[k];
     freshDelivery(e, queue === item.letter.queue ? undefined : queue);
     const eta = etaOf(e.headers, parseCeleryTime);

@@ -24,6 +24,11 @@ function bodyBytes(body: string, contentType: unknown): Buffer {
   return typeof contentType === 'string' && (contentType.includes('json') || contentType.startsWith('text/')) ? Buffer.from(body, 'utf8') : Buffer.from(body, 'latin1');
 }
 
+/** An envelope carrying a list item that was no envelope, as it came (base64), with what of its headers could be read. */
+export function wrapRawItem(raw: string, headers: Record<string, unknown> = {}): Envelope {
+  return { body: Buffer.from(raw, 'utf8').toString('base64'), headers, properties: { body_encoding: 'base64' } };
+}
+
 /** Wraps a wire message for `queue` (published to the anonymous exchange, routing key = queue), with a fresh delivery tag. */
 export function toEnvelope(queue: string, message: WireMessage): Envelope {
   const { content_type, content_encoding, ...props } = message.properties as unknown as Record<string, unknown>;

@@ -13,7 +13,7 @@ import { declareBinding } from './redis-bindings.js';
 import { closeRedis, openRedis, parseRedisTarget, type RedisTarget } from './redis-connection.js';
 import { RedisConsumer } from './redis-consumer.js';
 import { addDelayed, countDelayed, DelayedMover, purgeDelayed } from './redis-delayed.js';
-import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, readEnvelope, routeOf, toEnvelope } from './redis-envelope.js';
+import { deliveryCountOf, deliveryTagOf, type Envelope, fromEnvelope, isRedelivered, readEnvelope, routeOf, toEnvelope, wrapRawItem } from './redis-envelope.js';
 import { DedupeHolds, publishTracked, publishUnique, type Push } from './redis-dedupe.js';
 import { DELAYED_INDEX, delayedKey, listKey, listKeys } from './redis-keys.js';
 import { AckBatch, appendUnacked, deadLetterUnacked, parkUnacked, popAndRecord, renewUnacked, restoreByTag, sweepUnacked } from './redis-qos.js';
@@ -400,7 +400,7 @@ export class RedisTransport implements Transport {
         if (!back && !h.recorded) await this.bounded(this.cmd.lpush(h.envelope ? listKey(h.queue, h.envelope.properties.priority) : h.queue, h.raw), this.opts.publishTimeoutMs, what);
         return;
       }
-      const base: Envelope = h.envelope ?? { body: Buffer.from(h.raw, 'utf8').toString('base64'), headers: h.headers, properties: { body_encoding: 'base64' } };
+      const base: Envelope = h.envelope ?? wrapRawItem(h.raw, h.headers);
       const dead: Envelope = {
         ...base,
         headers: { ...base.headers, 'x-asynx-reason': opts.reason ?? 'rejected', 'x-asynx-queue': h.queue, 'x-asynx-rejected-at': new Date().toISOString() },
