@@ -35,15 +35,9 @@ CREATE TABLE IF NOT EXISTS beat_schedule (
 const STATEMENT_BUSY_MS = 50;
 const BUSY_TIMEOUT_MS = 10_000;
 
-/**
- * Opens the broker database with the beat tables (schedule state and the scheduler lease). The open waits
- * up to BUSY_TIMEOUT_MS for a lock (on a new file, the workers and other schedulers starting beside it
- * write their schemas too); statements after it wait STATEMENT_BUSY_MS, then retry asynchronously.
- */
+/** Opens the broker database with the beat tables (schedule state and the scheduler lease). */
 export function openBeatDb(path: string, extraSchema = ''): Db {
-  const db = openDatabase(path, { busyTimeoutMs: BUSY_TIMEOUT_MS, schema: SCHEMA + extraSchema, what: 'open the beat state', urlName: 'broker URL (-b / ASYNX_BROKER_URL)' });
-  db.pragma(`busy_timeout = ${STATEMENT_BUSY_MS}`);
-  return db;
+  return openDatabase(path, { busyTimeoutMs: STATEMENT_BUSY_MS, schema: SCHEMA + extraSchema, what: 'open the beat state', urlName: 'broker URL (-b / ASYNX_BROKER_URL)' });
 }
 
 /** State in the SQLite broker file: one row per entry, claimed by a conditional upsert. */

@@ -8,6 +8,9 @@ import { isBusy, noDirectoryError, sqliteError } from './errors.js';
 
 export type Db = Database.Database;
 
+/** How long opening a file (journal mode and schema, once per process) waits on another process's lock, ms. */
+const OPEN_BUSY_MS = 5_000;
+
 /** How to open a database file. */
 export interface OpenDatabaseOptions {
   /**
@@ -56,20 +59,24 @@ function ensureDirectory(path: string, urlName: string): void {
 
 /**
  * Opens (creating the file if needed; its directory must exist, except a `.asynx` folder) with settings
- * safe for many processes on one file: WAL journal, `synchronous = NORMAL`, a busy timeout, then the schema. Every failure is a
+ * safe for many processes on one file: WAL journal, `synchronous = NORMAL`, the schema (waiting up to 5 s on
+ * another process's lock), then the statements' own busy timeout. Every failure is a
  * SqliteStorageError (`asynx.sqlite.cantOpen`, `.readOnly`, `.corrupt`, `.full`, `.busy` …), except a missing
  * directory: a UsageError `asynx.sqlite.noDirectory` (exit 64: the URL is wrong, waiting will not help).
  */
 export function openDatabase(path: string, opts: OpenDatabaseOptions): Db {
-  const at = { path, what: opts.what ?? 'open', busyTimeoutMs: opts.busyTimeoutMs };
+  // The open itself (journal mode, then the schema) waits longer than a statement: on a new file, every
+  // process starting beside this one (nodes of one `multi start`, beat, clients) writes the schema at once.
+  const openBusyMs = Math.max(opts.busyTimeoutMs, OPEN_BUSY_MS);
+  const at = { path, what: opts.what ?? 'open', busyTimeoutMs: openBusyMs };
   let db: Db | null = null;
   try {
     if (path !== ':memory:') ensureDirectory(path, opts.urlName ?? 'broker or result backend URL');
-    db = new Database(path, { timeout: opts.busyTimeoutMs });
+    db = new Database(path, { timeout: openBusyMs });
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
-    db.pragma(`busy_timeout = ${Math.round(opts.busyTimeoutMs)}`);
     db.exec(opts.schema);
+    db.pragma(`busy_timeout = ${Math.round(opts.busyTimeoutMs)}`);
     return db;
   } catch (err) {
     try {
