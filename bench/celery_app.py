@@ -14,6 +14,10 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
 )
+# BENCH_CONFIRM=1: the client waits for RabbitMQ's publisher confirm of each task message, as asynx's does
+# (kombu's py-amqp transport option; off by default in Celery).
+if os.environ.get('BENCH_CONFIRM') == '1':
+    app.conf.broker_transport_options = {'confirm_publish': True}
 
 
 def now_ms():

@@ -1,6 +1,6 @@
-// /proc readings for the benchmark: CPU time of process trees, RSS and PSS, process liveness.
+// /proc readings for the benchmark: CPU time and context switches of process trees, RSS and PSS, process liveness.
 
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import { isAlive } from '../test/helpers/process.js';
 
 const TICK_US = 1_000_000 / 100; // USER_HZ is 100 on Linux
@@ -47,6 +47,33 @@ export function cpuDelta(before: Map<number, number>, after: Map<number, number>
   let us = 0;
   for (const [pid, v] of after) us += v - (before.get(pid) ?? 0);
   return us;
+}
+
+/** Context switches (voluntary + involuntary) of every thread of one process (0 if it is gone). */
+export function switchesOf(pid: number): number {
+  let n = 0;
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0;
+  }
+  for (const tid of tids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      n += Number(/^voluntary_ctxt_switches:\s+(\d+)/m.exec(text)?.[1] ?? 0) + Number(/^nonvoluntary_ctxt_switches:\s+(\d+)/m.exec(text)?.[1] ?? 0);
+    } catch {
+      // the thread ended meanwhile
+    }
+  }
+  return n;
+}
+
+/** Context switches of a set of process trees, per pid (a delta is taken with {@link cpuDelta}). */
+export function switchSnapshot(roots: number[]): Map<number, number> {
+  const m = new Map<number, number>();
+  for (const r of roots) for (const p of treeOf(r)) m.set(p, switchesOf(p));
+  return m;
 }
 
 /** RSS and PSS in KiB of a process tree (from smaps_rollup). */

@@ -7,7 +7,7 @@ import type { BenchContext } from '../context.js';
 import { cpuDelta, cpuSnapshot } from '../procstat.js';
 import { failedRow, meets, median, ratio, type BenchRow } from '../report.js';
 import { client, mark, publishAll, startAsynx, type Pool } from '../workers.js';
-import { describeSplit, type CpuSplit } from './limit.js';
+import { describeSplit, switchParts, switchSplit, type CpuSplit } from './limit.js';
 
 /** One message row's worth of work, as the transport stores it: insert, then delete by id. */
 export function rawSqliteLoop(path: string, n: number): number {
@@ -59,6 +59,7 @@ export async function embedded(ctx: BenchContext): Promise<BenchRow[]> {
         raw.push(rawSqliteLoop(ctx.path('raw.db'), n));
         ctx.progress.step(`3 embedded: asynx ${p.pool} end to end, run ${run}/${ctx.runs}`);
         const before = cpuSnapshot([w.pid]);
+        const sb = switchParts(w.pid, null);
         const c0 = process.cpuUsage();
         const t0 = performance.now();
         await publishAll(n, () => app.sendTask('bench.noop', [], {}, { queue, ignoreResult: true }), (d) => ctx.progress.tick(d, n));
@@ -66,8 +67,9 @@ export async function embedded(ctx: BenchContext): Promise<BenchRow[]> {
         const ms = performance.now() - t0;
         const c1 = process.cpuUsage(c0);
         const after = cpuSnapshot([w.pid]);
+        const sa = switchParts(w.pid, null);
         const mainUs = (after.get(w.pid) ?? 0) - (before.get(w.pid) ?? 0);
-        const split: CpuSplit = { client: (c1.user + c1.system) / n, main: mainUs / n, children: (cpuDelta(before, after) - mainUs) / n, broker: 0 };
+        const split: CpuSplit = { client: (c1.user + c1.system) / n, main: mainUs / n, children: (cpuDelta(before, after) - mainUs) / n, broker: 0, switches: switchSplit(sb, sa, w.pid, n) };
         p.rates.push((n / ms) * 1000);
         p.cpus.push(split.client + split.main + split.children);
         p.splits.push(split);
@@ -93,8 +95,8 @@ export async function embedded(ctx: BenchContext): Promise<BenchRow[]> {
     const t = targets[p.pool];
     const split = p.splits[p.cpus.indexOf(median(p.cpus))] ?? p.splits[0]!;
     rows.push({ case: '3 embedded', metric, value: rate, unit: 'tasks/s', baseline: { label: 'raw loop', value: rawRate }, ratio: r, ...(t !== undefined ? { target: `≥ ${t.toFixed(2)}`, met: meets(r, t) } : {}) });
-    if (p.pool === 'prefork') rows.push({ case: '3 embedded', metric: 'asynx SQLite prefork CPU per task (client + worker)', value: median(p.cpus), unit: 'µs', note: describeSplit(split).replace(/, broker 0$/, '') });
-    else rows[rows.length - 1]!.note = describeSplit(split).replace(/, broker 0$/, '');
+    if (p.pool === 'prefork') rows.push({ case: '3 embedded', metric: 'asynx SQLite prefork CPU per task (client + worker)', value: median(p.cpus), unit: 'µs', note: describeSplit(split).replace(/, broker 0(?=;|$)/, '').replace(/, broker 0\.0$/, '') });
+    else rows[rows.length - 1]!.note = describeSplit(split).replace(/, broker 0(?=;|$)/, '').replace(/, broker 0\.0$/, '');
   }
   return rows;
 }

@@ -6,7 +6,7 @@ import amqplib, { type Options } from 'amqplib';
 import { buildTaskMessage } from '../../dist/protocol/codec.js';
 import { toPublishOptions } from '../../dist/transports/amqp-topology.js';
 import type { BenchContext } from '../context.js';
-import { cpuDelta, cpuSnapshot } from '../procstat.js';
+import { cpuDelta, cpuSnapshot, switchesOf, switchSnapshot } from '../procstat.js';
 import { failedRow, meets, median, ratio, type BenchRow } from '../report.js';
 import { client, mark, publishAll, startAsynx, startCelery, type BenchWorker, type Pool } from '../workers.js';
 
@@ -59,10 +59,29 @@ export interface CpuSplit {
   main: number;
   children: number;
   broker: number;
+  /**
+   * Context switches per task, same parts. Each is a process that slept and was woken (or was preempted): on
+   * this 2-vCPU VM a wake-up costs the writer far more than the bytes it writes, so these explain CPU gaps
+   * that no JavaScript profile shows.
+   */
+  switches?: { client: number; main: number; children: number; broker: number };
 }
 
 export function describeSplit(s: CpuSplit): string {
-  return `CPU µs/task: client ${s.client.toFixed(0)}, worker main ${s.main.toFixed(0)}, pool ${s.children.toFixed(0)}, broker ${s.broker.toFixed(0)}`;
+  const cpu = `CPU µs/task: client ${s.client.toFixed(0)}, worker main ${s.main.toFixed(0)}, pool ${s.children.toFixed(0)}, broker ${s.broker.toFixed(0)}`;
+  const w = s.switches;
+  return w ? `${cpu}; context switches/task: client ${w.client.toFixed(1)}, main ${w.main.toFixed(1)}, pool ${w.children.toFixed(1)}, broker ${w.broker.toFixed(1)}` : cpu;
+}
+
+/** Context switches of the client (this process alone), the worker's tree and the broker's tree, taken together. */
+export function switchParts(worker: number, broker: number | null): { client: number; worker: Map<number, number>; broker: Map<number, number> } {
+  return { client: switchesOf(process.pid), worker: switchSnapshot([worker]), broker: switchSnapshot(broker ? [broker] : []) };
+}
+
+/** Context switches per task between two {@link switchParts} readings, split as {@link CpuSplit} is. */
+export function switchSplit(before: ReturnType<typeof switchParts>, after: ReturnType<typeof switchParts>, worker: number, n: number): NonNullable<CpuSplit['switches']> {
+  const main = ((after.worker.get(worker) ?? 0) - (before.worker.get(worker) ?? 0)) / n;
+  return { client: (after.client - before.client) / n, main, children: cpuDelta(before.worker, after.worker) / n - main, broker: cpuDelta(before.broker, after.broker) / n };
 }
 
 export async function endToEnd(ctx: BenchContext, w: BenchWorker, url: string, queue: string, n: number, label: string, brokerPid: number | null): Promise<{ rate: number; cpuUs: number; split: CpuSplit }> {
@@ -75,6 +94,7 @@ export async function endToEnd(ctx: BenchContext, w: BenchWorker, url: string, q
     ctx.progress.step(`${label}, run ${run}/${ctx.runs}`);
     const wb = cpuSnapshot([w.pid]);
     const bb = cpuSnapshot(brokerPid ? [brokerPid] : []);
+    const sb = switchParts(w.pid, brokerPid);
     const c0 = process.cpuUsage();
     const t0 = performance.now();
     await publishAll(n, () => app.sendTask('bench.noop', [], {}, { queue, ignoreResult: true }), (d) => ctx.progress.tick(d, n));
@@ -83,7 +103,8 @@ export async function endToEnd(ctx: BenchContext, w: BenchWorker, url: string, q
     const c1 = process.cpuUsage(c0);
     const wa = cpuSnapshot([w.pid]);
     const mainUs = (wa.get(w.pid) ?? 0) - (wb.get(w.pid) ?? 0);
-    const split: CpuSplit = { client: (c1.user + c1.system) / n, main: mainUs / n, children: (cpuDelta(wb, wa) - mainUs) / n, broker: cpuDelta(bb, cpuSnapshot(brokerPid ? [brokerPid] : [])) / n };
+    const sa = switchParts(w.pid, brokerPid);
+    const split: CpuSplit = { client: (c1.user + c1.system) / n, main: mainUs / n, children: (cpuDelta(wb, wa) - mainUs) / n, broker: cpuDelta(bb, cpuSnapshot(brokerPid ? [brokerPid] : [])) / n, switches: switchSplit(sb, sa, w.pid, n) };
     rates.push((n / ms) * 1000);
     cpus.push(split.client + split.main + split.children + split.broker);
     splits.push(split);
@@ -98,12 +119,16 @@ export async function limit(ctx: BenchContext): Promise<BenchRow[]> {
   const n = ctx.n(20_000);
   const raws: number[] = [];
   const rawCpu: number[] = [];
+  const rawSwitches: string[] = [];
   for (let run = 1; run <= ctx.runs; run++) {
     ctx.progress.step(`1 limit: raw amqplib, run ${run}/${ctx.runs}`);
     const before = cpuSnapshot([rabbit.pid() ?? process.pid]);
+    const sb = switchParts(process.pid, rabbit.pid());
     const r = await rawAmqp(rabbit.url, 'bench.raw', n);
+    const sa = switchParts(process.pid, rabbit.pid());
     raws.push(r.rate);
     rawCpu.push(r.cpuUs + (rabbit.pid() ? cpuDelta(before, cpuSnapshot([rabbit.pid()!])) / n : 0));
+    rawSwitches.push(`context switches/msg: client and consumer ${((sa.client - sb.client) / n).toFixed(1)}, broker ${(cpuDelta(sb.broker, sa.broker) / n).toFixed(1)}`);
   }
   const raw = median(raws);
   ctx.memo.set('amqp.raw', raw);
@@ -119,7 +144,7 @@ export async function limit(ctx: BenchContext): Promise<BenchRow[]> {
   await w.stop();
   ctx.memo.set('amqp.prefork.noop', a.rate);
   const rows: BenchRow[] = [
-    { case: '1 limit', metric: 'raw amqplib publish(confirm)+consume(ack)', value: raw, unit: 'msg/s', note: `CPU ${rawCpu.length ? median(rawCpu).toFixed(0) : '?'} µs/msg (client + broker)` },
+    { case: '1 limit', metric: 'raw amqplib publish(confirm)+consume(ack)', value: raw, unit: 'msg/s', note: `CPU ${rawCpu.length ? median(rawCpu).toFixed(0) : '?'} µs/msg (client + broker); ${rawSwitches[rawCpu.indexOf(median(rawCpu))] ?? rawSwitches[0] ?? ''}` },
     { case: '1 limit', metric: 'raw amqplib, same Celery v2 properties+headers', value: rawFmt, unit: 'msg/s', baseline: { label: 'raw amqplib', value: raw }, ratio: ratio(rawFmt, raw), note: 'the message format alone' },
     { case: '1 limit', metric: 'asynx AMQP prefork -c 2 end to end', value: a.rate, unit: 'tasks/s', baseline: { label: 'raw amqplib', value: raw }, ratio: ratio(a.rate, raw), target: '≥ 0.35', met: meets(ratio(a.rate, raw), 0.35), note: `${ratio(a.rate, rawFmt)?.toFixed(2) ?? '?'} of raw with Celery v2 messages` },
     { case: '1 limit', metric: 'asynx AMQP CPU per task (client + worker + broker)', value: a.cpuUs, unit: 'µs', baseline: { label: 'raw amqplib', value: median(rawCpu) }, ratio: ratio(a.cpuUs, median(rawCpu)), note: describeSplit(a.split) },
