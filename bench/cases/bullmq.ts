@@ -13,7 +13,8 @@ import { failedRow, meets, median, percentile, ratio, type BenchRow } from '../r
 import { client, mark, publishAll, startAsynx, until } from '../workers.js';
 import { spawnProcess } from '../../test/helpers/process.js';
 import { stamps } from './latency.js';
-import { endToEnd } from './limit.js';
+import { describeSplit, endToEnd, switchParts, switchSplit, type CpuSplit } from './limit.js';
+import { cpuDelta, cpuSnapshot } from '../procstat.js';
 
 const now = () => performance.timeOrigin + performance.now();
 /** Jobs per addBulk call; calls are awaited one after another. */
@@ -53,12 +54,18 @@ async function markPeer(ctx: BenchContext, q: Queue): Promise<void> {
 
 type Loop = 'add' | 'addBulk';
 
-async function peerRate(ctx: BenchContext, peer: Peer, loop: Loop, job: 'noop' | 'sleep', n: number, label: string): Promise<number> {
+/** Jobs/s of one loop, and CPU and context switches per job (this client, the BullMQ worker, redis-server). */
+async function peerRate(ctx: BenchContext, peer: Peer, loop: Loop, job: 'noop' | 'sleep', n: number, label: string, redisPid: number): Promise<{ rate: number; split: CpuSplit }> {
   const data = job === 'sleep' ? { ms: 10 } : {};
   await markPeer(ctx, peer.queue);
   const rates: number[] = [];
+  const splits: CpuSplit[] = [];
   for (let run = 1; run <= ctx.runs; run++) {
     ctx.progress.step(`9 BullMQ: ${label}, run ${run}/${ctx.runs}`);
+    const wb = cpuSnapshot([peer.pid]);
+    const rb = cpuSnapshot([redisPid]);
+    const sb = switchParts(peer.pid, redisPid);
+    const c0 = process.cpuUsage();
     const t0 = performance.now();
     if (loop === 'add') await publishAll(n, () => peer.queue.add(job, data), (d) => ctx.progress.tick(d, n));
     else
@@ -68,8 +75,12 @@ async function peerRate(ctx: BenchContext, peer: Peer, loop: Loop, job: 'noop' |
       }
     await markPeer(ctx, peer.queue);
     rates.push((n / (performance.now() - t0 + (job === 'sleep' ? 10 : 0))) * 1000);
+    const c1 = process.cpuUsage(c0);
+    const sa = switchParts(peer.pid, redisPid);
+    splits.push({ client: (c1.user + c1.system) / n, main: cpuDelta(wb, cpuSnapshot([peer.pid])) / n, children: 0, broker: cpuDelta(rb, cpuSnapshot([redisPid])) / n, switches: switchSplit(sb, sa, peer.pid, n) });
   }
-  return median(rates);
+  const rate = median(rates);
+  return { rate, split: splits[rates.indexOf(rate)] ?? splits[0]! };
 }
 
 async function peerLatency(ctx: BenchContext, peer: Peer, n: number): Promise<number[]> {
@@ -129,10 +140,10 @@ async function asynxRedis(ctx: BenchContext, redisUrl: string, redisPid: number,
       ctx.progress.step(`9 BullMQ: starting asynx Redis ${pool} -c ${c}`);
       const queue = `bench.r${pool}`;
       const w = await startAsynx(ctx, url, c, queue, 'none', {}, pool);
-      const rate = (await endToEnd(ctx, w, url, queue, n, `9 BullMQ: asynx Redis ${pool} -c ${c}`, redisPid)).rate;
+      const e = await endToEnd(ctx, w, url, queue, n, `9 BullMQ: asynx Redis ${pool} -c ${c}`, redisPid);
       await w.stop();
-      noop[pool] = rate;
-      rows.push({ case: C, metric, value: rate, unit: 'tasks/s', baseline: vsAdd, ratio: ratio(rate, peer.add) });
+      noop[pool] = e.rate;
+      rows.push({ case: C, metric, value: e.rate, unit: 'tasks/s', baseline: vsAdd, ratio: ratio(e.rate, peer.add), note: describeSplit(e.split) });
     } catch (err) {
       rows.push(failedRow(C, metric, err));
     }
@@ -179,13 +190,16 @@ export async function bullmq(ctx: BenchContext): Promise<BenchRow[]> {
   const rabbit = await ctx.rabbit();
   // asynx async -c 100 from case 1 when it ran in this invocation, else measured here.
   let asynxNoop = ctx.memo.get('amqp.async.noop') ?? null;
+  let asynxNote = "CPU split: case 1's async -c 100 row";
   let asynxSleepRate: number | null = null;
   if (rabbit) {
     try {
       if (asynxNoop === null) {
         ctx.progress.step('9 BullMQ: starting asynx AMQP async -c 100');
         const w = await startAsynx(ctx, rabbit.url, 100, 'bench.basync', 'none', {}, 'async');
-        asynxNoop = (await endToEnd(ctx, w, rabbit.url, 'bench.basync', n, '9 BullMQ: asynx AMQP async -c 100', rabbit.pid())).rate;
+        const e = await endToEnd(ctx, w, rabbit.url, 'bench.basync', n, '9 BullMQ: asynx AMQP async -c 100', rabbit.pid());
+        asynxNoop = e.rate;
+        asynxNote = describeSplit(e.split);
         await w.stop();
       }
       asynxSleepRate = await asynxSleep(ctx, rabbit.url, 'AMQP', n);
@@ -196,16 +210,20 @@ export async function bullmq(ctx: BenchContext): Promise<BenchRow[]> {
   const peer = await startPeer(ctx, redis.url, 'bench-bull', 100);
   let figures: PeerFigures | null = null;
   try {
-    const add = await peerRate(ctx, peer, 'add', 'noop', n, 'awaited add, no-op');
-    const bulk = await peerRate(ctx, peer, 'addBulk', 'noop', n, `addBulk (${BULK} a call), no-op`);
-    const addSleep = await peerRate(ctx, peer, 'add', 'sleep', n, 'awaited add, 10 ms jobs');
-    const bulkSleep = await peerRate(ctx, peer, 'addBulk', 'sleep', n, 'addBulk, 10 ms jobs');
+    const addM = await peerRate(ctx, peer, 'add', 'noop', n, 'awaited add, no-op', redis.pid);
+    const bulkM = await peerRate(ctx, peer, 'addBulk', 'noop', n, `addBulk (${BULK} a call), no-op`, redis.pid);
+    const add = addM.rate;
+    const bulk = bulkM.rate;
+    const addSleep = (await peerRate(ctx, peer, 'add', 'sleep', n, 'awaited add, 10 ms jobs', redis.pid)).rate;
+    const bulkSleep = (await peerRate(ctx, peer, 'addBulk', 'sleep', n, 'addBulk, 10 ms jobs', redis.pid)).rate;
+    // The BullMQ worker is one process: its figure is under "worker main"; redis-server's under "broker".
+    const bullSplit = (s: CpuSplit) => describeSplit(s).replace(/, pool 0(?=[,;])/g, '').replace(/, pool 0\.0(?=,)/, '');
     const lat = await peerLatency(ctx, peer, ctx.n(1_000));
     const rawP50 = ctx.memo.get('amqp.raw.p50') ?? null;
     rows.push(
-      { case: C, metric: 'BullMQ concurrency 100, awaited add, no-op', value: add, unit: 'jobs/s', note: 'Queue.add, 256 in flight' },
-      { case: C, metric: `BullMQ concurrency 100, addBulk, no-op`, value: bulk, unit: 'jobs/s', note: `addBulk of ${BULK}, one call at a time` },
-      { case: C, metric: 'asynx AMQP async -c 100, no-op', value: asynxNoop, unit: 'tasks/s', baseline: { label: 'BullMQ awaited add', value: add }, ratio: ratio(asynxNoop, add), target: '≥ 1.50', met: meets(ratio(asynxNoop, add), 1.5) },
+      { case: C, metric: 'BullMQ concurrency 100, awaited add, no-op', value: add, unit: 'jobs/s', note: `Queue.add, 256 in flight; ${bullSplit(addM.split)}` },
+      { case: C, metric: `BullMQ concurrency 100, addBulk, no-op`, value: bulk, unit: 'jobs/s', note: `addBulk of ${BULK}, one call at a time; ${bullSplit(bulkM.split)}` },
+      { case: C, metric: 'asynx AMQP async -c 100, no-op', value: asynxNoop, unit: 'tasks/s', baseline: { label: 'BullMQ awaited add', value: add }, ratio: ratio(asynxNoop, add), target: '≥ 1.50', met: meets(ratio(asynxNoop, add), 1.5), note: asynxNote },
       { case: C, metric: 'asynx AMQP async -c 100 ÷ BullMQ addBulk, no-op', value: ratio(asynxNoop, bulk), unit: '×', note: 'asynx publishes one task a call' },
       { case: C, metric: 'BullMQ concurrency 100, awaited add, 10 ms jobs', value: addSleep, unit: 'jobs/s', baseline: { label: 'ideal 100/10 ms', value: 10_000 }, ratio: ratio(addSleep, 10_000) },
       { case: C, metric: 'BullMQ concurrency 100, addBulk, 10 ms jobs', value: bulkSleep, unit: 'jobs/s', baseline: { label: 'ideal 100/10 ms', value: 10_000 }, ratio: ratio(bulkSleep, 10_000) },
