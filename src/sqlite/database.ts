@@ -8,8 +8,18 @@ import { isBusy, noDirectoryError, sqliteError } from './errors.js';
 
 export type Db = Database.Database;
 
-/** How long opening a file (journal mode and schema, once per process) waits on another process's lock, ms. */
-const OPEN_BUSY_MS = 5_000;
+/** How long opening a file (journal mode and schema, once per process) keeps trying past other processes' locks, ms. */
+const OPEN_BUSY_MS = 10_000;
+/**
+ * One attempt's own wait, ms. An attempt that fails closes its handle and the next starts after a pause, so a
+ * lock this process holds (a half-done open) never makes another process wait the whole bound.
+ */
+const OPEN_ATTEMPT_BUSY_MS = 1_000;
+
+/** Blocks this thread for `ms` (the open is synchronous: its waits are too). */
+function pauseSync(ms: number): void {
+  if (ms > 0) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
 
 /** How to open a database file. */
 export interface OpenDatabaseOptions {
@@ -59,20 +69,40 @@ function ensureDirectory(path: string, urlName: string): void {
 
 /**
  * Opens (creating the file if needed; its directory must exist, except a `.asynx` folder) with settings
- * safe for many processes on one file: WAL journal, `synchronous = NORMAL`, the schema (waiting up to 5 s on
- * another process's lock), then the statements' own busy timeout. Every failure is a
+ * safe for many processes on one file: WAL journal, `synchronous = NORMAL`, the schema (trying for up to 10 s
+ * past other processes' locks), then the statements' own busy timeout. Every failure is a
  * SqliteStorageError (`asynx.sqlite.cantOpen`, `.readOnly`, `.corrupt`, `.full`, `.busy` …), except a missing
  * directory: a UsageError `asynx.sqlite.noDirectory` (exit 64: the URL is wrong, waiting will not help).
  */
 export function openDatabase(path: string, opts: OpenDatabaseOptions): Db {
-  // The open itself (journal mode, then the schema) waits longer than a statement: on a new file, every
-  // process starting beside this one (nodes of one `multi start`, beat, clients) writes the schema at once.
-  const openBusyMs = Math.max(opts.busyTimeoutMs, OPEN_BUSY_MS);
-  const at = { path, what: opts.what ?? 'open', busyTimeoutMs: openBusyMs };
-  let db: Db | null = null;
+  const what = opts.what ?? 'open';
   try {
     if (path !== ':memory:') ensureDirectory(path, opts.urlName ?? 'broker or result backend URL');
-    db = new Database(path, { timeout: openBusyMs });
+  } catch (err) {
+    throw sqliteError(err, { path, what, busyTimeoutMs: 0 });
+  }
+  // The open itself (journal mode, then the schema) waits longer than a statement: on a new file, every
+  // process starting beside this one (nodes of one `multi start`, beat, clients) sets the journal mode and
+  // writes the schema at once. SQLite answers some of those races with SQLITE_BUSY at once (it will not wait
+  // where waiting could deadlock) and one such failure made a scheduler exit 69: each attempt that fails on a
+  // lock closes its handle, which releases whatever it held, and the open tries again after a short pause.
+  const started = Date.now();
+  const deadline = started + Math.max(opts.busyTimeoutMs, OPEN_BUSY_MS);
+  for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
+    try {
+      return openOnce(path, opts, Math.min(Math.max(opts.busyTimeoutMs, OPEN_ATTEMPT_BUSY_MS), Math.max(1, deadline - Date.now())));
+    } catch (err) {
+      if (!isBusy(err) || Date.now() >= deadline) throw sqliteError(err, { path, what, busyTimeoutMs: Date.now() - started });
+      pauseSync(Math.min(pause, deadline - Date.now()));
+    }
+  }
+}
+
+/** One attempt: open, WAL, the schema, then the statements' own busy timeout; a failure closes the handle. */
+function openOnce(path: string, opts: OpenDatabaseOptions, busyMs: number): Db {
+  let db: Db | null = null;
+  try {
+    db = new Database(path, { timeout: busyMs });
     db.pragma('journal_mode = WAL');
     db.pragma('synchronous = NORMAL');
     db.exec(opts.schema);
@@ -84,7 +114,7 @@ export function openDatabase(path: string, opts: OpenDatabaseOptions): Db {
     } catch {
       // closing a half-open handle: nothing more to release
     }
-    throw sqliteError(err, at);
+    throw err;
   }
 }
 

@@ -71,7 +71,7 @@ export function sqliteError(err: unknown, at: SqliteFailure): Error {
   const facts: ErrorFacts = { path: at.path, value: code || undefined };
   const make = (c: SqliteErrorCode, message: string, extra: ErrorFacts = {}) => new SqliteStorageError(c, message, { cause: err, facts: { ...facts, ...extra } });
   if (isBusy(err)) {
-    return make(SQLITE_ERROR_CODES.busy, `Cannot ${at.what}: another process holds a write lock on the SQLite database ${at.path} for longer than the busy timeout (${at.busyTimeoutMs} ms) (${raw}). Find the process keeping a transaction open (fuser ${at.path}), or retry later`, { timedOut: true });
+    return make(SQLITE_ERROR_CODES.busy, `Cannot ${at.what}: another process holds a write lock on the SQLite database ${at.path} for longer than the busy timeout (${at.busyTimeoutMs} ms) (${raw}${code.startsWith('SQLITE_BUSY_') || code.startsWith('SQLITE_LOCKED') ? `, ${code}` : ''}). Find the process keeping a transaction open (fuser ${at.path}), or retry later`, { timedOut: true });
   }
   if (code === 'SQLITE_FULL' || code === 'ENOSPC' || code === 'SQLITE_IOERR_WRITE') {
     return make(SQLITE_ERROR_CODES.full, `Cannot ${at.what}: the disk is full or unwritable (${raw}). Free space on the file system of ${at.path}, then retry`);
