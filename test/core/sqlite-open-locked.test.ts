@@ -45,6 +45,17 @@ async function whileLocked(open: (path: string) => Promise<void>, holdMs = HOLD_
   }
 }
 
+/** What a worker or client does first on the broker file: connect (the open), then one statement. */
+async function connectAndCount(path: string): Promise<void> {
+  const t = new SqliteTransport(path);
+  try {
+    await t.connect();
+    assert.equal(await t.count('celery'), 0);
+  } finally {
+    await t.close();
+  }
+}
+
 test('beat opening its state waits for the lock (it exited 69, "Cannot open the beat state", after 50 ms)', { timeout: 30_000 }, async () => {
   await whileLocked(async (path) => {
     const store = new SqliteScheduleStore(path);
@@ -58,25 +69,9 @@ test('beat opening its state waits for the lock (it exited 69, "Cannot open the 
 });
 
 test('a worker or client connecting to the broker waits for the lock (it failed "Cannot open the broker database" after 250 ms)', { timeout: 30_000 }, async () => {
-  await whileLocked(async (path) => {
-    const t = new SqliteTransport(path);
-    try {
-      await t.connect();
-      assert.equal(await t.count('celery'), 0);
-    } finally {
-      await t.close();
-    }
-  });
+  await whileLocked(connectAndCount);
 });
 
 test('an open keeps trying past one attempt\'s wait: a lock held 6.5 s (the 5 s single wait failed)', { timeout: 60_000 }, async () => {
-  await whileLocked(async (path) => {
-    const t = new SqliteTransport(path);
-    try {
-      await t.connect();
-      assert.equal(await t.count('celery'), 0);
-    } finally {
-      await t.close();
-    }
-  }, 6_500);
+  await whileLocked(connectAndCount, 6_500);
 });
