@@ -217,7 +217,7 @@ export async function bullmq(ctx: BenchContext): Promise<BenchRow[]> {
     const addSleep = (await peerRate(ctx, peer, 'add', 'sleep', n, 'awaited add, 10 ms jobs', redis.pid)).rate;
     const bulkSleep = (await peerRate(ctx, peer, 'addBulk', 'sleep', n, 'addBulk, 10 ms jobs', redis.pid)).rate;
     // The BullMQ worker is one process: its figure is under "worker main"; redis-server's under "broker".
-    const bullSplit = (s: CpuSplit) => describeSplit(s).replace(/, pool 0(?=[,;])/g, '').replace(/, pool 0\.0(?=,)/, '');
+    const bullSplit = (s: CpuSplit) => describeSplit(s, 'pool');
     const lat = await peerLatency(ctx, peer, ctx.n(1_000));
     const rawP50 = ctx.memo.get('amqp.raw.p50') ?? null;
     rows.push(

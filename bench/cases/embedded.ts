@@ -95,8 +95,8 @@ export async function embedded(ctx: BenchContext): Promise<BenchRow[]> {
     const t = targets[p.pool];
     const split = p.splits[p.cpus.indexOf(median(p.cpus))] ?? p.splits[0]!;
     rows.push({ case: '3 embedded', metric, value: rate, unit: 'tasks/s', baseline: { label: 'raw loop', value: rawRate }, ratio: r, ...(t !== undefined ? { target: `≥ ${t.toFixed(2)}`, met: meets(r, t) } : {}) });
-    if (p.pool === 'prefork') rows.push({ case: '3 embedded', metric: 'asynx SQLite prefork CPU per task (client + worker)', value: median(p.cpus), unit: 'µs', note: describeSplit(split).replace(/, broker 0(?=;|$)/, '').replace(/, broker 0\.0$/, '') });
-    else rows[rows.length - 1]!.note = describeSplit(split).replace(/, broker 0(?=;|$)/, '').replace(/, broker 0\.0$/, '');
+    if (p.pool === 'prefork') rows.push({ case: '3 embedded', metric: 'asynx SQLite prefork CPU per task (client + worker)', value: median(p.cpus), unit: 'µs', note: describeSplit(split, 'broker') });
+    else rows[rows.length - 1]!.note = describeSplit(split, 'broker');
   }
   return rows;
 }

@@ -67,10 +67,12 @@ export interface CpuSplit {
   switches?: { client: number; main: number; children: number; broker: number };
 }
 
-export function describeSplit(s: CpuSplit): string {
-  const cpu = `CPU µs/task: client ${s.client.toFixed(0)}, worker main ${s.main.toFixed(0)}, pool ${s.children.toFixed(0)}, broker ${s.broker.toFixed(0)}`;
+/** The note text of a split; `omit` leaves out a part a setup does not have (SQLite: no broker; BullMQ: no pool). */
+export function describeSplit(s: CpuSplit, omit?: 'pool' | 'broker'): string {
+  const list = (parts: Array<[string, number]>, digits: number) => parts.filter(([label]) => label !== omit).map(([label, v]) => `${label} ${v.toFixed(digits)}`).join(', ');
+  const cpu = `CPU µs/task: ${list([['client', s.client], ['worker main', s.main], ['pool', s.children], ['broker', s.broker]], 0)}`;
   const w = s.switches;
-  return w ? `${cpu}; context switches/task: client ${w.client.toFixed(1)}, main ${w.main.toFixed(1)}, pool ${w.children.toFixed(1)}, broker ${w.broker.toFixed(1)}` : cpu;
+  return w ? `${cpu}; context switches/task: ${list([['client', w.client], ['main', w.main], ['pool', w.children], ['broker', w.broker]], 1)}` : cpu;
 }
 
 /** Context switches of the client (this process alone), the worker's tree and the broker's tree, taken together. */
@@ -123,9 +125,11 @@ export async function limit(ctx: BenchContext): Promise<BenchRow[]> {
   for (let run = 1; run <= ctx.runs; run++) {
     ctx.progress.step(`1 limit: raw amqplib, run ${run}/${ctx.runs}`);
     const before = cpuSnapshot([rabbit.pid() ?? process.pid]);
-    const sb = switchParts(process.pid, rabbit.pid());
+    // The raw loop's publisher and consumer are this process: no worker tree to read.
+    const brokerTree = rabbit.pid() ? [rabbit.pid()!] : [];
+    const sb = { client: switchesOf(process.pid), broker: switchSnapshot(brokerTree) };
     const r = await rawAmqp(rabbit.url, 'bench.raw', n);
-    const sa = switchParts(process.pid, rabbit.pid());
+    const sa = { client: switchesOf(process.pid), broker: switchSnapshot(brokerTree) };
     raws.push(r.rate);
     rawCpu.push(r.cpuUs + (rabbit.pid() ? cpuDelta(before, cpuSnapshot([rabbit.pid()!])) / n : 0));
     rawSwitches.push(`context switches/msg: client and consumer ${((sa.client - sb.client) / n).toFixed(1)}, broker ${(cpuDelta(sb.broker, sa.broker) / n).toFixed(1)}`);
