@@ -83,9 +83,10 @@ export function openDatabase(path: string, opts: OpenDatabaseOptions): Db {
   }
   // The open itself (journal mode, then the schema) waits longer than a statement: on a new file, every
   // process starting beside this one (nodes of one `multi start`, beat, clients) sets the journal mode and
-  // writes the schema at once. SQLite answers some of those races with SQLITE_BUSY at once (it will not wait
-  // where waiting could deadlock) and one such failure made a scheduler exit 69: each attempt that fails on a
-  // lock closes its handle, which releases whatever it held, and the open tries again after a short pause.
+  // writes the schema at once. A scheduler still exited 69 there after a single 5 s wait (cause not pinned
+  // down; SQLite answers some lock races with SQLITE_BUSY at once, where waiting could deadlock): each attempt
+  // that fails on a lock closes its handle, which releases whatever it held, and the open tries again after a
+  // short pause (as retryWhileBusy below does, but synchronously: the open is).
   const started = Date.now();
   const deadline = started + Math.max(opts.busyTimeoutMs, OPEN_BUSY_MS);
   for (let pause = 5; ; pause = Math.min(pause * 2, 200)) {
